@@ -1,0 +1,74 @@
+"""Atomic file output: write to a temporary name beside the target, then rename.
+
+An interrupted run therefore leaves either the whole previous file, the whole new file, or a
+temporary file whose name starts with ``.`` and contains ``.tmp-`` (removed by
+:func:`remove_stale_temporaries` on the next run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+TEMP_MARKER = ".tmp-"
+
+
+def temporary_name(path: Path) -> Path:
+    """Return a hidden temporary path in the same folder as ``path`` (same file system)."""
+    return path.with_name(f".{path.name}{TEMP_MARKER}{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path to write to; on success it is renamed to ``path``.
+
+    On an exception the temporary file (or folder) is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(target)
+    _remove(tmp)
+    try:
+        yield tmp
+        if target.is_dir() and tmp.is_dir():
+            # os.replace cannot replace a non-empty folder: move the old one aside first.
+            old = target.with_name(f".{target.name}{TEMP_MARKER}old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            _remove(old)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Remove temporaries left by an interrupted run anywhere under ``folder``; return count."""
+    if not folder.is_dir():
+        return 0
+    stale = [p for p in folder.rglob(f".*{TEMP_MARKER}*")]
+    for p in stale:
+        _remove(p)
+    return len(stale)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists() or p.is_symlink():
+        p.unlink(missing_ok=True)
