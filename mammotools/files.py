@@ -72,3 +72,15 @@ def _remove(p: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
     elif p.exists() or p.is_symlink():
         p.unlink(missing_ok=True)
+
+
+def image_stem(name: str) -> str:
+    """An image's name without its extension: ``mammo_01.png`` -> ``mammo_01``.
+
+    ``.ome.tif``/``.ome.tiff`` count as one extension; a path's folders are dropped.
+    """
+    base = Path(name.replace("\\", "/")).name
+    for ext in (".ome.tiff", ".ome.tif"):
+        if base.lower().endswith(ext):
+            return base[: -len(ext)]
+    return Path(base).stem if "." in base.lstrip(".") else base

@@ -1,0 +1,5 @@
+"""``python -m mammotools``."""
+
+from mammotools.cli import main
+
+main()

@@ -1,0 +1,152 @@
+"""The ``mammotools`` command line. Each command parses, calls one library function, reports.
+
+Heavy packages (numpy, OpenCV, rasterio, torch) are imported inside the commands, so
+``mammotools --help`` is instant and works when an optional part is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from mammotools import __version__
+from mammotools.errors import MammoError
+
+MAX_WARNINGS_SHOWN = 20
+
+
+def user_errors(fn):  # type: ignore[no-untyped-def]
+    """Turn the library's user-facing errors into one clear line and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except MammoError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _class_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for v in values:
+        src, sep, dst = v.partition("=")
+        if not sep or not src.strip() or not dst.strip():
+            raise click.BadParameter(f"{v!r}: write it as 'Annotation class=Table class', e.g. 'Mass=Tumor'")
+        pairs.append((src.strip(), dst.strip()))
+    return tuple(pairs)
+
+
+classes_option = click.option(
+    "--classes",
+    "classes_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Class table JSON (list of {name, label, color, rank, smooth, aliases}); default: the paper's 14 regions.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="mammotools")
+def main() -> None:
+    """From QuPath annotations of mammograms to segmentation datasets and benchmarks."""
+
+
+@main.command("export-qupath")
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--images", "images_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder holding the image files (searched by name); default: where the project says they are.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Dataset folder to write.")
+@classes_option
+@click.option("--sigma", type=click.FloatRange(min=0), default=None,
+              help="Gaussian sigma (px) for smoothed regions; 0 turns smoothing off.  [default: 5.0]")
+@click.option("--point-radius", type=click.FloatRange(min=0.5), default=None,
+              help="Radius (px) of the disc a point annotation becomes.  [default: 25.0]")
+@click.option("--map", "class_map", multiple=True, callback=_class_pair, metavar="CLASS=KNOWN",
+              help="Treat annotations of CLASS as the table's class KNOWN (repeatable).")
+@click.option("--ignore", multiple=True, metavar="CLASS", help="Leave annotations of CLASS out (repeatable).")
+@click.option("--workers", type=click.IntRange(min=0), default=0,
+              help="Worker processes; 0 = one per CPU core.  [default: 0]", show_default=False)
+@click.option("--overwrite", is_flag=True, help="Replace outputs made earlier from other inputs or settings.")
+@user_errors
+def export_qupath(project, images_dir, out, classes_file, sigma, point_radius, class_map, ignore, workers, overwrite):  # type: ignore[no-untyped-def]
+    """Export QuPath annotations (PROJECT folder, GeoJSON export folder or file) to a dataset.
+
+    Writes OUT/images, OUT/labels (merged label maps), OUT/masks (a binary map per region),
+    OUT/classes.json and OUT/manifest.csv. A rerun skips images whose outputs are complete.
+    """
+    from mammotools.classes import load_class_table
+    from mammotools.export import ExportSettings, export_dataset
+    from mammotools.masks import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
+
+    table = load_class_table(classes_file)
+    settings = ExportSettings(
+        sigma=DEFAULT_SIGMA if sigma is None else sigma,
+        point_radius=DEFAULT_POINT_RADIUS if point_radius is None else point_radius,
+        class_map=class_map,
+        ignore=tuple(ignore),
+    )
+    workers = workers or os.cpu_count() or 1
+    bar = None
+
+    def on_plan(todo: int, done: int) -> None:
+        nonlocal bar
+        if done:
+            click.echo(f"{done} image(s) already exported, skipped", err=True)
+        bar = click.progressbar(length=todo, label=f"Exporting {todo} image(s)", file=sys.stderr,
+                                show_pos=True, show_eta=True)
+        bar.__enter__()
+
+    def on_image(name: str) -> None:
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        summary = export_dataset(project, out, images_dir, table, settings, workers, overwrite, on_plan, on_image)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    for w in summary.warnings[:MAX_WARNINGS_SHOWN]:
+        click.echo(f"warning: {w}", err=True)
+    if len(summary.warnings) > MAX_WARNINGS_SHOWN:
+        click.echo(f"... and {len(summary.warnings) - MAX_WARNINGS_SHOWN} more warnings (see {out}/records/*.json)", err=True)
+    for name, message in summary.failed:
+        click.echo(f"failed: {name}: {message}", err=True)
+    t = summary.timings
+    click.echo(
+        f"{len(summary.exported)} exported, {len(summary.skipped)} skipped (complete), "
+        f"{len(summary.failed)} failed, {len(summary.not_annotated)} without annotations; "
+        f"{len(summary.warnings)} warning(s); {summary.seconds:.1f} s"
+        + (f" (decode {t['decode']:.1f} s, masks {t['masks']:.1f} s, "
+           f"writing {t['encode_image'] + t['encode_maps']:.1f} s)" if t else "")
+    )
+    click.echo(f"Dataset: {out}  (manifest: {out / 'manifest.csv'})")
+    if summary.failed:
+        raise SystemExit(1)
+
+
+@main.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@classes_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@user_errors
+def inspect_cmd(path, classes_file, as_json):  # type: ignore[no-untyped-def]
+    """Report what PATH holds: a QuPath project, a folder of GeoJSON exports, or one export.
+
+    Images with sizes, annotation counts per class, classes unknown to the class table, and
+    problems (invalid or empty geometries), without needing the image files.
+    """
+    from mammotools.classes import load_class_table
+    from mammotools.inspection import format_report, inspect_source
+
+    report = inspect_source(path, load_class_table(classes_file))
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+if __name__ == "__main__":
+    main()

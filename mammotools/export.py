@@ -1,0 +1,434 @@
+"""``export-qupath``: QuPath annotations -> a dataset folder every later command reads.
+
+Layout (a contract)::
+
+    dataset/classes.json               the class table used
+    dataset/manifest.csv               a row per image (see MANIFEST_FIELDS)
+    dataset/images/<name>.png          the image, lossless, original bit depth
+    dataset/labels/<name>.png          merged label map: uint8 palette PNG, values = labels
+    dataset/masks/<name>/<region>.png  binary map (0/255) per region present, after smoothing
+    dataset/records/<name>.json        what was done for the image; written last, so its
+                                       presence marks the image's outputs complete
+
+The work is in two steps. :func:`plan_export` reads every annotation file in this process and
+checks everything that can be checked before writing (unknown classes, missing images, names,
+earlier outputs), so a mistake stops the run before any file is written. :func:`export_image`
+then does one image (in a worker process with ``workers > 1``); an image that fails there
+(truncated file, size differing from the project's) is reported and written nowhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shapely import to_wkb
+from shapely.geometry.base import BaseGeometry
+
+from mammotools.annotations import clip_to_image, repair_geometry
+from mammotools.classes import ClassTable, default_class_table, normalize_name
+from mammotools.errors import InputError, MammoError, MissingFileError
+from mammotools.files import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    image_stem,
+    remove_stale_temporaries,
+)
+from mammotools.locate import ImageIndex
+from mammotools.masks import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
+from mammotools.qupath.source import ImageRecord, open_source, read_annotations
+
+SUBJECT_KEYS = ("subject", "patient", "patient_id", "patientid", "subject_id")
+MAX_LISTED = 8  # how many names an error message lists before "..."
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """How annotations become maps; each default is the one documented in masks.py."""
+
+    sigma: float = DEFAULT_SIGMA
+    point_radius: float = DEFAULT_POINT_RADIUS
+    class_map: tuple[tuple[str, str], ...] = ()  # (annotation class, table class) from --map
+    ignore: tuple[str, ...] = ()  # annotation classes to leave out (--ignore)
+
+
+@dataclass
+class ImageJob:
+    """One image to export: everything a worker needs, checked and picklable."""
+
+    name: str  # output stem: the image file's stem
+    record: ImageRecord
+    image_path: Path
+    subject: str
+    width: int
+    height: int
+    geometries: dict[str, list[BaseGeometry]]  # table class name -> geometries
+    fingerprint: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExportSummary:
+    """What a run did."""
+
+    out: Path
+    exported: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # outputs already complete
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (name, message)
+    not_annotated: list[str] = field(default_factory=list)  # images with no annotation file
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # summed per stage, exported images
+
+
+def subject_of(record: ImageRecord, name: str) -> str:
+    """The image's subject (patient): a project metadata value if present, else the name."""
+    lowered = {k.lower().replace(" ", "_"): v for k, v in record.metadata.items()}
+    for key in SUBJECT_KEYS:
+        if lowered.get(key):
+            return lowered[key]
+    return name
+
+
+def plan_export(
+    source_path: Path,
+    out: Path,
+    images_dir: Path | None,
+    table: ClassTable,
+    settings: ExportSettings,
+    overwrite: bool = False,
+) -> tuple[list[ImageJob], list[ImageJob], ExportSummary]:
+    """Check the whole input and decide what to do: (jobs to run, jobs already done, summary)."""
+    source = open_source(source_path)
+    index = ImageIndex(images_dir)
+    summary = ExportSummary(out)
+    targets = _class_targets(table, settings)
+    unknown: dict[str, set[str]] = {}
+    missing: list[str] = []
+    jobs: list[ImageJob] = []
+    for record in source.images:
+        if record.reader is None:
+            summary.not_annotated.append(record.name)
+            summary.warnings.extend(f"{record.name}: {p}; not exported" for p in record.problems)
+            continue
+        hint = record.image_path_hint
+        if hint is None and source.kind != "project" and images_dir is None:
+            hint_dir = record.annotation_path.parent if record.annotation_path else None
+            image_path = ImageIndex(hint_dir).find(record.name) if hint_dir else None
+        else:
+            image_path = index.find(record.name, hint)
+        if image_path is None:
+            missing.append(record.name)
+            continue
+        jobs.append(_plan_image(record, image_path, table, targets, settings, unknown))
+    if unknown:
+        raise InputError(_unknown_message(unknown, table))
+    if missing:
+        where = f"in {images_dir}" if images_dir else "at the paths the project records (pass --images FOLDER)"
+        listed = ", ".join(missing[:MAX_LISTED]) + (" ..." if len(missing) > MAX_LISTED else "")
+        raise MissingFileError(f"{len(missing)} image file(s) not found {where}: {listed}")
+    _check_names(jobs)
+    for job in jobs:
+        summary.warnings.extend(f"{job.name}: {w}" for w in job.warnings)
+    todo, done = _split_done(jobs, out, table, overwrite)
+    return todo, done, summary
+
+
+def export_dataset(
+    source_path: str | Path,
+    out: str | Path,
+    images_dir: str | Path | None = None,
+    table: ClassTable | None = None,
+    settings: ExportSettings | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    on_plan: Callable[[int, int], None] | None = None,
+    on_image: Callable[[str], None] | None = None,
+) -> ExportSummary:
+    """Export a QuPath project (or GeoJSON exports) to a dataset folder; see module docstring.
+
+    ``on_plan(todo, done)`` is called once the work is known; ``on_image(name)`` after each
+    image (for a progress bar).
+    """
+    from mammotools.export_image import export_image, init_worker  # cv2 etc. only when working
+
+    start = time.perf_counter()
+    table = table or default_class_table()
+    settings = settings or ExportSettings()
+    out = Path(out)
+    todo, done, summary = plan_export(
+        Path(source_path), out, Path(images_dir) if images_dir else None, table, settings, overwrite
+    )
+    if on_plan:
+        on_plan(len(todo), len(done))
+    _prepare_out(out, table, overwrite)
+    summary.skipped = [j.name for j in done]
+
+    def finished(job: ImageJob, result: dict | None, error: str | None) -> None:
+        if error is not None:
+            summary.failed.append((job.name, error))
+        else:
+            summary.exported.append(job.name)
+            for k, v in result["timings"].items():
+                summary.timings[k] = summary.timings.get(k, 0.0) + v
+        if on_image:
+            on_image(job.name)
+
+    if workers <= 1 or len(todo) <= 1:
+        init_worker(threads=0)
+        for job in todo:
+            result, error = _run_one(export_image, job, out, table, settings)
+            finished(job, result, error)
+    else:
+        _run_pool(todo, out, table, settings, workers, finished)
+    write_manifest(out, table)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _run_one(fn, job, out, table, settings):  # type: ignore[no-untyped-def]
+    try:
+        return fn(job, out, table, settings), None
+    except MammoError as exc:
+        return None, str(exc)
+
+
+def _run_pool(todo, out, table, settings, workers, finished) -> None:  # type: ignore[no-untyped-def]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from mammotools.export_image import export_image_checked, init_worker
+
+    # spawn: workers start clean (no inherited OpenCV/OpenMP thread state), on every platform.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(1,)) as pool:
+        futures = {pool.submit(export_image_checked, job, out, table, settings): job for job in todo}
+        try:
+            for fut in as_completed(futures):
+                result, error = fut.result()
+                finished(futures[fut], result, error)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _class_targets(table: ClassTable, settings: ExportSettings) -> dict[str, str | None]:
+    """Normalized annotation class name -> table class name (None = ignore), from --map/--ignore."""
+    targets: dict[str, str | None] = {}
+    for src, dst in settings.class_map:
+        found = table.find(dst)
+        if found is None:
+            raise InputError(
+                f"--map {src}={dst}: {dst!r} is not a class of the table ({', '.join(table.names)})"
+            )
+        targets[normalize_name(src)] = found.name
+    for name in settings.ignore:
+        targets[normalize_name(name)] = None
+    return targets
+
+
+def _plan_image(
+    record: ImageRecord,
+    image_path: Path,
+    table: ClassTable,
+    targets: dict[str, str | None],
+    settings: ExportSettings,
+    unknown: dict[str, set[str]],
+) -> ImageJob:
+    from mammotools.images import read_image_size
+
+    name = image_stem(image_path.name)
+    if record.width is None or record.height is None:
+        width, height = read_image_size(image_path)
+    else:
+        width, height = record.width, record.height
+    job = ImageJob(
+        name=name,
+        record=record,
+        image_path=image_path,
+        subject=subject_of(record, name),
+        width=width,
+        height=height,
+        geometries={},
+        fingerprint="",
+    )
+    objects = read_annotations(record)
+    others = sum(1 for a in objects if not a.is_annotation)
+    if others:
+        job.warnings.append(f"{others} detection/cell/other object(s) in {record.annotation_path} left out (annotations only)")
+    unclassified = 0
+    for ann in (a for a in objects if a.is_annotation):
+        if ann.class_name is None:
+            unclassified += 1
+            continue
+        key = normalize_name(ann.class_name)
+        if key in targets:
+            target = targets[key]
+        else:
+            region = table.find(ann.class_name)
+            target = region.name if region else None
+            if region is None:
+                unknown.setdefault(ann.class_name, set()).add(str(record.annotation_path))
+                continue
+        if target is None:
+            continue
+        repair_geometry(ann)
+        clip_to_image(ann, width, height)
+        job.warnings.extend(f"{ann.source}: {ann.describe()}: {p}" for p in ann.problems)
+        if not ann.geometry.is_empty:
+            job.geometries.setdefault(target, []).append(ann.geometry)
+    if unclassified:
+        job.warnings.append(
+            f"{unclassified} unclassified annotation(s) in {record.annotation_path} left out; "
+            "give them a class in QuPath to include them"
+        )
+    job.fingerprint = _fingerprint(job, table, settings)
+    return job
+
+
+def _fingerprint(job: ImageJob, table: ClassTable, settings: ExportSettings) -> str:
+    """Hash of everything an image's outputs depend on, to tell stale outputs from complete ones."""
+    h = hashlib.sha256()
+    stat = job.image_path.stat()
+    h.update(json.dumps([table.to_json(), settings.sigma, settings.point_radius, job.image_path.name, stat.st_size]).encode())
+    for cls in sorted(job.geometries):
+        h.update(cls.encode())
+        for g in job.geometries[cls]:
+            h.update(to_wkb(g))
+    return h.hexdigest()
+
+
+def _unknown_message(unknown: dict[str, set[str]], table: ClassTable) -> str:
+    parts = []
+    for cls, files in sorted(unknown.items()):
+        listed = ", ".join(sorted(files)[:3]) + (" ..." if len(files) > 3 else "")
+        parts.append(f"{cls!r} (in {listed})")
+    first = sorted(unknown)[0]
+    return (
+        f"unknown annotation class(es): {'; '.join(parts)}. Known classes: {', '.join(table.names)}. "
+        f"Map one with --map '{first}=<known class>', leave it out with --ignore '{first}', "
+        "or pass --classes FILE with your own class table"
+    )
+
+
+def _check_names(jobs: list[ImageJob]) -> None:
+    seen: dict[str, ImageJob] = {}
+    for job in jobs:
+        if not job.name or job.name in (".", "..") or "/" in job.name or "\\" in job.name:
+            raise InputError(f"{job.image_path}: cannot use {job.name!r} as an output name; rename the file")
+        other = seen.get(job.name)
+        if other is not None:
+            raise InputError(
+                f"images {other.image_path} and {job.image_path} both give the output name {job.name!r}; "
+                "rename one (outputs are named by the image file's stem)"
+            )
+        seen[job.name] = job
+
+
+def _split_done(jobs: list[ImageJob], out: Path, table: ClassTable, overwrite: bool) -> tuple[list[ImageJob], list[ImageJob]]:
+    """Separate images whose outputs are complete and current from those to (re)do."""
+    todo, done, stale = [], [], []
+    for job in jobs:
+        record = read_record(out, job.name)
+        if record is None:
+            todo.append(job)
+        elif overwrite:
+            todo.append(job)
+        elif record.get("fingerprint") == job.fingerprint and _outputs_present(out, record):
+            done.append(job)
+        else:
+            stale.append(job.name)
+    if stale:
+        listed = ", ".join(stale[:MAX_LISTED]) + (" ..." if len(stale) > MAX_LISTED else "")
+        raise InputError(
+            f"{out}: outputs of {len(stale)} image(s) were made from other annotations, images or settings "
+            f"({listed}); pass --overwrite to replace them, or choose another --out"
+        )
+    return todo, done
+
+
+def _outputs_present(out: Path, record: dict) -> bool:
+    name = record["name"]
+    paths = [out / "images" / f"{name}.png", out / "labels" / f"{name}.png"]
+    paths += [out / "masks" / name / f"{slug}.png" for slug in record.get("regions", [])]
+    return all(p.is_file() for p in paths)
+
+
+def read_record(out: Path, name: str) -> dict | None:
+    """The record of image ``name`` in dataset ``out``, or None if it has none (not complete)."""
+    path = out / "records" / f"{name}.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None  # a damaged record means "not complete": the image is redone
+
+
+def _prepare_out(out: Path, table: ClassTable, overwrite: bool) -> None:
+    """Create the dataset folder; refuse to mix class tables or to write into a foreign folder."""
+    classes_file = out / "classes.json"
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not classes_file.is_file() and not overwrite:
+        raise InputError(f"{out}: folder is not empty and is not a mammotools dataset; choose an empty or new --out")
+    if classes_file.is_file():
+        try:
+            same = json.loads(classes_file.read_text("utf-8")) == json.loads(table.to_json())
+        except ValueError:
+            same = False
+        if not same and not overwrite:
+            raise InputError(
+                f"{classes_file}: this dataset was made with another class table; pass --overwrite "
+                "to rebuild it with the new one, or choose another --out"
+            )
+        if not same:  # rebuilding with another table: earlier outputs no longer mean anything
+            for sub in ("images", "labels", "masks", "records"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+    for sub in ("images", "labels", "masks", "records"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    atomic_write_text(classes_file, table.to_json())
+
+
+MANIFEST_FIELDS = ["name", "subject", "width", "height", "source", "annotations", "entry_id"]
+
+
+def write_manifest(out: Path, table: ClassTable) -> Path:
+    """Write ``manifest.csv`` from every complete image record of the dataset; return its path.
+
+    Columns: MANIFEST_FIELDS, then ``pixels_<class slug>`` for each class (pixels of the merged
+    label map), then ``overlaps``: ``A|B=n`` pairs joined by ``;`` (pixels both binary maps
+    covered before merging; empty when no regions overlapped).
+    """
+    records = []
+    for path in sorted((out / "records").glob("*.json")):
+        record = read_record(out, path.stem)
+        if record is not None:
+            records.append(record)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(MANIFEST_FIELDS + [f"pixels_{c.slug}" for c in table] + ["overlaps"])
+    for r in records:
+        overlaps = ";".join(f"{o['regions'][0]}|{o['regions'][1]}={o['pixels']}" for o in r.get("overlaps", []))
+        pixels = r.get("pixels", {})
+        writer.writerow([r.get(k, "") for k in MANIFEST_FIELDS] + [pixels.get(c.name, 0) for c in table] + [overlaps])
+    target = out / "manifest.csv"
+    atomic_write_bytes(target, buf.getvalue().encode("utf-8"))
+    return target
+
+
+def write_masks_folder(folder: Path, masks: dict[str, bytes]) -> None:
+    """Write a region-name -> PNG bytes dict as ``folder/<region>.png``, the folder atomically."""
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        for slug, data in masks.items():
+            (tmp / f"{slug}.png").write_bytes(data)

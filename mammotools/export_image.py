@@ -1,0 +1,105 @@
+"""Export one image (the work a worker process does for ``export-qupath``).
+
+Order of writes: the image, the region masks (one folder, renamed into place), the label map,
+then the record. Each is atomic, and the record, written last, marks the image complete.
+Peak memory is about one decoded image, or the label map plus the region windows, not both:
+the image is written and dropped before the maps are built.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mammotools.errors import InputError, MammoError
+from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
+from mammotools.images import encode_png, read_image
+from mammotools.masks import label_pixel_counts, merge_region_maps, overlap_counts, region_maps
+from mammotools.palette import encode_label_png
+
+if TYPE_CHECKING:
+    from mammotools.classes import ClassTable
+    from mammotools.export import ExportSettings, ImageJob
+
+
+def init_worker(threads: int = 1) -> None:
+    """Set OpenCV's thread count (1 per worker process, so N workers use N cores; 0 = default)."""
+    import cv2
+
+    if threads > 0:
+        cv2.setNumThreads(threads)
+
+
+def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSettings) -> dict:
+    """Write all outputs of one image; return its record (also written to records/<name>.json)."""
+    from mammotools.export import write_masks_folder
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    image = read_image(job.image_path)
+    timings["decode"] = time.perf_counter() - t
+    height, width = image.shape[:2]
+    if (width, height) != (job.width, job.height):
+        raise InputError(
+            f"{job.image_path}: the image is {width}x{height} but {job.record.annotation_path or 'the project'} "
+            f"expects {job.width}x{job.height}; the annotations would not line up: point --images at the "
+            "image that was annotated"
+        )
+    t = time.perf_counter()
+    target = out / "images" / f"{job.name}.png"
+    if job.image_path.suffix.lower() == ".png":
+        # Already lossless PNG and verified by the decode above: copy the bytes, no re-encode.
+        with atomic_path(target) as tmp:
+            shutil.copyfile(job.image_path, tmp)
+    else:
+        atomic_write_bytes(target, encode_png(image))
+    del image
+    timings["encode_image"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    shape = (height, width)
+    maps = region_maps(table, job.geometries, shape, settings.sigma, settings.point_radius)
+    label = merge_region_maps(maps, shape, table.bottom.label)
+    pixels = label_pixel_counts(label, table)
+    overlaps = overlap_counts(maps)
+    timings["masks"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    encoded = {}
+    for rmap in maps:
+        encoded[rmap.region.slug] = encode_png(rmap.full_size(shape))
+    write_masks_folder(out / "masks" / job.name, encoded)
+    del encoded
+    atomic_write_bytes(out / "labels" / f"{job.name}.png", encode_label_png(label, table.palette()))
+    timings["encode_maps"] = time.perf_counter() - t
+
+    record = {
+        "name": job.name,
+        "subject": job.subject,
+        "width": width,
+        "height": height,
+        "source": str(job.image_path),
+        "annotations": str(job.record.annotation_path or ""),
+        "entry_id": job.record.entry_id if job.record.entry_id is not None else "",
+        "regions": [m.region.slug for m in maps],
+        "pixels": pixels,
+        "overlaps": [{"regions": list(pair), "pixels": n} for pair, n in overlaps.items()],
+        "warnings": job.warnings,
+        "settings": {"sigma": settings.sigma, "point_radius": settings.point_radius},
+        "fingerprint": job.fingerprint,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+    }
+    atomic_write_text(out / "records" / f"{job.name}.json", json.dumps(record, indent=1))
+    return record
+
+
+def export_image_checked(job: ImageJob, out: Path, table: ClassTable, settings: ExportSettings) -> tuple[dict | None, str | None]:
+    """:func:`export_image` for a pool: returns (record, None) or (None, error message)."""
+    try:
+        return export_image(job, out, table, settings), None
+    except MammoError as exc:
+        return None, str(exc)
+

@@ -1,0 +1,106 @@
+"""``inspect``: what a project, a folder of exports or one export holds, without the images.
+
+The report is plain data (what ``--json`` prints)::
+
+    {"qupath_version": "0.6.0" | null, "source": "project" | "folder" | "file", "path": ...,
+     "unknown_classes": [...],
+     "images": [{"name", "entry_id", "width", "height", "annotation_file",
+                 "annotation_counts": {CLASS: N}, "other_objects": {TYPE: N},
+                 "unknown_classes": [...], "problems": [...]}]}
+
+Annotation counts are keyed by the full QuPath class name (``"Tumor: Positive"`` stays as is),
+unclassified annotations under ``"Unclassified"``, as QuPath's own ``summary.json`` does.
+Detections, cells and other non-annotation objects are counted apart in ``other_objects``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from mammotools.annotations import repair_geometry
+from mammotools.classes import ClassTable, default_class_table
+from mammotools.errors import MammoError
+from mammotools.qupath.source import open_source, read_annotations
+
+UNCLASSIFIED = "Unclassified"
+
+
+def inspect_source(path: str | Path, table: ClassTable | None = None) -> dict:
+    """Report on ``path`` (see module docstring); raises only if ``path`` cannot be opened."""
+    table = table or default_class_table()
+    source = open_source(path)
+    images = []
+    all_unknown: set[str] = set()
+    for record in source.images:
+        counts: Counter[str] = Counter()
+        others: Counter[str] = Counter()
+        problems = list(record.problems)
+        try:
+            objects = read_annotations(record)
+        except MammoError as exc:
+            problems.append(str(exc))
+            objects = []
+        for ann in objects:
+            if not ann.is_annotation:
+                others[ann.object_type] += 1
+                continue
+            counts[ann.class_name or UNCLASSIFIED] += 1
+            repair_geometry(ann)
+            problems.extend(f"{ann.describe()}: {p}" for p in ann.problems)
+            if record.width and record.height and not ann.geometry.is_empty:
+                minx, miny, maxx, maxy = ann.geometry.bounds
+                if minx < 0 or miny < 0 or maxx > record.width or maxy > record.height:
+                    problems.append(f"{ann.describe()}: extends outside the {record.width}x{record.height} image")
+        unknown = sorted(c for c in counts if c != UNCLASSIFIED and table.find(c) is None)
+        all_unknown.update(unknown)
+        images.append(
+            {
+                "name": record.name,
+                "entry_id": record.entry_id,
+                "width": record.width,
+                "height": record.height,
+                "annotation_file": str(record.annotation_path) if record.annotation_path else None,
+                "annotation_counts": dict(sorted(counts.items())),
+                "other_objects": dict(sorted(others.items())),
+                "unknown_classes": unknown,
+                "problems": problems,
+            }
+        )
+    return {
+        "qupath_version": source.qupath_version,
+        "source": source.kind,
+        "path": str(source.path),
+        "unknown_classes": sorted(all_unknown),
+        "images": images,
+    }
+
+
+def format_report(report: dict) -> str:
+    """The report as text for people."""
+    lines = [
+        f"{report['path']}: {report['source']}"
+        + (f", QuPath {report['qupath_version']}" if report["qupath_version"] else "")
+        + f", {len(report['images'])} image(s)"
+    ]
+    totals: Counter[str] = Counter()
+    for img in report["images"]:
+        size = f"{img['width']}x{img['height']}" if img["width"] else "size unknown"
+        n = sum(img["annotation_counts"].values())
+        lines.append(f"  {img['name']} ({size}): {n} annotation(s)")
+        for cls, count in img["annotation_counts"].items():
+            mark = "  (unknown class)" if cls in img["unknown_classes"] else ""
+            lines.append(f"      {count:6d}  {cls}{mark}")
+            totals[cls] += count
+        for kind, count in img["other_objects"].items():
+            lines.append(f"      {count:6d}  {kind} object(s), not annotations: ignored")
+        for p in img["problems"]:
+            lines.append(f"      problem: {p}")
+    if report["unknown_classes"]:
+        lines.append(
+            "Classes unknown to the class table: " + ", ".join(report["unknown_classes"])
+            + " (export-qupath needs --map CLASS=KNOWN, --ignore CLASS or --classes FILE)"
+        )
+    n_problems = sum(len(i["problems"]) for i in report["images"])
+    lines.append(f"Total: {sum(totals.values())} annotation(s), {n_problems} problem(s)")
+    return "\n".join(lines)

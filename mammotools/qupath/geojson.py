@@ -1,0 +1,181 @@
+"""QuPath GeoJSON exports (0.2, 0.3, 0.4+) -> :class:`~mammotools.annotations.Annotation`.
+
+Accepted containers: a FeatureCollection, a bare Feature or a JSON array of features, in a
+``.geojson``/``.json`` file, gzip-compressed (``.gz``) or inside a ``.zip`` (every JSON member
+is read). The version differences handled (docs/qupath-formats.md of the shared notes):
+
+* object type: ``properties.objectType`` (0.4+), ``properties.object_type`` (0.3), or the
+  Java class name in ``id`` (0.2: ``PathAnnotationObject``, ``PathDetectionObject``...);
+  a feature with none of these (drawn by another tool) counts as an annotation;
+* classification: ``{name, color}``, ``{names: [...], color}`` (0.4+ derived classes, joined
+  as ``"A: B"``) or ``{name, colorRGB, parentClass?}`` (0.2/0.3);
+* ``isLocked`` and ``measurements`` in every form (measurements are not needed and skipped).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zipfile
+from pathlib import Path
+
+import shapely.geometry
+
+from mammotools.annotations import ANNOTATION, Annotation
+from mammotools.errors import InputError, MissingFileError
+
+# Suffixes of annotation files, longest first so ".geojson.gz" wins over ".gz".
+GEOJSON_SUFFIXES = (".geojson.gz", ".json.gz", ".geojson.zip", ".json.zip", ".geojson", ".json", ".gz", ".zip")
+
+_JAVA_TYPES = {
+    "PathAnnotationObject": "annotation",
+    "PathDetectionObject": "detection",
+    "PathCellObject": "cell",
+    "PathTileObject": "tile",
+    "TMACoreObject": "tmaCore",
+    "PathRootObject": "root",
+}
+
+MAX_FILE_BYTES = 2 * 1024**3  # refuse absurd inputs instead of exhausting memory
+
+
+def annotation_file_key(path: Path) -> str | None:
+    """The image key of an annotation file name (``img_01.geojson.gz`` -> ``img_01``), or None."""
+    lower = path.name.lower()
+    for suffix in GEOJSON_SUFFIXES:
+        if lower.endswith(suffix) and len(lower) > len(suffix):
+            return path.name[: -len(suffix)]
+    return None
+
+
+def read_geojson(path: str | Path) -> list[Annotation]:
+    """Read every object of a QuPath GeoJSON export (annotations, detections, cells...).
+
+    Callers filter with :attr:`Annotation.is_annotation`. Raises :class:`InputError` naming the
+    file for an empty, corrupt or non-GeoJSON file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path}: annotation file not found")
+    texts = _read_texts(path)
+    annotations: list[Annotation] = []
+    for member, text in texts:
+        where = f"{path}{'!' + member if member else ''}"
+        if not text.strip():
+            raise InputError(f"{where}: the file is empty; re-export the annotations from QuPath")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                "the export is corrupt or truncated, re-export it from QuPath"
+            ) from None
+        annotations.extend(parse_features(data, where, start=len(annotations)))
+    return annotations
+
+
+def _read_texts(path: Path) -> list[tuple[str, str]]:
+    """Decoded text of the file, or of each JSON member of a zip archive."""
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise InputError(f"{path}: larger than {MAX_FILE_BYTES >> 30} GiB; split the export per image")
+    name = path.name.lower()
+    try:
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                members = [m for m in zf.infolist() if not m.is_dir() and m.filename.lower().endswith((".json", ".geojson"))]
+                if not members:
+                    raise InputError(f"{path}: the zip archive holds no .geojson or .json file")
+                for m in members:
+                    if m.file_size > MAX_FILE_BYTES:
+                        raise InputError(f"{path}!{m.filename}: member too large")
+                return [(m.filename, zf.read(m).decode("utf-8-sig")) for m in members]
+        raw = path.read_bytes()
+        if name.endswith(".gz") or raw[:2] == b"\x1f\x8b":
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read(MAX_FILE_BYTES + 1)
+        return [("", raw.decode("utf-8-sig"))]
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: cannot decompress ({exc}); the file is corrupt, re-export it") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text; is this really a GeoJSON export?") from None
+
+
+def parse_features(data: object, where: str, start: int = 0) -> list[Annotation]:
+    """Annotations from parsed GeoJSON (FeatureCollection, Feature or list of features)."""
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        features = data.get("features")
+        if not isinstance(features, list):
+            raise InputError(f"{where}: FeatureCollection without a 'features' list")
+    elif isinstance(data, dict) and data.get("type") == "Feature":
+        features = [data]
+    elif isinstance(data, list):
+        features = data
+    elif isinstance(data, dict) and "geometry" in data:
+        features = [data]  # a Feature written without "type"
+    else:
+        raise InputError(
+            f"{where}: not a GeoJSON Feature, FeatureCollection or list of features; "
+            "export with QuPath's 'Export objects as GeoJSON' or qupath_scripts/export_annotations.groovy"
+        )
+    return [_parse_feature(f, where, start + i + 1) for i, f in enumerate(features)]
+
+
+def _parse_feature(feature: object, where: str, index: int) -> Annotation:
+    if not isinstance(feature, dict):
+        raise InputError(f"{where}: feature #{index} is not a JSON object")
+    props = feature.get("properties") or {}
+    if not isinstance(props, dict):
+        raise InputError(f"{where}: feature #{index} has non-object 'properties'")
+    fid = feature.get("id")
+    object_type = props.get("objectType") or props.get("object_type")
+    if object_type is None and isinstance(fid, str) and fid in _JAVA_TYPES:
+        object_type = _JAVA_TYPES[fid]  # QuPath 0.2 wrote the Java class name as the id
+        fid = None
+    class_name, color = _classification(props.get("classification"), where, index)
+    ann = Annotation(
+        geometry=shapely.geometry.GeometryCollection(),
+        class_name=class_name,
+        object_type=str(object_type or ANNOTATION),
+        name=props.get("name") if isinstance(props.get("name"), str) else None,
+        object_id=str(fid) if fid is not None else None,
+        color=color,
+        locked=bool(props.get("isLocked", props.get("locked", False))),
+        source=where,
+        index=index,
+    )
+    geometry = feature.get("geometry")
+    if geometry is None:
+        ann.problems.append("has no geometry")
+        return ann
+    try:
+        ann.geometry = shapely.geometry.shape(geometry)
+    except Exception as exc:  # shapely raises several types for malformed coordinates
+        raise InputError(f"{where}: {ann.describe()} has a malformed geometry ({exc}); fix or delete it in QuPath") from None
+    return ann
+
+
+def _classification(value: object, where: str, index: int) -> tuple[str | None, tuple[int, int, int] | None]:
+    if value is None:
+        return None, None
+    if isinstance(value, str):  # some tools write the bare class name
+        return value, None
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: feature #{index} has a classification that is not an object")
+    names = value.get("names")
+    if isinstance(names, list) and names:
+        name = ": ".join(str(n) for n in names)
+    else:
+        name = value.get("name")
+        parent = value.get("parentClass")
+        if isinstance(parent, dict):
+            parent_name, _ = _classification(parent, where, index)
+            if parent_name and name and not str(name).startswith(parent_name + ":"):
+                name = f"{parent_name}: {name}"
+    color: tuple[int, int, int] | None = None
+    rgb = value.get("color")
+    if isinstance(rgb, list) and len(rgb) == 3:
+        color = (int(rgb[0]), int(rgb[1]), int(rgb[2]))
+    elif isinstance(value.get("colorRGB"), int):
+        packed = value["colorRGB"] & 0xFFFFFF
+        color = (packed >> 16, (packed >> 8) & 0xFF, packed & 0xFF)
+    return (str(name) if name else None), color

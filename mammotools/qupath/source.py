@@ -1,0 +1,142 @@
+"""Where annotations come from: one interface over projects, export folders and single files.
+
+:func:`open_source` turns what the user points at into an :class:`AnnotationSource`: a list
+of :class:`ImageRecord` (name, size, where the image was, how to read its annotations).
+:func:`read_annotations` reads one record's objects with the reader it names. Readers are a
+plain dict, so the direct ``.qpdata`` reader and the paquo route slot in as new entries
+without touching the export code.
+
+Where GeoJSON exports are looked for in a project: ``<project>/annotations/<key>.<suffix>``
+where ``<key>`` is the image name (``mammo_01.png``) or its stem (``mammo_01``) and
+``<suffix>`` one of :data:`~mammotools.qupath.geojson.GEOJSON_SUFFIXES`
+(``qupath_scripts/export_annotations.groovy`` writes ``<stem>.geojson`` there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mammotools.annotations import Annotation
+from mammotools.errors import InputError, MissingFileError
+from mammotools.files import image_stem
+from mammotools.qupath.geojson import annotation_file_key, read_geojson
+from mammotools.qupath.project import find_project_file, read_project
+
+EXPORTS_FOLDER = "annotations"
+
+#: reader name -> function(path) -> all objects of one image
+READERS: dict[str, Callable[[Path], list[Annotation]]] = {"geojson": read_geojson}
+
+
+@dataclass
+class ImageRecord:
+    """One image and where its annotations are. Plain data, so it pickles to worker processes."""
+
+    name: str  # QuPath's image name, or the annotation file's key outside a project
+    entry_id: int | None = None
+    width: int | None = None  # from the project; None when only the image file can tell
+    height: int | None = None
+    image_uri: str | None = None
+    image_path_hint: Path | None = None  # a local path the project says the image is at
+    annotation_path: Path | None = None
+    reader: str | None = None  # key of READERS; None = no annotations found
+    metadata: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def stem(self) -> str:
+        """The image name without its final extension."""
+        return image_stem(self.name)
+
+
+@dataclass
+class AnnotationSource:
+    """A project, a folder of exports or one export file, opened for reading."""
+
+    path: Path
+    kind: str  # "project", "folder" or "file"
+    qupath_version: str | None
+    images: list[ImageRecord]
+    path_classes: list[tuple[str, tuple[int, int, int]]] = field(default_factory=list)
+
+
+def open_source(path: str | Path) -> AnnotationSource:
+    """Open a QuPath project folder (or ``.qpproj``), a folder of GeoJSON exports, or one export."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{path}: not found; give a QuPath project folder, a folder of GeoJSON exports or a GeoJSON file")
+    if find_project_file(path) is not None:
+        return _open_project(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and annotation_file_key(p))
+        if not files:
+            raise InputError(
+                f"{path}: neither a QuPath project (no project.qpproj) nor a folder of GeoJSON exports "
+                "(no .geojson/.json/.gz/.zip files); point at the project folder or the exports"
+            )
+        records = _records_from_files(files, path)
+        return AnnotationSource(path, "folder", None, records)
+    key = annotation_file_key(path)
+    if key is None:
+        raise InputError(f"{path}: not a GeoJSON export (.geojson, .json, .gz, .zip) nor a project.qpproj")
+    return AnnotationSource(path, "file", None, [ImageRecord(key, annotation_path=path, reader="geojson")])
+
+
+def read_annotations(record: ImageRecord) -> list[Annotation]:
+    """Every object recorded for ``record`` (callers keep ``is_annotation`` ones)."""
+    if record.reader is None or record.annotation_path is None:
+        return []
+    return READERS[record.reader](record.annotation_path)
+
+
+def _open_project(path: Path) -> AnnotationSource:
+    project = read_project(path)
+    exports_dir = project.path / EXPORTS_FOLDER
+    exports: dict[str, list[Path]] = {}
+    if exports_dir.is_dir():
+        for p in sorted(exports_dir.iterdir()):
+            key = annotation_file_key(p) if p.is_file() else None
+            if key is not None:
+                exports.setdefault(key, []).append(p)
+    records = []
+    for entry in project.entries:
+        record = ImageRecord(
+            name=entry.name,
+            entry_id=entry.entry_id,
+            width=entry.width,
+            height=entry.height,
+            image_uri=entry.uri,
+            image_path_hint=entry.uri_path,
+            metadata=entry.metadata,
+        )
+        found = exports.get(entry.name) or exports.get(record.stem) or []
+        if len(found) > 1:
+            raise InputError(
+                f"{exports_dir}: several exports for image {entry.name!r} "
+                f"({', '.join(p.name for p in found)}); keep one"
+            )
+        if found:
+            record.annotation_path, record.reader = found[0], "geojson"
+        else:
+            record.problems.append(
+                f"no GeoJSON export in {exports_dir} (expected {record.stem}.geojson); run "
+                "qupath_scripts/export_annotations.groovy in QuPath for this project"
+            )
+        records.append(record)
+    return AnnotationSource(project.path, "project", project.version, records, project.path_classes)
+
+
+def _records_from_files(files: list[Path], folder: Path) -> list[ImageRecord]:
+    by_key: dict[str, Path] = {}
+    for p in files:
+        key = annotation_file_key(p)
+        assert key is not None
+        if key in by_key:
+            raise InputError(
+                f"{folder}: {by_key[key].name} and {p.name} are both annotations of image {key!r}; keep one"
+            )
+        by_key[key] = p
+    return [ImageRecord(k, annotation_path=p, reader="geojson") for k, p in by_key.items()]
+
