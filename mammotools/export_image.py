@@ -20,7 +20,10 @@ from mammotools.images import encode_png, read_image
 from mammotools.masks import label_pixel_counts, merge_region_maps, overlap_counts, region_maps
 from mammotools.palette import encode_label_png
 
+LOSS_WARNING_FRACTION = 0.5
+
 if TYPE_CHECKING:
+    from mammotools.masks import RegionMap
     from mammotools.classes import ClassTable
     from mammotools.export import ExportSettings, ImageJob
 
@@ -62,6 +65,8 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
     t = time.perf_counter()
     shape = (height, width)
     maps = region_maps(table, job.geometries, shape, settings.sigma, settings.point_radius)
+    warnings = list(job.warnings) + smoothing_losses(maps, settings.sigma)
+    maps = [m for m in maps if m.pixels]
     label = merge_region_maps(maps, shape, table.bottom.label)
     pixels = label_pixel_counts(label, table)
     overlaps = overlap_counts(maps)
@@ -87,13 +92,25 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
         "regions": [m.region.slug for m in maps],
         "pixels": pixels,
         "overlaps": [{"regions": list(pair), "pixels": n} for pair, n in overlaps.items()],
-        "warnings": job.warnings,
+        "warnings": warnings,
         "settings": {"sigma": settings.sigma, "point_radius": settings.point_radius},
         "fingerprint": job.fingerprint,
         "timings": {k: round(v, 4) for k, v in timings.items()},
     }
     atomic_write_text(out / "records" / f"{job.name}.json", json.dumps(record, indent=1))
     return record
+
+
+def smoothing_losses(maps: list[RegionMap], sigma: float) -> list[str]:
+    """Warnings for regions that smoothing shrank to less than half (thin bands, tiny blobs)."""
+    out = []
+    for m in maps:
+        if m.drawn_pixels > 0 and m.pixels < LOSS_WARNING_FRACTION * m.drawn_pixels:
+            out.append(
+                f"smoothing (sigma {sigma:g} px) left {m.pixels} of the {m.drawn_pixels} pixels drawn for "
+                f"{m.region.name!r}: the region is thinner than the filter; lower --sigma or draw it wider"
+            )
+    return out
 
 
 def export_image_checked(job: ImageJob, out: Path, table: ClassTable, settings: ExportSettings) -> tuple[dict | None, str | None]:

@@ -1,9 +1,9 @@
-"""Lossless reading and writing of full-field mammograms.
+"""Lossless reading and writing of full-field mammograms (3000x4000 to 4096x5120, 12-16 bit).
 
-Pixels come back exactly as stored: same bit depth, never rescaled. Array contracts:
-grayscale is ``(H, W) uint8`` or ``(H, W) uint16``; colour is ``(H, W, 3)`` uint8/uint16 in RGB
-order. PNG, TIFF and PGM are decoded by OpenCV (fast); DICOM by pydicom (imported lazily).
-Every problem with a file is raised as a one-line :class:`InputError` naming the file.
+Array contracts: grayscale is ``(H, W) uint8`` or ``(H, W) uint16``; colour is ``(H, W, 3)``
+uint8/uint16 in RGB order. Bit depth is kept and nothing is rescaled silently. PNG, TIFF and
+PGM are decoded by OpenCV (fast); DICOM by pydicom (imported lazily). Every problem with a
+file is raised as a one-line :class:`InputError` naming the file.
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_write_bytes
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".pgm", ".dcm", ".dicom")
-_DICOM_SUFFIXES = (".dcm", ".dicom")
-_RASTER_FORMATS = ("PNG", "TIFF", "PPM")  # Pillow's names; PPM covers PGM
+_RASTER_FORMATS = ("PNG", "TIFF", "PPM")  # Pillow's format names; PPM covers PGM
 _SUPPORTED = "supported formats are PNG, TIFF, PGM and DICOM"
-_FIX_COPY = "copy or export the file again"
+_AGAIN = "copy or export the file again"
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
-    """True for a supported suffix, or for a DICOM file named without one (e.g. ``IM0001``).
+    """True for a supported suffix, or a DICOM file (``DICM`` at byte 128) without a suffix.
 
     A purely numeric suffix, as in UID-named files (``1.2.840.113619.2.55.3``), counts as none.
     """
@@ -38,52 +37,47 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image losslessly: ``(H, W)`` uint8/uint16 grayscale or ``(H, W, 3)`` RGB.
+    """Read an image losslessly: ``(H, W)`` uint8/uint16 gray, or ``(H, W, 3)`` uint8/uint16 RGB.
 
-    PNG/TIFF/PGM pixels are returned exactly as stored (a PGM with maxval 4095 stays 0..4095;
-    an alpha channel is dropped only when fully opaque). For DICOM the one deliberate
-    transformation is the display pipeline: the modality LUT (Rescale Slope/Intercept), then
-    the VOI LUT or window (if present; the window maps onto ``[0, 2**BitsStored - 1]``), then
-    MONOCHROME1 is inverted so that bright means dense. The result is rounded, clipped to
-    ``[0, 2**BitsStored - 1]`` and returned as uint16 if BitsStored > 8, else uint8; without
-    rescale or VOI (most MG files) the stored values come back unchanged.
+    PNG/TIFF/PGM pixels come back exactly as stored (a PGM with maxval 4095 stays 0..4095; an
+    alpha channel is dropped only when fully opaque). DICOM gets one deliberate transformation,
+    the display pipeline: modality LUT (Rescale Slope/Intercept), then the VOI LUT or window if
+    present (a window maps onto ``[0, 2**BitsStored - 1]``), then MONOCHROME1 is inverted so
+    that bright means dense. The result is rounded, clipped to ``[0, 2**BitsStored - 1]`` (the
+    output range pydicom uses for unsigned data) and is uint16 if BitsStored > 8, else uint8.
+    Without rescale or VOI (most MG files) the stored values come back unchanged.
 
-    Raises :class:`MissingFileError` if ``path`` does not exist and :class:`InputError` for a
+    Raises :class:`MissingFileError` if ``path`` does not exist, :class:`InputError` for a
     truncated, corrupt, unsupported, multi-page, float/32-bit or pixel-less file.
     """
     p = _existing(path)
-    if _is_dicom(p):
+    if p.suffix.lower() in (".dcm", ".dicom") or _has_dicom_preamble(p):
         return _read_dicom(p)
     mode, (width, height) = _inspect_raster(p)
     arr = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.shape[:2] != (height, width):
-        raise InputError(f"{p}: the image data cannot be decoded (truncated or corrupt); "
-                         f"{_FIX_COPY}")
+        raise InputError(f"{p}: image data cannot be decoded (truncated or corrupt); {_AGAIN}")
     if arr.dtype not in (np.uint8, np.uint16):
-        raise InputError(f"{p}: {arr.dtype} pixels are not supported; convert the image to "
-                         "8- or 16-bit unsigned integers")
-    if arr.ndim == 3 and arr.shape[2] == 4:
-        if arr[..., 3].min() != np.iinfo(arr.dtype).max:
-            raise InputError(f"{p}: the image has transparent pixels; save it without an alpha "
-                             "channel")
-        arr = arr[..., :3]
-    if arr.ndim == 3 and arr.shape[2] == 3:
-        if mode.startswith(("L", "I")):  # gray + alpha, expanded to BGR by OpenCV
+        raise InputError(f"{p}: {arr.dtype} pixels are not supported; convert to 8/16-bit")
+    channels = 1 if arr.ndim == 2 else arr.shape[2]
+    if channels == 4 and arr[..., 3].min() != np.iinfo(arr.dtype).max:
+        raise InputError(f"{p}: image has transparent pixels; save it without alpha channel")
+    if channels in (3, 4):
+        if mode.startswith(("L", "I")):  # gray + alpha, which OpenCV expands to BGRA
             return np.ascontiguousarray(arr[..., 0])
-        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-    if arr.ndim != 2:
-        raise InputError(f"{p}: {arr.shape[2]}-channel images are not supported; save it as "
-                         "grayscale or RGB")
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if channels == 3 else cv2.COLOR_BGRA2RGB)
+    if channels != 1:
+        raise InputError(f"{p}: {channels}-channel images are not supported; save as gray/RGB")
     return arr
 
 
 def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """Return ``(width, height)`` from the header only, without decoding pixels.
 
-    Raises the same errors as :func:`read_image` for what the header shows.
+    Raises the errors of :func:`read_image` that the header can show.
     """
     p = _existing(path)
-    if _is_dicom(p):
+    if p.suffix.lower() in (".dcm", ".dicom") or _has_dicom_preamble(p):
         ds = _dcmread(p, stop_before_pixels=True)
         _check_dicom_header(p, ds, has_pixels="Rows" in ds and "Columns" in ds)
         return int(ds.Columns), int(ds.Rows)
@@ -91,30 +85,26 @@ def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def encode_png(array: np.ndarray) -> bytes:
-    """Lossless PNG bytes of a ``(H, W)`` or ``(H, W, 3)`` RGB uint8/uint16 array.
+    """Lossless PNG bytes of a ``(H, W)`` or ``(H, W, 3)`` RGB, uint8 or uint16 array.
 
-    OpenCV's default parameters are used on purpose: setting a compression level takes it
-    off its fast path.
+    OpenCV's default parameters on purpose: setting a compression level leaves its fast path.
     """
-    if not isinstance(array, np.ndarray) or array.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"encode_png needs a uint8 or uint16 array, got {_describe(array)}")
+    dtype = getattr(array, "dtype", type(array).__name__)
+    if not isinstance(array, np.ndarray) or dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"encode_png needs a uint8 or uint16 array, got {dtype}")
     if array.ndim == 3 and array.shape[2] == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
     elif array.ndim != 2:
         raise ValueError(f"encode_png needs an (H, W) or (H, W, 3) array, got {array.shape}")
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(array))
     if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {array.shape} {array.dtype} array as PNG")
+        raise RuntimeError(f"OpenCV could not encode a {array.shape} {dtype} array as PNG")
     return buf.tobytes()
 
 
 def write_png(path: str | os.PathLike[str], array: np.ndarray) -> None:
-    """Write ``array`` (as for :func:`encode_png`) to ``path`` as PNG, atomically."""
+    """Write ``array`` (as accepted by :func:`encode_png`) to ``path`` as PNG, atomically."""
     atomic_write_bytes(path, encode_png(array))
-
-
-def _describe(obj: Any) -> str:
-    return f"{obj.dtype} array" if isinstance(obj, np.ndarray) else type(obj).__name__
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:
@@ -134,55 +124,45 @@ def _has_dicom_preamble(p: Path) -> bool:
         return False
 
 
-def _is_dicom(p: Path) -> bool:
-    return p.suffix.lower() in _DICOM_SUFFIXES or _has_dicom_preamble(p)
-
-
 def _inspect_raster(p: Path) -> tuple[str, tuple[int, int]]:
-    """Check a PNG/TIFF/PGM header (lazily, no pixel decoding); return (Pillow mode, size)."""
+    """Check a PNG/TIFF/PGM header without decoding pixels; return (Pillow mode, size)."""
     from PIL import Image
 
     try:
         with Image.open(p) as im:
-            fmt, mode, size = im.format, im.mode, im.size
+            fmt, mode, size, needed = im.format, im.mode, im.size, _needed_bytes(im)
             pages = getattr(im, "n_frames", 1)
-            needed = _needed_bytes(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"{p}: not a readable image ({exc}); {_SUPPORTED}") from None
     if fmt not in _RASTER_FORMATS:
         raise InputError(f"{p}: {fmt} images are not supported; {_SUPPORTED}")
     if pages > 1:
-        raise InputError(f"{p}: has {pages} pages; only single-page images are supported, "
-                         "save each page as its own file")
+        raise InputError(f"{p}: has {pages} pages; only single-page images are supported, save one per file")
     file_size = p.stat().st_size
     if needed is not None and file_size < needed:
-        raise InputError(f"{p}: file is truncated ({file_size} bytes, its header needs "
-                         f"{needed}); {_FIX_COPY}")
-    if fmt == "PNG":
+        raise InputError(f"{p}: file is truncated ({file_size} bytes, its header needs {needed}); {_AGAIN}")
+    if fmt == "PNG":  # libpng stops at IEND: without it the file was cut short
         with open(p, "rb") as f:
             f.seek(max(0, file_size - 1024))
             if b"IEND" not in f.read():
-                raise InputError(f"{p}: PNG file is truncated (no IEND chunk); {_FIX_COPY}")
+                raise InputError(f"{p}: PNG file is truncated (no IEND chunk); {_AGAIN}")
     return mode, size
 
 
 def _needed_bytes(im: Any) -> int | None:
-    """Bytes an uncompressed PGM/PPM or a TIFF needs according to its header (None: unknown)."""
+    """File size a TIFF or binary PGM/PPM needs according to its header (None: unknown)."""
     if im.format == "TIFF":
-        tags = im.tag_v2
-        offsets, counts = tags.get(273) or tags.get(324), tags.get(279) or tags.get(325)
+        offsets = im.tag_v2.get(273) or im.tag_v2.get(324)  # strip or tile offsets
+        counts = im.tag_v2.get(279) or im.tag_v2.get(325)
         if offsets is None or counts is None:
             return None
-        return max(o + c for o, c in zip(np.atleast_1d(offsets), np.atleast_1d(counts)))
-    if im.format == "PPM" and im.mode != "1" and im.tile:
-        codec, _, offset, args = im.tile[0]
-        if codec not in ("raw", "ppm"):  # plain (ASCII) PGM: size unknown
-            return None
+        return int(max(o + c for o, c in zip(np.atleast_1d(offsets), np.atleast_1d(counts), strict=False)))
+    if im.format == "PPM" and im.mode != "1" and im.tile and im.tile[0][0] in ("raw", "ppm"):
+        _, _, offset, args = im.tile[0]  # ("raw", rawmode) or ("ppm", (mode, maxval))
         args = args if isinstance(args, tuple) else (args,)
-        wide = "16" in str(args[0]) or (len(args) > 1 and args[1] > 255)
-        width, height = im.size
-        return offset + width * height * (2 if wide else 1) * (3 if im.mode == "RGB" else 1)
-    return None
+        depth = 2 if "16" in str(args[0]) or (len(args) > 1 and args[1] > 255) else 1
+        return offset + im.size[0] * im.size[1] * depth * (3 if im.mode == "RGB" else 1)
+    return None  # PNG (checked by IEND) or plain-text PGM
 
 
 def _dcmread(p: Path, **kwargs: Any) -> Any:
@@ -190,27 +170,23 @@ def _dcmread(p: Path, **kwargs: Any) -> Any:
 
     try:
         return pydicom.dcmread(p, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
+    except Exception as exc:  # pydicom raises many types on damaged files
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"{p}: not a readable DICOM file ({reason}); {_FIX_COPY}") from None
+        raise InputError(f"{p}: not a readable DICOM file ({reason}); {_AGAIN}") from None
 
 
 def _check_dicom_header(p: Path, ds: Any, has_pixels: bool) -> None:
     if "TransferSyntaxUID" not in ds.get("file_meta", {}):
-        raise InputError(f"{p}: DICOM header is incomplete (no Transfer Syntax UID), the file "
-                         f"is truncated or corrupt; {_FIX_COPY}")
+        raise InputError(f"{p}: DICOM header has no Transfer Syntax UID (truncated or corrupt file); {_AGAIN}")
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
-        raise InputError(f"{p}: DICOM has float pixel data; convert it to 8- or 16-bit")
+        raise InputError(f"{p}: DICOM has float pixel data; convert it to 8/16-bit")
     if not has_pixels:
         maybe = ", or the file is truncated" if "Rows" in ds else ""
-        raise InputError(f"{p}: is a DICOM file without pixel data (not an image{maybe}); "
-                         "give the path of a DICOM image")
+        raise InputError(f"{p} is a DICOM file without pixel data (not an image{maybe}); give a DICOM image")
     if int(ds.get("NumberOfFrames") or 1) > 1:
-        raise InputError(f"{p}: multi-frame DICOM ({ds.NumberOfFrames} frames) is not "
-                         "supported; export each frame as its own image")
+        raise InputError(f"{p}: multi-frame DICOM ({ds.NumberOfFrames} frames) is not supported; export one per file")
     if int(ds.get("BitsStored") or 0) > 16:
-        raise InputError(f"{p}: {ds.BitsStored}-bit DICOM pixels are not supported; convert "
-                         "to 8- or 16-bit")
+        raise InputError(f"{p}: {ds.BitsStored}-bit DICOM pixels; convert it to 8/16-bit")
 
 
 def _read_dicom(p: Path) -> np.ndarray:
@@ -220,42 +196,41 @@ def _read_dicom(p: Path) -> np.ndarray:
     _check_dicom_header(p, ds, has_pixels="PixelData" in ds)
     syntax = ds.file_meta.TransferSyntaxUID
     try:
-        decoder = pixels.get_decoder(syntax)
+        available = pixels.get_decoder(syntax).is_available
     except NotImplementedError:
-        raise InputError(f"{p}: no installed package decodes DICOM transfer syntax "
-                         f"'{syntax.name}'; convert it to uncompressed DICOM "
-                         "(e.g. gdcmconv --raw)") from None
-    if not decoder.is_available:
+        msg = (
+            f"no Python package decodes transfer syntax '{syntax.name}'; convert to uncompressed DICOM (gdcmconv --raw)"
+        )
+        raise InputError(f"{p}: {msg}") from None
+    if not available:
         name = syntax.name.upper()
-        package = ("pylibjpeg-openjpeg" if "2000" in name else "pylibjpeg-libjpeg"
-                   if "JPEG" in name else "pylibjpeg-rle")
-        raise InputError(f"{p}: no decoder installed for '{syntax.name}' DICOM pixel data; "
-                         f"run: pip install pylibjpeg {package}")
+        package = "pylibjpeg-openjpeg" if "2000" in name else "pylibjpeg-libjpeg" if "JPEG" in name else "pylibjpeg-rle"
+        raise InputError(
+            f"{p}: no decoder installed for '{syntax.name}' pixel data; run: pip install pylibjpeg {package}"
+        )
     try:
         arr = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001 - decoders raise many types on bad data
+    except Exception as exc:  # decoders raise many types on bad data
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"{p}: DICOM pixel data cannot be decoded ({reason}); the file is "
-                         f"truncated or corrupt, {_FIX_COPY}") from None
+        raise InputError(f"{p}: DICOM pixel data cannot be decoded ({reason}); {_AGAIN}") from None
     bits = int(ds.BitsStored)
     dtype, top = (np.uint16 if bits > 8 else np.uint8), 2**bits - 1
     photometric = str(ds.PhotometricInterpretation)
     if photometric == "PALETTE COLOR":
         return pixels.apply_color_lut(arr, ds)
-    if arr.ndim == 3:  # RGB (pydicom already converted YBR to RGB)
+    if arr.ndim == 3:  # RGB: pydicom has already converted YBR to RGB
         return arr.astype(dtype, copy=False)
     slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
     if "ModalityLUTSequence" in ds or (slope, intercept) != (1.0, 0.0):
         arr = pixels.apply_modality_lut(arr, ds)
-    # The window is applied to modality values and mapped onto [0, top], whatever the rescale.
+    # ds is ours alone: strip the rescale so that a window maps onto [0, top] (pydicom would
+    # otherwise map it onto the rescaled range) and apply it to the modality values.
     for keyword in ("ModalityLUTSequence", "RescaleSlope", "RescaleIntercept"):
         if keyword in ds:
             delattr(ds, keyword)
     ds.PixelRepresentation = 0
     arr = pixels.apply_voi_lut(arr, ds)
-    if arr.dtype.kind == "f":
-        arr = np.rint(arr)
-    arr = np.clip(arr, 0, top).astype(dtype, copy=False)
+    arr = np.clip(np.rint(arr) if arr.dtype.kind == "f" else arr, 0, top).astype(dtype, copy=False)
     if photometric == "MONOCHROME1":
-        arr = np.subtract(dtype(top), arr, dtype=dtype)
+        np.subtract(dtype(top), arr, out=arr)
     return arr

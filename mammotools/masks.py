@@ -47,6 +47,7 @@ class RegionMap:
     rows: slice
     cols: slice
     mask: np.ndarray
+    drawn_pixels: int = -1  # pixels as drawn, before smoothing (-1: not recorded)
 
     @property
     def pixels(self) -> int:
@@ -129,7 +130,8 @@ def region_maps(
     """Rasterize (and smooth where the table says so) every class that has geometries.
 
     ``geometries_by_class`` maps class names of ``table`` to their geometries. Returns the
-    non-empty maps, highest rank first.
+    maps, highest rank first; a map that smoothing erased is kept with an empty window (its
+    ``drawn_pixels`` tell how much was lost).
     """
     maps = []
     for region in table:
@@ -137,10 +139,15 @@ def region_maps(
         if not geoms:
             continue
         rmap = rasterize_region(region, geoms, shape, point_radius)
-        if rmap is not None and region.smooth:
+        if rmap is None:
+            continue
+        drawn = rmap.pixels
+        if region.smooth:
             rmap = smooth_region(rmap, sigma, shape)
-        if rmap is not None:
-            maps.append(rmap)
+        if rmap is None:  # smoothing erased it: keep an empty map so callers can tell
+            rmap = RegionMap(region, slice(0, 0), slice(0, 0), np.zeros((0, 0), bool))
+        rmap.drawn_pixels = drawn
+        maps.append(rmap)
     return maps
 
 
