@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,12 +76,17 @@ def _remove(p: Path) -> None:
 
 
 def image_stem(name: str) -> str:
-    """An image's name without its extension: ``mammo_01.png`` -> ``mammo_01``.
+    """An image's name without its final extension: ``mammo_01.png`` -> ``mammo_01``.
 
-    ``.ome.tif``/``.ome.tiff`` count as one extension; a path's folders are dropped.
+    The same rule as ``pathlib.Path.stem`` (``a.ome.tif`` -> ``a.ome``) and as
+    ``qupath_scripts/export_annotations.groovy``; a path's folders are dropped.
     """
-    base = Path(name.replace("\\", "/")).name
-    for ext in (".ome.tiff", ".ome.tif"):
-        if base.lower().endswith(ext):
-            return base[: -len(ext)]
-    return Path(base).stem if "." in base.lstrip(".") else base
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    i = base.rfind(".")
+    return base[:i] if 0 < i < len(base) - 1 else base
+
+
+def safe_file_name(name: str) -> str:
+    """``name`` with characters illegal in file names replaced by ``_`` (the Groovy export's rule)."""
+    cleaned = re.sub(r'[\\/:*?"<>|\x00-\x1f\x7f]', "_", name)
+    return cleaned or "_"

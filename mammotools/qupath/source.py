@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mammotools.annotations import Annotation
 from mammotools.errors import InputError, MissingFileError
-from mammotools.files import image_stem
+from mammotools.files import image_stem, safe_file_name
 from mammotools.qupath.geojson import annotation_file_key, read_geojson
 from mammotools.qupath.project import find_project_file, read_project
 
@@ -111,7 +111,8 @@ def _open_project(path: Path) -> AnnotationSource:
             image_path_hint=entry.uri_path,
             metadata=entry.metadata,
         )
-        found = exports.get(entry.name) or exports.get(record.stem) or []
+        keys = dict.fromkeys([entry.name, record.stem, safe_file_name(record.stem)])
+        found = next((exports[k] for k in keys if k in exports), [])
         if len(found) > 1:
             raise InputError(
                 f"{exports_dir}: several exports for image {entry.name!r} "

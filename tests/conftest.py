@@ -1,0 +1,69 @@
+"""Shared fixtures: tiny synthetic QuPath projects the tests build themselves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared(*parts: str) -> Path:
+    """A path in ../shared/data, skipping the test (with the reason) where it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is absent (it sits beside the project in CI)")
+    return path
+
+
+def feature(geometry: dict, cls: str | None, object_type: str = "annotation", **props: object) -> dict:
+    """A QuPath 0.4+ GeoJSON feature."""
+    properties: dict = {"objectType": object_type, **props}
+    if cls is not None:
+        properties["classification"] = {"name": cls, "color": [255, 0, 0]}
+    return {"type": "Feature", "geometry": geometry, "properties": properties}
+
+
+def rect(x0: float, y0: float, x1: float, y1: float) -> dict:
+    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+
+
+def point(x: float, y: float) -> dict:
+    return {"type": "Point", "coordinates": [x, y]}
+
+
+def write_project(root: Path, images: dict[str, tuple[np.ndarray, list[dict]]], version: str = "0.5.1") -> Path:
+    """Write a QuPath project: images in root/images, project in root/project, exports in annotations/.
+
+    ``images`` maps a file name (``a.png``) to (pixels, features). URIs point to another machine,
+    as in a project copied from an annotator's computer.
+    """
+    project = root / "project"
+    (project / "annotations").mkdir(parents=True)
+    (root / "images").mkdir(exist_ok=True)
+    entries = []
+    for i, (name, (pixels, features)) in enumerate(images.items(), start=1):
+        cv2.imwrite(str(root / "images" / name), pixels)
+        h, w = pixels.shape[:2]
+        entries.append({
+            "serverBuilder": {
+                "builderType": "uri",
+                "providerClassName": "qupath.lib.images.servers.imageio.ImageIoServerBuilder",
+                "uri": f"file:/Users/someone/study/{name}",
+                "args": [],
+                "metadata": {"name": name, "width": w, "height": h},
+            },
+            "entryID": i,
+            "imageName": name,
+            "metadata": {},
+        })
+        stem = name.rsplit(".", 1)[0]
+        (project / "annotations" / f"{stem}.geojson").write_text(
+            json.dumps({"type": "FeatureCollection", "features": features})
+        )
+    (project / "project.qpproj").write_text(json.dumps({"version": version, "images": entries}))
+    return project

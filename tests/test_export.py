@@ -1,0 +1,231 @@
+"""export-qupath on synthetic projects whose masks are known exactly (rectangles and discs)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import feature, point, rect, write_project
+from PIL import Image
+
+from mammotools.classes import default_class_table
+from mammotools.errors import InputError, MissingFileError
+from mammotools.export import ExportSettings, export_dataset
+
+H, W = 100, 120
+EXACT = ExportSettings(sigma=0, point_radius=5)
+
+
+def known_features() -> list[dict]:
+    return [
+        feature(rect(10, 10, 110, 90), "Mammary gland"),  # 8000 px
+        feature(rect(20, 20, 40, 50), "Tumor"),  # 600 px, inside the gland
+        feature(rect(95, 30, 105, 45), "tumor"),  # 150 px, case variant; 100 px over the pectoral muscle
+        feature(rect(90, 0, 120, 40), "Pectoral muscle"),  # 1200 px, 600 over the gland
+        feature(point(70.5, 70.5), "Nipple"),  # disc of radius 5: 81 pixel centres
+        feature(rect(65, 65, 80, 80), "Areola"),  # 225 px around the nipple
+        feature(rect(0, 0, 50, 50), "Tumor", object_type="detection"),  # not an annotation: ignored
+        feature(rect(0, 90, 10, 100), None),  # unclassified: left out with a warning
+    ]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    pixels = (np.arange(H * W, dtype=np.uint32).reshape(H, W) * 7 % 4096).astype(np.uint16)
+    return write_project(tmp_path, {"case1.png": (pixels, known_features())})
+
+
+def test_pixel_counts_ranking_and_overlaps(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    summary = export_dataset(project, out, tmp_path / "images", settings=EXACT)
+    assert summary.exported == ["case1"] and not summary.failed
+
+    label = np.array(Image.open(out / "labels" / "case1.png"))
+    assert Image.open(out / "labels" / "case1.png").mode == "P"
+    assert label.shape == (H, W) and label.dtype == np.uint8
+    table = default_class_table()
+    counts = {table.by_label(v).name: int(n) for v, n in zip(*np.unique(label, return_counts=True), strict=True)}
+    assert counts == {
+        "Tumor": 750,
+        "Nipple": 81,
+        "Areola": 144,
+        "Pectoral muscle": 1100,
+        "Mammary gland": 6525,
+        "Background": 3400,
+    }
+    # ranking: Tumor (1) over Pectoral muscle (7) over Mammary gland (13)
+    assert label[35, 100] == table.find("Tumor").label
+    assert label[5, 100] == table.find("Pectoral muscle").label
+    assert label[70, 70] == table.find("Nipple").label
+    assert label[66, 66] == table.find("Areola").label
+    assert label[95, 5] == table.find("Background").label == 0
+
+    record = json.loads((out / "records" / "case1.json").read_text())
+    overlaps = {tuple(o["regions"]): o["pixels"] for o in record["overlaps"]}
+    assert overlaps == {
+        ("Tumor", "Pectoral muscle"): 100,
+        ("Tumor", "Mammary gland"): 750,
+        ("Nipple", "Areola"): 81,
+        ("Nipple", "Mammary gland"): 81,
+        ("Areola", "Mammary gland"): 225,
+        ("Pectoral muscle", "Mammary gland"): 600,
+    }
+    # binary maps before merging, one per region present
+    masks = sorted(p.name for p in (out / "masks" / "case1").iterdir())
+    assert masks == ["areola.png", "mammary_gland.png", "nipple.png", "pectoral_muscle.png", "tumor.png"]
+    tumor = cv2.imread(str(out / "masks" / "case1" / "tumor.png"), cv2.IMREAD_UNCHANGED)
+    assert set(np.unique(tumor)) == {0, 255} and int((tumor == 255).sum()) == 750
+    assert int((cv2.imread(str(out / "masks" / "case1" / "nipple.png"), 0) == 255).sum()) == 81
+
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["name"], row["subject"], row["width"], row["height"]) == ("case1", "case1", str(W), str(H))
+    assert row["pixels_tumor"] == "750" and row["pixels_background"] == "3400"
+    assert "Tumor|Pectoral muscle=100" in row["overlaps"].split(";")
+    assert json.loads((out / "classes.json").read_text())[0]["name"] == "Tumor"
+
+    # the image: same pixels, same bit depth
+    img = cv2.imread(str(out / "images" / "case1.png"), cv2.IMREAD_UNCHANGED)
+    src = cv2.imread(str(tmp_path / "images" / "case1.png"), cv2.IMREAD_UNCHANGED)
+    assert img.dtype == np.uint16 and np.array_equal(img, src)
+    assert any("unclassified" in w for w in summary.warnings)
+    assert any("detection" in w for w in summary.warnings)
+
+
+def test_rerun_skips_complete_and_refuses_stale_outputs(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    export_dataset(project, out, tmp_path / "images", settings=EXACT)
+    before = (out / "labels" / "case1.png").stat().st_mtime_ns
+    again = export_dataset(project, out, tmp_path / "images", settings=EXACT)
+    assert again.skipped == ["case1"] and again.exported == []
+    assert (out / "labels" / "case1.png").stat().st_mtime_ns == before
+
+    with pytest.raises(InputError, match="--overwrite"):
+        export_dataset(project, out, tmp_path / "images", settings=ExportSettings(sigma=0, point_radius=9))
+    redone = export_dataset(project, out, tmp_path / "images", settings=ExportSettings(sigma=0, point_radius=9), overwrite=True)
+    assert redone.exported == ["case1"]
+    nipple = cv2.imread(str(out / "masks" / "case1" / "nipple.png"), 0)
+    assert int((nipple == 255).sum()) > 81
+
+
+def test_interrupted_image_is_redone(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    export_dataset(project, out, tmp_path / "images", settings=EXACT)
+    (out / "records" / "case1.json").unlink()  # as if killed before the record was written
+    (out / "labels" / ".case1.png.tmp-123").write_bytes(b"half")
+    summary = export_dataset(project, out, tmp_path / "images", settings=EXACT)
+    assert summary.exported == ["case1"]
+    assert not list(out.rglob("*.tmp-*"))
+
+
+def test_unknown_class_fails_before_writing(tmp_path: Path) -> None:
+    feats = [feature(rect(0, 0, 10, 10), "Tumor"), feature(rect(5, 5, 20, 20), "Cyst")]
+    project = write_project(tmp_path, {"a.png": (np.zeros((30, 30), np.uint8), feats)})
+    out = tmp_path / "ds"
+    with pytest.raises(InputError) as err:
+        export_dataset(project, out, tmp_path / "images", settings=EXACT)
+    message = str(err.value)
+    assert "'Cyst'" in message and "a.geojson" in message and "Mammary gland" in message
+    assert "--map" in message and "--ignore" in message
+    assert not out.exists()
+
+    mapped = export_dataset(project, out, tmp_path / "images",
+                            settings=ExportSettings(sigma=0, class_map=(("Cyst", "Tumor"),)))
+    label = np.array(Image.open(out / "labels" / "a.png"))
+    assert int((label == 1).sum()) == 100 + 15 * 15 - 25
+    assert mapped.exported == ["a"]
+    ignored = export_dataset(project, tmp_path / "ds2", tmp_path / "images",
+                             settings=ExportSettings(sigma=0, ignore=("cyst",)))
+    assert ignored.exported == ["a"]
+    assert int((np.array(Image.open(tmp_path / "ds2" / "labels" / "a.png")) == 1).sum()) == 100
+
+
+def test_missing_image_names_it(tmp_path: Path) -> None:
+    project = write_project(tmp_path, {"a.png": (np.zeros((30, 30), np.uint8), [])})
+    (tmp_path / "images" / "a.png").unlink()
+    with pytest.raises(MissingFileError, match="a.png"):
+        export_dataset(project, tmp_path / "ds", tmp_path / "images")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_bad_images_fail_alone(tmp_path: Path) -> None:
+    good = np.full((30, 40), 9, np.uint8)
+    project = write_project(tmp_path, {
+        "good.png": (good, [feature(rect(0, 0, 10, 10), "Tumor")]),
+        "wrongsize.png": (good, [feature(rect(0, 0, 10, 10), "Tumor")]),
+        "truncated.png": (np.random.default_rng(0).integers(0, 255, (30, 40), dtype=np.uint8), []),
+    })
+    cv2.imwrite(str(tmp_path / "images" / "wrongsize.png"), np.zeros((31, 40), np.uint8))
+    data = (tmp_path / "images" / "truncated.png").read_bytes()
+    (tmp_path / "images" / "truncated.png").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "ds"
+    summary = export_dataset(project, out, tmp_path / "images", settings=EXACT)
+    assert summary.exported == ["good"]
+    failed = dict(summary.failed)
+    assert set(failed) == {"wrongsize", "truncated"}
+    assert "40x31" in failed["wrongsize"] and "40x30" in failed["wrongsize"]
+    assert "truncated.png" in failed["truncated"]
+    for name in ("wrongsize", "truncated"):
+        assert not (out / "labels" / f"{name}.png").exists()
+        assert not (out / "images" / f"{name}.png").exists() or name == "wrongsize"
+        assert not (out / "records" / f"{name}.json").exists()
+    assert [r["name"] for r in csv.DictReader((out / "manifest.csv").open())] == ["good"]
+
+
+def test_repairs_clips_and_keeps_holes(tmp_path: Path) -> None:
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [20, 20], [20, 0], [0, 20], [0, 0]]]}
+    with_hole = {"type": "Polygon", "coordinates": [
+        [[30, 0], [60, 0], [60, 30], [30, 30], [30, 0]],
+        [[40, 10], [50, 10], [50, 20], [40, 20], [40, 10]],
+    ]}
+    feats = [
+        feature(bowtie, "Tumor", name="bow"),
+        feature(with_hole, "Mammary gland"),
+        feature(rect(50, 25, 80, 45), "Text"),  # crosses the right and bottom edges
+    ]
+    project = write_project(tmp_path, {"x.png": (np.zeros((40, 70), np.uint16), feats)})
+    summary = export_dataset(project, tmp_path / "ds", tmp_path / "images", settings=EXACT)
+    label = np.array(Image.open(tmp_path / "ds" / "labels" / "x.png"))
+    table = default_class_table()
+    assert int((label == table.find("Mammary gland").label).sum()) == 900 - 100 - 5 * 10
+    assert label[15, 45] == 0  # the hole stays a hole
+    assert int((label == table.find("Text").label).sum()) == 20 * 15
+    warnings = " ".join(summary.warnings)
+    assert "'bow'" in warnings and "make_valid" in warnings
+    assert "clipped" in warnings and "70x40" in warnings
+    assert int((label == 1).sum()) == 200  # two triangles of the bowtie: 2 * (20*20/4) pixel centres
+
+
+def test_smoothing_follows_the_table(tmp_path: Path) -> None:
+    feats = [feature(rect(10, 10, 30, 30), "Tumor"), feature(rect(40, 10, 60, 30), "Nipple")]
+    project = write_project(tmp_path, {"s.png": (np.zeros((40, 70), np.uint8), feats)})
+    export_dataset(project, tmp_path / "ds", tmp_path / "images", settings=ExportSettings(sigma=4))
+    label = np.array(Image.open(tmp_path / "ds" / "labels" / "s.png"))
+    assert label[10, 10] == 0 and label[20, 20] == 1  # Tumor (smoothed) loses its corners
+    assert int((label == 2).sum()) == 400  # Nipple is not smoothed: exact square
+
+
+def test_parallel_workers_give_identical_outputs(tmp_path: Path) -> None:
+    pixels = np.full((H, W), 300, np.uint16)
+    project = write_project(tmp_path, {f"c{i}.png": (pixels, known_features()) for i in range(3)})
+    one = export_dataset(project, tmp_path / "a", tmp_path / "images", workers=1)
+    two = export_dataset(project, tmp_path / "b", tmp_path / "images", workers=2)
+    assert sorted(one.exported) == sorted(two.exported) == ["c0", "c1", "c2"]
+    for sub in ("labels/c2.png", "masks/c1/tumor.png", "manifest.csv"):
+        assert (tmp_path / "a" / sub).read_bytes() == (tmp_path / "b" / sub).read_bytes()
+
+
+def test_sample_data_exports(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1] / "sample_data"
+    summary = export_dataset(root / "project", tmp_path / "ds", root / "images", workers=1)
+    assert sorted(summary.exported) == ["phantom_001", "phantom_002", "phantom_003"]
+    assert not summary.failed
+    rows = list(csv.DictReader((tmp_path / "ds" / "manifest.csv").open()))
+    assert {r["subject"] for r in rows} == {"P001", "P002"}
+    for r in rows:
+        assert int(r["pixels_tumor"]) > 500 and int(r["pixels_mammary_gland"]) > 100_000
