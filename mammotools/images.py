@@ -22,6 +22,8 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".pgm", ".dcm", ".di
 _RASTER_FORMATS = ("PNG", "TIFF", "PPM")  # Pillow's format names; PPM covers PGM
 _SUPPORTED = "supported formats are PNG, TIFF, PGM and DICOM"
 _AGAIN = "copy or export the file again"
+_TIFF_LAYOUT_TAGS = (258, 273, 279, 320, 324, 325, 338, 339)  # bits, strips, colormap, tiles, samples
+_TIFF_TYPE_BYTES = (1, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4, 1, 1, 8, 8, 8)  # bytes per value, by TIFF type
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
@@ -79,7 +81,7 @@ def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     p = _existing(path)
     if p.suffix.lower() in (".dcm", ".dicom") or _has_dicom_preamble(p):
         ds = _dcmread(p, stop_before_pixels=True)
-        _check_dicom_header(p, ds, has_pixels="Rows" in ds and "Columns" in ds)
+        _check_dicom_header(p, ds, has_pixels=bool(ds.get("Rows") and ds.get("Columns")))
         return int(ds.Columns), int(ds.Rows)
     return _inspect_raster(p)[1]
 
@@ -130,10 +132,10 @@ def _inspect_raster(p: Path) -> tuple[str, tuple[int, int]]:
 
     try:
         with Image.open(p) as im:
-            fmt, mode, size, needed = im.format, im.mode, im.size, _needed_bytes(im)
+            fmt, mode, size, needed = im.format, im.mode, im.size, _needed_bytes(im, p)
             pages = getattr(im, "n_frames", 1)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{p}: not a readable image ({exc}); {_SUPPORTED}") from None
+        raise InputError(f"{p}: not a readable image, or truncated ({exc}); {_SUPPORTED}") from None
     if fmt not in _RASTER_FORMATS:
         raise InputError(f"{p}: {fmt} images are not supported; {_SUPPORTED}")
     if pages > 1:
@@ -144,19 +146,18 @@ def _inspect_raster(p: Path) -> tuple[str, tuple[int, int]]:
     if fmt == "PNG":  # libpng stops at IEND: without it the file was cut short
         with open(p, "rb") as f:
             f.seek(max(0, file_size - 1024))
-            if b"IEND" not in f.read():
+            if b"IEND\xaeB`\x82" not in f.read():  # IEND chunk and its CRC
                 raise InputError(f"{p}: PNG file is truncated (no IEND chunk); {_AGAIN}")
     return mode, size
 
 
-def _needed_bytes(im: Any) -> int | None:
+def _needed_bytes(im: Any, p: Path) -> int | None:
     """File size a TIFF or binary PGM/PPM needs according to its header (None: unknown)."""
     if im.format == "TIFF":
-        offsets = im.tag_v2.get(273) or im.tag_v2.get(324)  # strip or tile offsets
-        counts = im.tag_v2.get(279) or im.tag_v2.get(325)
-        if offsets is None or counts is None:
-            return None
-        return int(max(o + c for o, c in zip(np.atleast_1d(offsets), np.atleast_1d(counts), strict=False)))
+        tags = im.tag_v2
+        offsets, counts = tags.get(273) or tags.get(324), tags.get(279) or tags.get(325)  # strips or tiles
+        ends = [] if offsets is None or counts is None else [np.add(offsets, counts, dtype=np.int64).max()]
+        return int(max(ends + _tiff_directory_ends(p)))
     if im.format == "PPM" and im.mode != "1" and im.tile and im.tile[0][0] in ("raw", "ppm"):
         _, _, offset, args = im.tile[0]  # ("raw", rawmode) or ("ppm", (mode, maxval))
         args = args if isinstance(args, tuple) else (args,)
@@ -165,11 +166,32 @@ def _needed_bytes(im: Any) -> int | None:
     return None  # PNG (checked by IEND) or plain-text PGM
 
 
+def _tiff_directory_ends(p: Path) -> list[int]:
+    """Where the first TIFF directory (classic or BigTIFF) and its out-of-line layout values end."""
+    with open(p, "rb") as f:
+        head = f.read(16)
+        order, big = ("little" if head[:2] == b"II" else "big"), head[2:4] in (b"\0+", b"+\0")
+        size, entry = (8, 20) if big else (4, 12)  # inline value / offset size, directory entry size
+        ifd = int.from_bytes(head[8:16] if big else head[4:8], order)
+        f.seek(ifd)
+        count = int.from_bytes(f.read(8 if big else 2), order)
+        table = f.read(count * entry)
+    ends = [ifd + (8 if big else 2) + count * entry + size]
+    for e in (table[i : i + entry] for i in range(0, len(table) - entry + 1, entry)):
+        kind = int.from_bytes(e[2:4], order)
+        nbytes = int.from_bytes(e[4 : 4 + size], order) * _TIFF_TYPE_BYTES[kind if kind < 19 else 1]
+        if nbytes > size and int.from_bytes(e[:2], order) in _TIFF_LAYOUT_TAGS:
+            ends.append(int.from_bytes(e[4 + size :], order) + nbytes)
+    return ends
+
+
 def _dcmread(p: Path, **kwargs: Any) -> Any:
     import pydicom
 
     try:
-        return pydicom.dcmread(p, **kwargs)
+        ds = pydicom.dcmread(p, **kwargs)
+        list(ds)  # convert every value now, so that a damaged one fails here
+        return ds
     except Exception as exc:  # pydicom raises many types on damaged files
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{p}: not a readable DICOM file ({reason}); {_AGAIN}") from None
@@ -180,9 +202,11 @@ def _check_dicom_header(p: Path, ds: Any, has_pixels: bool) -> None:
         raise InputError(f"{p}: DICOM header has no Transfer Syntax UID (truncated or corrupt file); {_AGAIN}")
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         raise InputError(f"{p}: DICOM has float pixel data; convert it to 8/16-bit")
-    if not has_pixels:
-        maybe = ", or the file is truncated" if "Rows" in ds else ""
-        raise InputError(f"{p} is a DICOM file without pixel data (not an image{maybe}); give a DICOM image")
+    if not has_pixels:  # pydicom drops all elements, or those after the cut, from a truncated file
+        sop_class = getattr(ds.file_meta.get("MediaStorageSOPClassUID"), "name", "")
+        if len(ds) == 0 or "Rows" in ds or "Image" in sop_class:
+            raise InputError(f"{p}: DICOM image without pixel data, the file is truncated or corrupt; {_AGAIN}")
+        raise InputError(f"{p} is a DICOM file without pixel data (not an image); give a DICOM image")
     if int(ds.get("NumberOfFrames") or 1) > 1:
         raise InputError(f"{p}: multi-frame DICOM ({ds.NumberOfFrames} frames) is not supported; export one per file")
     if int(ds.get("BitsStored") or 0) > 16:
@@ -198,16 +222,12 @@ def _read_dicom(p: Path) -> np.ndarray:
     try:
         available = pixels.get_decoder(syntax).is_available
     except NotImplementedError:
-        msg = (
-            f"no Python package decodes transfer syntax '{syntax.name}'; convert to uncompressed DICOM (gdcmconv --raw)"
-        )
-        raise InputError(f"{p}: {msg}") from None
+        fix = "convert it to uncompressed DICOM (gdcmconv --raw)"
+        raise InputError(f"{p}: no Python package decodes DICOM transfer syntax '{syntax.name}'; {fix}") from None
     if not available:
         name = syntax.name.upper()
         package = "pylibjpeg-openjpeg" if "2000" in name else "pylibjpeg-libjpeg" if "JPEG" in name else "pylibjpeg-rle"
-        raise InputError(
-            f"{p}: no decoder installed for '{syntax.name}' pixel data; run: pip install pylibjpeg {package}"
-        )
+        raise InputError(f"{p}: no decoder installed for '{syntax.name}' pixel data; pip install pylibjpeg {package}")
     try:
         arr = ds.pixel_array
     except Exception as exc:  # decoders raise many types on bad data

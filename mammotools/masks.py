@@ -1,7 +1,7 @@
 """Region maps: rasterize each region's annotations, smooth the flagged ones, merge by rank.
 
 Pixel rule (one rule, everywhere): a pixel belongs to a polygon when its **centre** lies inside
-it (GDAL's rule, via ``rasterio.features.rasterize``), so a rectangle from x=10 to x=20 covers
+it (GDAL's rule; :func:`fill_polygon` gives rasterio's pixels, faster), so a rectangle from x=10 to x=20 covers
 exactly the 10 columns 10..19 and holes stay holes. Lines (polylines) burn the pixels they pass
 through. A point (e.g. a nipple marked with QuPath's point tool) becomes a disc: the pixels
 whose centre lies within ``point_radius`` of it.
@@ -34,6 +34,7 @@ from mammotools.classes import ClassTable, RegionClass
 DEFAULT_SIGMA = 5.0  # px: Gaussian sigma for smoothed regions
 DEFAULT_POINT_RADIUS = 25.0  # px: radius of the disc a point annotation becomes
 TRUNCATE = 4.0  # kernel radius in sigmas, as scipy.ndimage.gaussian_filter's default
+TILE = 128  # px: tile size of the smoothing; only tiles near a boundary are filtered
 
 
 @dataclass
@@ -57,7 +58,7 @@ class RegionMap:
     def full_size(self, shape: tuple[int, int]) -> np.ndarray:
         """The map on the whole image: (H, W) uint8, 255 inside the region, 0 outside."""
         out = np.zeros(shape, np.uint8)
-        out[self.rows, self.cols][self.mask] = 255
+        np.multiply(self.mask.view(np.uint8), 255, out=out[self.rows, self.cols])
         return out
 
 
@@ -68,8 +69,6 @@ def rasterize_region(
     point_radius: float = DEFAULT_POINT_RADIUS,
 ) -> RegionMap | None:
     """Draw a region's geometries (pixel coordinates) into a map of its window; None if empty."""
-    from rasterio.features import rasterize  # heavy import, only where needed
-    from rasterio.transform import Affine
 
     height, width = shape
     shapes, points = _split_parts(geometries)
@@ -82,16 +81,24 @@ def rasterize_region(
     c1, r1 = min(width, math.ceil(maxx) + 1), min(height, math.ceil(maxy) + 1)
     if c1 <= c0 or r1 <= r0:
         return None
-    if shapes:
-        mask = rasterize(
-            ((g, 1) for g in shapes),
-            out_shape=(r1 - r0, c1 - c0),
+    mask = np.zeros((r1 - r0, c1 - c0), bool)
+    lines = []
+    for part in shapes:
+        if part.geom_type == "Polygon":
+            fill_polygon(mask, part, r0, c0)
+        else:
+            lines.append(part)
+    if lines:
+        from rasterio.features import rasterize  # lines are rare: import GDAL only for them
+        from rasterio.transform import Affine
+
+        mask |= rasterize(
+            ((g, 1) for g in lines),
+            out_shape=mask.shape,
             transform=Affine(1, 0, c0, 0, 1, r0),
             fill=0,
             dtype="uint8",
         ).view(bool)
-    else:
-        mask = np.zeros((r1 - r0, c1 - c0), bool)
     for x, y in points:
         _draw_disc(mask, x - c0, y - r0, point_radius)
     return _trimmed(RegionMap(region, slice(r0, r1), slice(c0, c1), mask))
@@ -110,14 +117,62 @@ def smooth_region(rmap: RegionMap, sigma: float, shape: tuple[int, int]) -> Regi
     r0, r1 = max(0, rmap.rows.start - radius), min(height, rmap.rows.stop + radius)
     c0, c1 = max(0, rmap.cols.start - radius), min(width, rmap.cols.stop + radius)
     padded = np.zeros((r1 - r0, c1 - c0), np.uint8)
-    padded[rmap.rows.start - r0 : rmap.rows.stop - r0, rmap.cols.start - c0 : rmap.cols.stop - c0][rmap.mask] = 255
-    size = 2 * radius + 1
-    # BORDER_REFLECT (abc|cba) is scipy's "reflect"; it only matters at the image edge.
-    blurred = cv2.GaussianBlur(padded, (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+    inner = padded[rmap.rows.start - r0 : rmap.rows.stop - r0, rmap.cols.start - c0 : rmap.cols.stop - c0]
+    np.multiply(rmap.mask.view(np.uint8), 255, out=inner)
+    mask = _blur_threshold(padded, sigma, radius)
     del padded
-    # uint8 holds round(255 * v); v >= 0.5 <=> 255 v >= 127.5 <=> rounded value >= 128.
-    mask = blurred >= 128
     return _trimmed(RegionMap(rmap.region, slice(r0, r1), slice(c0, c1), mask))
+
+
+def _blur_threshold(binary: np.ndarray, sigma: float, radius: int) -> np.ndarray:
+    """Gaussian blur of a 0/255 map, thresholded at 0.5: (h, w) uint8 -> (h, w) bool.
+
+    The filter only changes pixels within ``radius`` of the region's boundary, so the map is
+    cut into tiles and only tiles near a boundary are filtered (with a ``radius`` margin, in
+    runs of adjacent tiles); a tile whose neighbourhood is uniform keeps its value. For a large
+    region (the breast) this filters a fraction of the window.
+    """
+    tile = max(TILE, radius)
+    h, w = binary.shape
+    nty, ntx = -(-h // tile), -(-w // tile)
+    padded = np.zeros((nty * tile, ntx * tile), np.uint8)
+    padded[:h, :w] = binary
+    blocks = padded.reshape(nty, tile, ntx, tile)
+    hi = blocks.max(axis=(1, 3))
+    lo = blocks.min(axis=(1, 3))
+    # the edge tiles hold padding zeros: judge them by the real pixels only
+    if h % tile or w % tile:
+        for ty, tx in {(nty - 1, x) for x in range(ntx)} | {(y, ntx - 1) for y in range(nty)}:
+            real = binary[ty * tile : (ty + 1) * tile, tx * tile : (tx + 1) * tile]
+            lo[ty, tx] = real.min()
+    del padded, blocks
+    mixed = hi != lo
+    near = cv2.dilate(mixed.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    # uniform neighbourhoods differing between tiles also need filtering at their seam
+    near |= cv2.dilate(hi, np.ones((3, 3), np.uint8)) != cv2.erode(lo, np.ones((3, 3), np.uint8))
+    out = np.repeat(np.repeat(hi == 255, tile, axis=0), tile, axis=1)[:h, :w]
+    size = 2 * radius + 1
+    for ty in range(nty):
+        tx = 0
+        while tx < ntx:
+            if not near[ty, tx]:
+                tx += 1
+                continue
+            run = tx
+            while run < ntx and near[ty, run]:
+                run += 1
+            r0, r1 = ty * tile, min(h, (ty + 1) * tile)
+            c0, c1 = tx * tile, min(w, run * tile)
+            a0, a1 = max(0, r0 - radius), min(h, r1 + radius)
+            b0, b1 = max(0, c0 - radius), min(w, c1 + radius)
+            # BORDER_REFLECT (abc|cba) is scipy's "reflect"; it only matters at the image edge.
+            blurred = cv2.GaussianBlur(
+                binary[a0:a1, b0:b1], (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT
+            )
+            # uint8 holds round(255 * v); v >= 0.5 <=> 255 v >= 127.5 <=> rounded value >= 128.
+            out[r0:r1, c0:c1] = blurred[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0] >= 128
+            tx = run
+    return out
 
 
 def region_maps(
@@ -158,7 +213,7 @@ def merge_region_maps(maps: Iterable[RegionMap], shape: tuple[int, int], fill_la
     """
     label = np.full(shape, fill_label, np.uint8)
     for rmap in sorted(maps, key=lambda m: -m.region.rank):
-        label[rmap.rows, rmap.cols][rmap.mask] = rmap.region.label
+        np.copyto(label[rmap.rows, rmap.cols], rmap.region.label, where=rmap.mask)
     return label
 
 
@@ -181,7 +236,8 @@ def overlap_counts(maps: Sequence[RegionMap]) -> dict[tuple[str, str], int]:
 
 def label_pixel_counts(label: np.ndarray, table: ClassTable) -> dict[str, int]:
     """Pixels of each class of ``table`` in a label map (every class, zeros included)."""
-    counts = np.bincount(label.ravel(), minlength=256)
+    # OpenCV's histogram: no int64 copy of the map (np.bincount would make one)
+    counts = cv2.calcHist([label], [0], None, [256], [0, 256]).ravel().astype(np.int64)
     return {c.name: int(counts[c.label]) for c in table}
 
 
@@ -201,6 +257,42 @@ def _split_parts(geometries: Iterable[BaseGeometry]) -> tuple[list[BaseGeometry]
             else:
                 shapes.append(part)
     return shapes, points
+
+
+def fill_polygon(mask: np.ndarray, polygon: BaseGeometry, row0: int, col0: int) -> None:
+    """Set the pixels of ``mask`` whose centre lies inside ``polygon`` (holes excluded).
+
+    ``mask``: (h, w) bool, the window whose top-left pixel is (``row0``, ``col0``) of the image.
+    A scanline fill: for each pixel row, the crossings of its centre line (y = r + 0.5) with the
+    polygon's edges, paired left to right; a pixel is inside when its centre x + 0.5 lies in
+    [left, right). Edges are half-open in y, so a vertex on a centre line is counted once. It
+    gives the same pixels as GDAL's rasterizer (tests compare it with rasterio) in a third of
+    the time, since only the spans are written.
+    """
+    h, w = mask.shape
+    rings = [polygon.exterior, *polygon.interiors]
+    coords = [shapely.get_coordinates(ring) for ring in rings]
+    x0 = np.concatenate([c[:-1, 0] for c in coords]) - col0
+    x1 = np.concatenate([c[1:, 0] for c in coords]) - col0
+    y0 = np.concatenate([c[:-1, 1] for c in coords]) - row0
+    y1 = np.concatenate([c[1:, 1] for c in coords]) - row0
+    first = np.maximum(np.ceil(np.minimum(y0, y1) - 0.5), 0).astype(np.int64)
+    stop = np.minimum(np.ceil(np.maximum(y0, y1) - 0.5), h).astype(np.int64)
+    n = np.maximum(stop - first, 0)
+    keep = n > 0  # horizontal edges and edges outside the window cross no centre line
+    x0, x1, y0, y1, first, n = x0[keep], x1[keep], y0[keep], y1[keep], first[keep], n[keep]
+    total = int(n.sum())
+    if total == 0:
+        return
+    edge = np.repeat(np.arange(n.size), n)
+    rows = first[edge] + np.arange(total) - np.repeat(np.cumsum(n) - n, n)
+    x = x0[edge] + (rows + 0.5 - y0[edge]) * (x1[edge] - x0[edge]) / (y1[edge] - y0[edge])
+    order = np.lexsort((x, rows))
+    rows, x = rows[order], x[order]
+    cols = np.clip(np.ceil(x - 0.5), 0, w).astype(np.int64)
+    for r, a, b in zip(rows[0::2].tolist(), cols[0::2].tolist(), cols[1::2].tolist(), strict=True):
+        if b > a:
+            mask[r, a:b] = True
 
 
 def _draw_disc(mask: np.ndarray, x: float, y: float, radius: float) -> None:
