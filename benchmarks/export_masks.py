@@ -112,9 +112,10 @@ def child(method: str, runs: int, out: str) -> None:
     """Run one method in this (fresh) process; print JSON with times and peak memory."""
     geoms = workload()
     fn = run_mammotools if method == "mammotools" else run_baseline
-    import mammotools.masks  # noqa: F401  (imports before the memory baseline)
     import rasterio.features  # noqa: F401
     import scipy.ndimage  # noqa: F401
+
+    import mammotools.masks  # noqa: F401  (imports before the memory baseline)
 
     rss_before = _rss_mb()
     times = []
@@ -189,14 +190,20 @@ def main() -> None:
         return
     geoms = workload()
     n_vertices = sum(len(shapely.get_coordinates(g)) for gs in geoms.values() for g in gs)
-    print(f"workload: {W}x{H}, {len(geoms)} classes, {sum(len(g) for g in geoms.values())} geometries, "
-          f"{n_vertices} vertices, sigma {SIGMA:g} px")
+    print(
+        f"workload: {W}x{H}, {len(geoms)} classes, {sum(len(g) for g in geoms.values())} geometries, "
+        f"{n_vertices} vertices, sigma {SIGMA:g} px"
+    )
     results, labels = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for method, runs in (("baseline", args.baseline_runs), ("mammotools", args.runs)):
             out = str(Path(tmp) / f"{method}.npy")
-            proc = subprocess.run([sys.executable, __file__, "--child", method, "--runs", str(runs), "--out", out],
-                                  capture_output=True, text=True, check=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", method, "--runs", str(runs), "--out", out],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
             labels[method] = np.load(out)
     agree = float((labels["baseline"] == labels["mammotools"]).mean())
@@ -204,11 +211,15 @@ def main() -> None:
     ours_t = statistics.median(results["mammotools"]["times"])
     print("\nrasterize + smooth + merge (median of runs; extra peak = max RSS above the process baseline)")
     print(f"  {'method':<42}{'seconds':>10}{'extra peak MB':>16}")
-    for name, key, t in (("baseline: full-size float32 + scipy", "baseline", base_t),
-                         ("mammotools: windows, uint8, in place", "mammotools", ours_t)):
+    for name, key, t in (
+        ("baseline: full-size float32 + scipy", "baseline", base_t),
+        ("mammotools: windows, uint8, in place", "mammotools", ours_t),
+    ):
         print(f"  {name:<42}{t:>10.3f}{results[key]['extra_peak_mb']:>16.0f}")
-    print(f"  speed-up: {base_t / ours_t:.1f}x (target >= 40x); "
-          f"extra peak: {results['mammotools']['extra_peak_mb']:.0f} MB (target < 150 MB)")
+    print(
+        f"  speed-up: {base_t / ours_t:.1f}x (target >= 40x); "
+        f"extra peak: {results['mammotools']['extra_peak_mb']:.0f} MB (target < 150 MB)"
+    )
     print(f"  label maps agree on {100 * agree:.4f}% of pixels (target >= 99.99%)")
     print("\nimage and map I/O (median seconds)")
     for name, t in io_figures(labels["mammotools"], args.runs).items():

@@ -74,13 +74,9 @@ def clip_to_image(ann: Annotation, width: int, height: int) -> Annotation:
     clipped = geom.intersection(box)
     ann.geometry = _keep_dimension(clipped, geom.geom_type)
     if ann.geometry.is_empty:
-        ann.problems.append(
-            f"lies entirely outside the {width}x{height} image (bounds {_fmt(geom.bounds)}); nothing drawn"
-        )
+        ann.problems.append(f"lies entirely outside the {width}x{height} image (bounds {_fmt(geom.bounds)}); nothing drawn")
     else:
-        ann.problems.append(
-            f"extends outside the {width}x{height} image (bounds {_fmt(geom.bounds)}); clipped to the image"
-        )
+        ann.problems.append(f"extends outside the {width}x{height} image (bounds {_fmt(geom.bounds)}); clipped to the image")
     return ann
 
 

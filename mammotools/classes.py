@@ -89,10 +89,10 @@ class ClassTable:
         if len({c.label for c in self.classes}) != len(self.classes):
             raise InputError(f"{src}: label values must be distinct")
 
-    def __iter__(self):  # noqa: D105
+    def __iter__(self):
         return iter(self.classes)
 
-    def __len__(self) -> int:  # noqa: D105
+    def __len__(self) -> int:
         return len(self.classes)
 
     @property
@@ -181,11 +181,7 @@ def _parse_class(item: object, index: int, source: str) -> RegionClass:
         raise InputError(f"{where}: label must be an integer 0..255 (the label map is uint8)")
     if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
         raise InputError(f"{where}: rank must be an integer >= 1 (1 = on top)")
-    if (
-        not isinstance(color, list)
-        or len(color) != 3
-        or not all(isinstance(v, int) and 0 <= v <= 255 for v in color)
-    ):
+    if not isinstance(color, list) or len(color) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in color):
         raise InputError(f"{where}: color must be [r, g, b] with integers 0..255")
     if not isinstance(smooth, bool):
         raise InputError(f"{where}: smooth must be true or false")

@@ -59,19 +59,42 @@ def main() -> None:
 
 @main.command("export-qupath")
 @click.argument("project", type=click.Path(path_type=Path))
-@click.option("--images", "images_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder holding the image files (searched by name); default: where the project says they are.")
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding the image files (searched by name); default: where the project says they are.",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Dataset folder to write.")
 @classes_option
-@click.option("--sigma", type=click.FloatRange(min=0), default=None,
-              help="Gaussian sigma (px) for smoothed regions; 0 turns smoothing off.  [default: 5.0]")
-@click.option("--point-radius", type=click.FloatRange(min=0.5), default=None,
-              help="Radius (px) of the disc a point annotation becomes.  [default: 25.0]")
-@click.option("--map", "class_map", multiple=True, callback=_class_pair, metavar="CLASS=KNOWN",
-              help="Treat annotations of CLASS as the table's class KNOWN (repeatable).")
+@click.option(
+    "--sigma",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Gaussian sigma (px) for smoothed regions; 0 turns smoothing off.  [default: 5.0]",
+)
+@click.option(
+    "--point-radius",
+    type=click.FloatRange(min=0.5),
+    default=None,
+    help="Radius (px) of the disc a point annotation becomes.  [default: 25.0]",
+)
+@click.option(
+    "--map",
+    "class_map",
+    multiple=True,
+    callback=_class_pair,
+    metavar="CLASS=KNOWN",
+    help="Treat annotations of CLASS as the table's class KNOWN (repeatable).",
+)
 @click.option("--ignore", multiple=True, metavar="CLASS", help="Leave annotations of CLASS out (repeatable).")
-@click.option("--workers", type=click.IntRange(min=0), default=0,
-              help="Worker processes; 0 = one per CPU core.  [default: 0]", show_default=False)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Worker processes; 0 = one per CPU core.  [default: 0]",
+    show_default=False,
+)
 @click.option("--overwrite", is_flag=True, help="Replace outputs made earlier from other inputs or settings.")
 @user_errors
 def export_qupath(project, images_dir, out, classes_file, sigma, point_radius, class_map, ignore, workers, overwrite):  # type: ignore[no-untyped-def]
@@ -98,8 +121,7 @@ def export_qupath(project, images_dir, out, classes_file, sigma, point_radius, c
         nonlocal bar
         if done:
             click.echo(f"{done} image(s) already exported, skipped", err=True)
-        bar = click.progressbar(length=todo, label=f"Exporting {todo} image(s)", file=sys.stderr,
-                                show_pos=True, show_eta=True)
+        bar = click.progressbar(length=todo, label=f"Exporting {todo} image(s)", file=sys.stderr, show_pos=True, show_eta=True)
         bar.__enter__()
 
     def on_image(name: str) -> None:
@@ -122,8 +144,11 @@ def export_qupath(project, images_dir, out, classes_file, sigma, point_radius, c
         f"{len(summary.exported)} exported, {len(summary.skipped)} skipped (complete), "
         f"{len(summary.failed)} failed, {len(summary.not_annotated)} without annotations; "
         f"{len(summary.warnings)} warning(s); {summary.seconds:.1f} s"
-        + (f" (decode {t['decode']:.1f} s, masks {t['masks']:.1f} s, "
-           f"writing {t['encode_image'] + t['encode_maps']:.1f} s)" if t else "")
+        + (
+            f" (decode {t['decode']:.1f} s, masks {t['masks']:.1f} s, writing {t['encode_image'] + t['encode_maps']:.1f} s)"
+            if t
+            else ""
+        )
     )
     click.echo(f"Dataset: {out}  (manifest: {out / 'manifest.csv'})")
     if summary.failed:

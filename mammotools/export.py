@@ -226,9 +226,7 @@ def _class_targets(table: ClassTable, settings: ExportSettings) -> dict[str, str
     for src, dst in settings.class_map:
         found = table.find(dst)
         if found is None:
-            raise InputError(
-                f"--map {src}={dst}: {dst!r} is not a class of the table ({', '.join(table.names)})"
-            )
+            raise InputError(f"--map {src}={dst}: {dst!r} is not a class of the table ({', '.join(table.names)})")
         targets[normalize_name(src)] = found.name
     for name in settings.ignore:
         targets[normalize_name(name)] = None

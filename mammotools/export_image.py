@@ -23,9 +23,9 @@ from mammotools.palette import encode_label_png
 LOSS_WARNING_FRACTION = 0.5
 
 if TYPE_CHECKING:
-    from mammotools.masks import RegionMap
     from mammotools.classes import ClassTable
     from mammotools.export import ExportSettings, ImageJob
+    from mammotools.masks import RegionMap
 
 
 def init_worker(threads: int = 1) -> None:
@@ -119,4 +119,3 @@ def export_image_checked(job: ImageJob, out: Path, table: ClassTable, settings: 
         return export_image(job, out, table, settings), None
     except MammoError as exc:
         return None, str(exc)
-

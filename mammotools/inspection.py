@@ -98,7 +98,8 @@ def format_report(report: dict) -> str:
             lines.append(f"      problem: {p}")
     if report["unknown_classes"]:
         lines.append(
-            "Classes unknown to the class table: " + ", ".join(report["unknown_classes"])
+            "Classes unknown to the class table: "
+            + ", ".join(report["unknown_classes"])
             + " (export-qupath needs --map CLASS=KNOWN, --ignore CLASS or --classes FILE)"
         )
     n_problems = sum(len(i["problems"]) for i in report["images"])

@@ -44,4 +44,3 @@ class ImageIndex:
         if hint is not None and hint.is_file():
             return hint
         return None
-

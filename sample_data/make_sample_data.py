@@ -217,9 +217,7 @@ class Phantom:
         if name is not None:
             props["name"] = name
         props["classification"] = {"name": cls, "color": list(CLASS_RGB[color_of or cls])}
-        self.features.append(
-            {"type": "Feature", "id": new_uuid(self.rng_ids), "geometry": to_geojson(geom), "properties": props}
-        )
+        self.features.append({"type": "Feature", "id": new_uuid(self.rng_ids), "geometry": to_geojson(geom), "properties": props})
 
     # -- breast outline
     def breast(self, cy, a, b_top, b_bot, t_nip, nip_h=11.0, n=300):

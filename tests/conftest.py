@@ -49,21 +49,21 @@ def write_project(root: Path, images: dict[str, tuple[np.ndarray, list[dict]]], 
     for i, (name, (pixels, features)) in enumerate(images.items(), start=1):
         cv2.imwrite(str(root / "images" / name), pixels)
         h, w = pixels.shape[:2]
-        entries.append({
-            "serverBuilder": {
-                "builderType": "uri",
-                "providerClassName": "qupath.lib.images.servers.imageio.ImageIoServerBuilder",
-                "uri": f"file:/Users/someone/study/{name}",
-                "args": [],
-                "metadata": {"name": name, "width": w, "height": h},
-            },
-            "entryID": i,
-            "imageName": name,
-            "metadata": {},
-        })
-        stem = name.rsplit(".", 1)[0]
-        (project / "annotations" / f"{stem}.geojson").write_text(
-            json.dumps({"type": "FeatureCollection", "features": features})
+        entries.append(
+            {
+                "serverBuilder": {
+                    "builderType": "uri",
+                    "providerClassName": "qupath.lib.images.servers.imageio.ImageIoServerBuilder",
+                    "uri": f"file:/Users/someone/study/{name}",
+                    "args": [],
+                    "metadata": {"name": name, "width": w, "height": h},
+                },
+                "entryID": i,
+                "imageName": name,
+                "metadata": {},
+            }
         )
+        stem = name.rsplit(".", 1)[0]
+        (project / "annotations" / f"{stem}.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     (project / "project.qpproj").write_text(json.dumps({"version": version, "images": entries}))
     return project

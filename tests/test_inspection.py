@@ -25,8 +25,7 @@ def test_real_project_without_exports_says_how_to_get_them() -> None:
     report = inspect_source(shared("qupath", "coscialab-0.6.0"))
     assert report["qupath_version"] == "0.6.0"
     [image] = report["images"]
-    assert (image["name"], image["entry_id"], image["width"], image["height"]) == (
-        "TD_01_verysmall_mIF.ome.tif", 1, 1000, 1000)
+    assert (image["name"], image["entry_id"], image["width"], image["height"]) == ("TD_01_verysmall_mIF.ome.tif", 1, 1000, 1000)
     assert "export_annotations.groovy" in image["problems"][0]
 
 
@@ -47,7 +46,13 @@ def test_synthetic_project_counts_and_problems(tmp_path: Path) -> None:
     report = inspect_source(project)
     [image] = report["images"]
     assert image["annotation_counts"] == {
-        "Mammary gland": 1, "Nipple": 1, "Skin": 1, "Tumor": 1, "Tumor: Malignant": 1, "Unclassified": 1}
+        "Mammary gland": 1,
+        "Nipple": 1,
+        "Skin": 1,
+        "Tumor": 1,
+        "Tumor: Malignant": 1,
+        "Unclassified": 1,
+    }
     assert image["other_objects"] == {"detection": 1}
     assert image["unknown_classes"] == []
     problems = " | ".join(image["problems"])

@@ -80,8 +80,11 @@ def test_merge_by_rank_and_overlaps() -> None:
     shape = (40, 40)
     maps = region_maps(
         TABLE,
-        {"Mammary gland": [shapely.box(0, 0, 30, 30)], "Tumor": [shapely.box(20, 20, 40, 40)],
-         "Text": [shapely.box(35, 0, 40, 5)]},
+        {
+            "Mammary gland": [shapely.box(0, 0, 30, 30)],
+            "Tumor": [shapely.box(20, 20, 40, 40)],
+            "Text": [shapely.box(35, 0, 40, 5)],
+        },
         shape,
         sigma=0,
     )

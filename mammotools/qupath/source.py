@@ -115,8 +115,7 @@ def _open_project(path: Path) -> AnnotationSource:
         found = next((exports[k] for k in keys if k in exports), [])
         if len(found) > 1:
             raise InputError(
-                f"{exports_dir}: several exports for image {entry.name!r} "
-                f"({', '.join(p.name for p in found)}); keep one"
+                f"{exports_dir}: several exports for image {entry.name!r} ({', '.join(p.name for p in found)}); keep one"
             )
         if found:
             record.annotation_path, record.reader = found[0], "geojson"
@@ -135,9 +134,6 @@ def _records_from_files(files: list[Path], folder: Path) -> list[ImageRecord]:
         key = annotation_file_key(p)
         assert key is not None
         if key in by_key:
-            raise InputError(
-                f"{folder}: {by_key[key].name} and {p.name} are both annotations of image {key!r}; keep one"
-            )
+            raise InputError(f"{folder}: {by_key[key].name} and {p.name} are both annotations of image {key!r}; keep one")
         by_key[key] = p
     return [ImageRecord(k, annotation_path=p, reader="geojson") for k, p in by_key.items()]
-

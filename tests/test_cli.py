@@ -1,0 +1,89 @@
+"""The command line: thin commands, one-line errors, exit codes, JSON output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+from conftest import feature, rect, shared, write_project
+
+from mammotools.cli import main
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def test_help_does_not_import_heavy_packages() -> None:
+    code = (
+        "import sys; from mammotools.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('numpy', 'cv2', 'rasterio', 'torch', 'shapely', 'paquo') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_export_sample_data_then_rerun(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = [
+        "export-qupath",
+        str(SAMPLE / "project"),
+        "--images",
+        str(SAMPLE / "images"),
+        "--out",
+        str(tmp_path / "ds"),
+        "--workers",
+        "1",
+    ]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "3 exported, 0 skipped" in result.output
+    assert sorted(p.name for p in (tmp_path / "ds" / "labels").iterdir()) == [
+        "phantom_001.png",
+        "phantom_002.png",
+        "phantom_003.png",
+    ]
+    again = runner.invoke(main, args)
+    assert again.exit_code == 0 and "0 exported, 3 skipped" in again.output
+
+
+def test_user_mistakes_are_one_line_without_traceback(tmp_path: Path) -> None:
+    project = write_project(tmp_path, {"a.png": (np.zeros((20, 20), np.uint8), [feature(rect(0, 0, 5, 5), "Cyst")])})
+    runner = CliRunner()
+    cases = [
+        ["export-qupath", str(project), "--images", str(tmp_path / "images"), "--out", str(tmp_path / "o")],
+        ["export-qupath", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+        ["export-qupath", str(project), "--out", str(tmp_path / "o"), "--classes", str(tmp_path / "none.json")],
+        ["inspect", str(tmp_path / "images" / "a.png")],
+    ]
+    for args in cases:
+        result = runner.invoke(main, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.startswith("Error: ") and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+    bad_map = runner.invoke(main, ["export-qupath", str(project), "--out", str(tmp_path / "o"), "--map", "Cyst"])
+    assert bad_map.exit_code == 2 and "Mass=Tumor" in bad_map.output
+
+
+def test_failed_images_give_nonzero_exit(tmp_path: Path) -> None:
+    project = write_project(tmp_path, {"a.png": (np.zeros((20, 20), np.uint8), [feature(rect(0, 0, 5, 5), "Tumor")])})
+    (tmp_path / "images" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    result = CliRunner().invoke(
+        main,
+        ["export-qupath", str(project), "--images", str(tmp_path / "images"), "--out", str(tmp_path / "o"), "--workers", "1"],
+    )
+    assert result.exit_code == 1 and "failed: a:" in result.output and "a.png" in result.output
+
+
+def test_inspect_json_on_real_export() -> None:
+    path = shared("qupath", "coscialab-0.6.0", "Single_cells.geojson")
+    result = CliRunner().invoke(main, ["inspect", str(path), "--json"])
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert report["images"][0]["annotation_counts"] == {"Unclassified": 3, "circles": 4, "class_1": 1, "two_circles": 2}
+    assert set(report["images"][0]) >= {"name", "entry_id", "width", "height", "annotation_counts", "problems"}
