@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from mammotools import __version__
+from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
 from mammotools.errors import MammoError
 
 MAX_WARNINGS_SHOWN = 20
@@ -70,14 +71,14 @@ def main() -> None:
 @click.option(
     "--sigma",
     type=click.FloatRange(min=0),
-    default=None,
-    help="Gaussian sigma (px) for smoothed regions; 0 turns smoothing off.  [default: 5.0]",
+    default=DEFAULT_SIGMA,
+    help="Gaussian sigma (px) for smoothed regions; 0 turns smoothing off.",
 )
 @click.option(
     "--point-radius",
     type=click.FloatRange(min=0.5),
-    default=None,
-    help="Radius (px) of the disc a point annotation becomes.  [default: 25.0]",
+    default=DEFAULT_POINT_RADIUS,
+    help="Radius (px) of the disc a point annotation becomes.",
 )
 @click.option(
     "--map",
@@ -105,12 +106,11 @@ def export_qupath(project, images_dir, out, classes_file, sigma, point_radius, c
     """
     from mammotools.classes import load_class_table
     from mammotools.export import ExportSettings, export_dataset
-    from mammotools.masks import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
 
     table = load_class_table(classes_file)
     settings = ExportSettings(
-        sigma=DEFAULT_SIGMA if sigma is None else sigma,
-        point_radius=DEFAULT_POINT_RADIUS if point_radius is None else point_radius,
+        sigma=sigma,
+        point_radius=point_radius,
         class_map=class_map,
         ignore=tuple(ignore),
     )

@@ -34,6 +34,7 @@ from shapely.geometry.base import BaseGeometry
 
 from mammotools.annotations import clip_to_image, repair_geometry
 from mammotools.classes import ClassTable, default_class_table, normalize_name
+from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
 from mammotools.errors import InputError, MammoError, MissingFileError
 from mammotools.files import (
     atomic_path,
@@ -43,7 +44,6 @@ from mammotools.files import (
     remove_stale_temporaries,
 )
 from mammotools.locate import ImageIndex
-from mammotools.masks import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
 from mammotools.qupath.source import ImageRecord, open_source, read_annotations
 
 SUBJECT_KEYS = ("subject", "patient", "patient_id", "patientid", "subject_id")
@@ -136,9 +136,9 @@ def plan_export(
         listed = ", ".join(missing[:MAX_LISTED]) + (" ..." if len(missing) > MAX_LISTED else "")
         raise MissingFileError(f"{len(missing)} image file(s) not found {where}: {listed}")
     _check_names(jobs)
-    for job in jobs:
-        summary.warnings.extend(f"{job.name}: {w}" for w in job.warnings)
     todo, done = _split_done(jobs, out, table, overwrite)
+    for job in todo:  # images already done had their warnings shown when they were exported
+        summary.warnings.extend(f"{job.name}: {w}" for w in job.warnings)
     return todo, done, summary
 
 

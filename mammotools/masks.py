@@ -30,9 +30,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from mammotools.classes import ClassTable, RegionClass
+from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
 
-DEFAULT_SIGMA = 5.0  # px: Gaussian sigma for smoothed regions
-DEFAULT_POINT_RADIUS = 25.0  # px: radius of the disc a point annotation becomes
 TRUNCATE = 4.0  # kernel radius in sigmas, as scipy.ndimage.gaussian_filter's default
 TILE = 128  # px: tile size of the smoothing; only tiles near a boundary are filtered
 

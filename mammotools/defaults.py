@@ -1,0 +1,4 @@
+"""Defaults shared by the library and the CLI, kept free of heavy imports (``--help`` shows them)."""
+
+DEFAULT_SIGMA = 5.0  # px: Gaussian sigma for smoothed regions (method.md: Gaussian, then threshold 0.5)
+DEFAULT_POINT_RADIUS = 25.0  # px: radius of the disc a point annotation (e.g. a nipple) becomes
