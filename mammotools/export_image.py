@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,11 +74,7 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
     timings["masks"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    encoded = {}
-    for rmap in maps:
-        encoded[rmap.region.slug] = encode_png(rmap.full_size(shape))
-    write_masks_folder(out / "masks" / job.name, encoded)
-    del encoded
+    write_masks_folder(out / "masks" / job.name, encode_region_masks(maps, shape))
     atomic_write_bytes(out / "labels" / f"{job.name}.png", encode_label_png(label, table.palette()))
     timings["encode_maps"] = time.perf_counter() - t
 
@@ -99,6 +96,25 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
     }
     atomic_write_text(out / "records" / f"{job.name}.json", json.dumps(record, indent=1))
     return record
+
+
+def encode_region_masks(maps: list[RegionMap], shape: tuple[int, int]) -> dict[str, bytes]:
+    """PNG bytes of each region's full-size 0/255 map, encoded on OpenCV's thread count.
+
+    OpenCV releases the GIL while encoding, so threads encode masks side by side; a pool worker
+    has one thread (init_worker), so N workers still use N cores. At most ``threads`` full-size
+    maps are in memory at once.
+    """
+    import cv2
+
+    def encode(rmap: RegionMap) -> tuple[str, bytes]:
+        return rmap.region.slug, encode_png(rmap.full_size(shape))
+
+    threads = max(1, cv2.getNumThreads())
+    if threads == 1:
+        return dict(encode(m) for m in maps)
+    with ThreadPoolExecutor(threads) as pool:
+        return dict(pool.map(encode, maps))
 
 
 def smoothing_losses(maps: list[RegionMap], sigma: float) -> list[str]:

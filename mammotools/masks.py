@@ -127,11 +127,11 @@ def _blur_threshold(binary: np.ndarray, sigma: float, radius: int) -> np.ndarray
     """Gaussian blur of a 0/255 map, thresholded at 0.5: (h, w) uint8 -> (h, w) bool.
 
     The filter only changes pixels within ``radius`` of the region's boundary, so the map is
-    cut into tiles and only tiles near a boundary are filtered (with a ``radius`` margin, in
-    runs of adjacent tiles); a tile whose neighbourhood is uniform keeps its value. For a large
-    region (the breast) this filters a fraction of the window.
+    cut into tiles and only the tiles the boundary crosses are filtered, with a ``radius``
+    strip around them, in runs of adjacent tiles; every other pixel keeps its value. For a
+    large region (the breast) this filters a fraction of the window, with the same result.
     """
-    tile = max(TILE, radius)
+    tile = TILE
     h, w = binary.shape
     nty, ntx = -(-h // tile), -(-w // tile)
     padded = np.zeros((nty * tile, ntx * tile), np.uint8)
@@ -145,33 +145,41 @@ def _blur_threshold(binary: np.ndarray, sigma: float, radius: int) -> np.ndarray
             real = binary[ty * tile : (ty + 1) * tile, tx * tile : (tx + 1) * tile]
             lo[ty, tx] = real.min()
     del padded, blocks
-    mixed = hi != lo
-    near = cv2.dilate(mixed.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    # uniform neighbourhoods differing between tiles also need filtering at their seam
-    near |= cv2.dilate(hi, np.ones((3, 3), np.uint8)) != cv2.erode(lo, np.ones((3, 3), np.uint8))
+    # Pixels change only within `radius` of the boundary, which lies in the mixed tiles, or on
+    # the seam between uniform tiles of different values: filter those tiles plus a `radius`
+    # strip around them (reading `radius` further), leave every other pixel as it is.
+    k = -(-radius // tile)
+    kernel = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
+    core = (hi != lo) | _seam(hi, lo, kernel)
     out = np.repeat(np.repeat(hi == 255, tile, axis=0), tile, axis=1)[:h, :w]
     size = 2 * radius + 1
     for ty in range(nty):
-        tx = 0
-        while tx < ntx:
-            if not near[ty, tx]:
-                tx += 1
-                continue
-            run = tx
-            while run < ntx and near[ty, run]:
-                run += 1
-            r0, r1 = ty * tile, min(h, (ty + 1) * tile)
-            c0, c1 = tx * tile, min(w, run * tile)
-            a0, a1 = max(0, r0 - radius), min(h, r1 + radius)
-            b0, b1 = max(0, c0 - radius), min(w, c1 + radius)
+        cols = core[ty]
+        if not cols.any():
+            continue
+        edges = np.flatnonzero(np.diff(np.r_[0, cols.view(np.int8), 0]))
+        o0, o1 = max(0, ty * tile - radius), min(h, (ty + 1) * tile + radius)  # rows written
+        a0, a1 = max(0, o0 - radius), min(h, o1 + radius)  # rows read
+        for start, stop in zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True):
+            p0, p1 = max(0, start * tile - radius), min(w, stop * tile + radius)
+            b0, b1 = max(0, p0 - radius), min(w, p1 + radius)
             # BORDER_REFLECT (abc|cba) is scipy's "reflect"; it only matters at the image edge.
             blurred = cv2.GaussianBlur(
                 binary[a0:a1, b0:b1], (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT
             )
             # uint8 holds round(255 * v); v >= 0.5 <=> 255 v >= 127.5 <=> rounded value >= 128.
-            out[r0:r1, c0:c1] = blurred[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0] >= 128
-            tx = run
+            out[o0:o1, p0:p1] = blurred[o0 - a0 : o1 - a0, p0 - b0 : p1 - b0] >= 128
     return out
+
+
+def _seam(hi: np.ndarray, lo: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Uniform tiles next to a uniform tile of the other value (a boundary on the tile edge)."""
+    uniform = hi == lo
+    ones = (uniform & (hi == 255)).view(np.uint8)
+    zeros = (uniform & (hi == 0)).view(np.uint8)
+    return (uniform & (hi == 255) & cv2.dilate(zeros, kernel).view(bool)) | (
+        uniform & (hi == 0) & cv2.dilate(ones, kernel).view(bool)
+    )
 
 
 def region_maps(

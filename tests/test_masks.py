@@ -96,3 +96,19 @@ def test_merge_by_rank_and_overlaps() -> None:
 
 def test_regions_outside_the_image_give_nothing() -> None:
     assert rasterize_region(TUMOR, [shapely.box(100, 100, 120, 120)], (50, 50)) is None
+
+
+@pytest.mark.parametrize("sigma", [1.0, 5.0, 40.0])  # 40: the kernel radius (160) exceeds a tile
+def test_tiled_smoothing_equals_one_filter_over_the_window(sigma: float) -> None:
+    import cv2
+
+    from mammotools.masks import _blur_threshold
+
+    rng = np.random.default_rng(5)
+    binary = np.zeros((700, 900), np.uint8)
+    binary[100:600, 50:640] = 255  # a big block: uniform tiles inside, seams on tile edges
+    binary[128:256, 256:384] = 0  # a hole exactly on tile boundaries
+    binary[rng.integers(0, 700, 300), rng.integers(0, 900, 300)] = 255  # scattered dots
+    radius = int(4 * sigma + 0.5)
+    whole = cv2.GaussianBlur(binary, (2 * radius + 1,) * 2, sigma, sigma, borderType=cv2.BORDER_REFLECT) >= 128
+    assert np.array_equal(_blur_threshold(binary, sigma, radius), whole)
