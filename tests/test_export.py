@@ -233,3 +233,34 @@ def test_sample_data_exports(tmp_path: Path) -> None:
     assert {r["subject"] for r in rows} == {"P001", "P002"}
     for r in rows:
         assert int(r["pixels_tumor"]) > 500 and int(r["pixels_mammary_gland"]) > 100_000
+
+
+def test_folder_of_exports_beside_images(tmp_path: Path) -> None:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "left.png"), np.full((50, 60), 1000, np.uint16))
+    cv2.imwrite(str(folder / "right.tif"), np.full((40, 30), 2000, np.uint16))
+    (folder / "left.geojson").write_text(json.dumps([feature(rect(0, 0, 10, 10), "Tumor")]))
+    (folder / "right.json").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [feature(rect(0, 0, 30, 20), "Pectoral muscle")]})
+    )
+    summary = export_dataset(folder, tmp_path / "ds", settings=EXACT)
+    assert sorted(summary.exported) == ["left", "right"]
+    right = cv2.imread(str(tmp_path / "ds" / "images" / "right.png"), cv2.IMREAD_UNCHANGED)
+    assert right.dtype == np.uint16 and right.shape == (40, 30) and int(right.max()) == 2000  # TIFF -> lossless PNG
+    label = np.array(Image.open(tmp_path / "ds" / "labels" / "right.png"))
+    assert int((label == 7).sum()) == 600
+
+
+def test_project_paths_cannot_escape_out(tmp_path: Path) -> None:
+    project = write_project(tmp_path, {"ok.png": (np.zeros((20, 20), np.uint8), [feature(rect(0, 0, 5, 5), "Tumor")])})
+    qpproj = project / "project.qpproj"
+    data = json.loads(qpproj.read_text())
+    data["images"][0]["imageName"] = "../../../ok.png"
+    data["images"][0]["serverBuilder"]["uri"] = "file:/etc/../../ok.png"
+    qpproj.write_text(json.dumps(data))
+    before = {p for p in tmp_path.rglob("*")}
+    summary = export_dataset(project, tmp_path / "ds", tmp_path / "images", settings=EXACT)
+    assert summary.exported == ["ok"]
+    created = {p for p in tmp_path.rglob("*")} - before
+    assert created and all(tmp_path / "ds" in p.parents or p == tmp_path / "ds" for p in created)
