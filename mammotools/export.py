@@ -35,7 +35,7 @@ from shapely.geometry.base import BaseGeometry
 from mammotools.annotations import clip_to_image, repair_geometry
 from mammotools.classes import ClassTable, default_class_table, normalize_name
 from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
-from mammotools.errors import InputError, MammoError, MissingFileError
+from mammotools.errors import InputError, MissingFileError
 from mammotools.files import (
     atomic_path,
     atomic_write_bytes,
@@ -158,7 +158,8 @@ def export_dataset(
     ``on_plan(todo, done)`` is called once the work is known; ``on_image(name)`` after each
     image (for a progress bar).
     """
-    from mammotools.export_image import export_image, init_worker  # cv2 etc. only when working
+    from mammotools.export_image import export_image  # cv2 etc. only when working
+    from mammotools.runner import run_all
 
     start = time.perf_counter()
     table = table or default_class_table()
@@ -182,42 +183,10 @@ def export_dataset(
         if on_image:
             on_image(job.name)
 
-    if workers <= 1 or len(todo) <= 1:
-        init_worker(threads=0)
-        for job in todo:
-            result, error = _run_one(export_image, job, out, table, settings)
-            finished(job, result, error)
-    else:
-        _run_pool(todo, out, table, settings, workers, finished)
+    run_all(export_image, todo, (out, table, settings), workers, finished)
     write_manifest(out, table)
     summary.seconds = time.perf_counter() - start
     return summary
-
-
-def _run_one(fn, job, out, table, settings):  # type: ignore[no-untyped-def]
-    try:
-        return fn(job, out, table, settings), None
-    except MammoError as exc:
-        return None, str(exc)
-
-
-def _run_pool(todo, out, table, settings, workers, finished) -> None:  # type: ignore[no-untyped-def]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from mammotools.export_image import export_image_checked, init_worker
-
-    # spawn: workers start clean (no inherited OpenCV/OpenMP thread state), on every platform.
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(1,)) as pool:
-        futures = {pool.submit(export_image_checked, job, out, table, settings): job for job in todo}
-        try:
-            for fut in as_completed(futures):
-                result, error = fut.result()
-                finished(futures[fut], result, error)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
 
 
 def _class_targets(table: ClassTable, settings: ExportSettings) -> dict[str, str | None]:

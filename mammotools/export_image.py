@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mammotools.errors import InputError, MammoError
+from mammotools.errors import InputError
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, read_image
 from mammotools.masks import label_pixel_counts, merge_region_maps, overlap_counts, region_maps
@@ -27,14 +27,6 @@ if TYPE_CHECKING:
     from mammotools.classes import ClassTable
     from mammotools.export import ExportSettings, ImageJob
     from mammotools.masks import RegionMap
-
-
-def init_worker(threads: int = 1) -> None:
-    """Set OpenCV's thread count (1 per worker process, so N workers use N cores; 0 = default)."""
-    import cv2
-
-    if threads > 0:
-        cv2.setNumThreads(threads)
 
 
 def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSettings) -> dict:
@@ -127,11 +119,3 @@ def smoothing_losses(maps: list[RegionMap], sigma: float) -> list[str]:
                 f"{m.region.name!r}: the region is thinner than the filter; lower --sigma or draw it wider"
             )
     return out
-
-
-def export_image_checked(job: ImageJob, out: Path, table: ClassTable, settings: ExportSettings) -> tuple[dict | None, str | None]:
-    """:func:`export_image` for a pool: returns (record, None) or (None, error message)."""
-    try:
-        return export_image(job, out, table, settings), None
-    except MammoError as exc:
-        return None, str(exc)

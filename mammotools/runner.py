@@ -1,0 +1,58 @@
+"""Running one function over many items, in this process or in a pool of worker processes.
+
+Used by every per-image command (export-qupath, make-crops, augment). A user-fixable failure of
+one item (:class:`~mammotools.errors.MammoError`) is reported for that item and the others go
+on; any other exception is a bug and stops the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mammotools.errors import MammoError
+
+Done = Callable[[Any, Any, "str | None"], None]  # (item, result, error message or None)
+
+
+def init_worker(threads: int = 1) -> None:
+    """Set OpenCV's thread count (1 per worker process, so N workers use N cores; 0 = default)."""
+    import cv2
+
+    if threads > 0:
+        cv2.setNumThreads(threads)
+
+
+def call_checked(fn: Callable[..., Any], item: Any, *args: Any) -> tuple[Any, str | None]:
+    """``(fn(item, *args), None)``, or ``(None, message)`` for a user-fixable error."""
+    try:
+        return fn(item, *args), None
+    except MammoError as exc:
+        return None, str(exc)
+
+
+def run_all(fn: Callable[..., Any], items: Sequence[Any], args: tuple, workers: int, done: Done) -> None:
+    """Call ``fn(item, *args)`` for each item; ``done(item, result, error)`` after each.
+
+    ``fn`` must be a module-level function (it is pickled to worker processes).
+    """
+    if workers <= 1 or len(items) <= 1:
+        init_worker(threads=0)
+        for item in items:
+            result, error = call_checked(fn, item, *args)
+            done(item, result, error)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: workers start clean (no inherited OpenCV/OpenMP thread state), on every platform.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(1,)) as pool:
+        futures = {pool.submit(call_checked, fn, item, *args): item for item in items}
+        try:
+            for fut in as_completed(futures):
+                result, error = fut.result()
+                done(futures[fut], result, error)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
