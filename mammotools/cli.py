@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from mammotools import __version__
-from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
+from mammotools.defaults import DEFAULT_PER_IMAGE, DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
 from mammotools.errors import MammoError
 
 MAX_WARNINGS_SHOWN = 20
@@ -153,6 +153,144 @@ def export_qupath(project, images_dir, out, classes_file, sigma, point_radius, c
     click.echo(f"Dataset: {out}  (manifest: {out / 'manifest.csv'})")
     if summary.failed:
         raise SystemExit(1)
+
+
+def _progress(label: str):  # type: ignore[no-untyped-def]
+    """(on_plan, on_item, close) callbacks drawing a progress bar on stderr."""
+    state: dict = {}
+
+    def on_plan(todo: int, done: int) -> None:
+        if done:
+            click.echo(f"{done} already complete, skipped", err=True)
+        bar = click.progressbar(length=todo, label=f"{label} {todo}", file=sys.stderr, show_pos=True, show_eta=True)
+        state["bar"] = bar.__enter__()
+
+    def on_item(name: str) -> None:
+        if "bar" in state:
+            state["bar"].update(1)
+
+    def close() -> None:
+        if "bar" in state:
+            state.pop("bar").__exit__(None, None, None)
+
+    return on_plan, on_item, close
+
+
+def _report_failures(failed: list[tuple[str, str]]) -> None:
+    for name, message in failed:
+        click.echo(f"failed: {name}: {message}", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Worker processes; 0 = one per CPU core.  [default: 0]",
+    show_default=False,
+)
+
+
+@main.command("make-crops")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--size", required=True, type=int, help="Crop side in px (the paper: 256, 700, 900, 1500).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Crop dataset folder to write.")
+@click.option("--per-image", type=click.IntRange(min=1), default=DEFAULT_PER_IMAGE, help="Crops per image.")
+@click.option("--seed", type=int, default=0, help="Seed of the crop centres (each crop's own seed is recorded).")
+@click.option(
+    "--task",
+    type=click.Choice(["regions", "tumor"]),
+    default="regions",
+    help="regions: the dataset's classes; tumor: two classes, tumor vs non-tumor.",
+)
+@click.option(
+    "--common",
+    multiple=True,
+    default=("Mammary gland",),
+    metavar="CLASS",
+    help="Classes never chosen as a crop's centre class (the bottom class, Background, always).",
+)
+@click.option(
+    "--subjects",
+    "subjects_csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV with columns name,subject; default: the manifest's subject, else the name without view tokens.",
+)
+@click.option("--val-fraction", type=float, default=0.3, help="Share of subjects held out for validation (first run only).")
+@click.option("--split-seed", type=int, default=0, help="Seed of the subject split (first run only; then split.csv rules).")
+@workers_option
+@click.option("--overwrite", is_flag=True, help="Remake crops made earlier with other settings.")
+@user_errors
+def make_crops_cmd(dataset, size, out, per_image, seed, task, common, subjects_csv, val_fraction, split_seed, workers, overwrite):  # type: ignore[no-untyped-def]
+    """Cut class-balanced crops from an export-qupath DATASET (subject-level train/val split).
+
+    Each crop is centred on a pixel of a label chosen uniformly among the image's labels other
+    than the common ones (mammary gland, background), as in the paper.
+    """
+    from mammotools.crops import CropSettings, make_crops
+
+    settings = CropSettings(size=size, per_image=per_image, seed=seed, task=task, common=tuple(common))
+    on_plan, on_item, close = _progress("Cropping images:")
+    try:
+        summary = make_crops(
+            dataset,
+            out,
+            settings,
+            workers or os.cpu_count() or 1,
+            overwrite,
+            subjects_csv,
+            val_fraction,
+            split_seed,
+            on_plan,
+            on_item,
+        )
+    finally:
+        close()
+    click.echo(
+        f"{len(summary.done)} image(s) cropped, {len(summary.skipped)} skipped (complete), {len(summary.failed)} failed; "
+        f"{summary.crops['train']} training and {summary.crops['val']} validation crops of {size} px; "
+        f"{summary.seconds:.1f} s"
+    )
+    click.echo(f"Crops: {out}  (manifest: {out / 'manifest.csv'}, class weights: {out / 'class_weights.json'})")
+    _report_failures(summary.failed)
+
+
+@main.command("augment")
+@click.argument("crops", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write.")
+@click.option(
+    "--variants",
+    default=None,
+    metavar="NAMES",
+    help="Comma-separated variants; default: all ten (noise, sharpen, smooth, clahe, contrast_up, "
+    "contrast_down, flip_lr, flip_ud, rotate_cw, rotate_ccw).",
+)
+@click.option("--seed", type=int, default=0, help="Seed of the random variants (noise); each output's seed is recorded.")
+@click.option("--originals/--no-originals", default=True, help="Keep the unaugmented training crops beside the variants.")
+@workers_option
+@click.option("--overwrite", is_flag=True, help="Remake outputs made earlier with other settings.")
+@user_errors
+def augment_cmd(crops, out, variants, seed, originals, workers, overwrite):  # type: ignore[no-untyped-def]
+    """Write the offline augmentation variants of each training crop of CROPS (a make-crops folder).
+
+    Validation crops are copied unchanged, never augmented.
+    """
+    from mammotools.augment_dataset import augment_crops, parse_variants
+
+    names = parse_variants(variants)
+    on_plan, on_item, close = _progress("Augmenting crops:")
+    try:
+        summary = augment_crops(crops, out, names, seed, originals, workers or os.cpu_count() or 1, overwrite, on_plan, on_item)
+    finally:
+        close()
+    click.echo(
+        f"{len(summary.done)} crop(s) done, {len(summary.skipped)} skipped (complete), {len(summary.failed)} failed; "
+        f"{summary.files['train']} training and {summary.files['val']} validation files "
+        f"({len(names)} variant(s){', originals kept' if originals else ''}); {summary.seconds:.1f} s"
+    )
+    click.echo(f"Augmented: {out}  (manifest: {out / 'manifest.csv'})")
+    _report_failures(summary.failed)
 
 
 @main.command("inspect")

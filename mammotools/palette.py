@@ -8,6 +8,7 @@ changing the colour type in the header and adding a PLTE chunk, without re-encod
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
@@ -44,3 +45,18 @@ def encode_label_png(label: np.ndarray, palette: bytes) -> bytes:
 def _chunk(ctype: bytes, payload: bytes) -> bytes:
     crc = zlib.crc32(ctype + payload) & 0xFFFFFFFF
     return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", crc)
+
+
+def read_label_png(path: str | os.PathLike[str]) -> np.ndarray:
+    """A label map PNG back as (H, W) uint8 values (palette indices, not colours)."""
+    from PIL import Image
+
+    from mammotools.errors import InputError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("P", "L"):
+                raise InputError(f"{path}: a label map must be an 8-bit palette or grayscale PNG, not {im.mode}")
+            return np.asarray(im).astype(np.uint8, copy=False)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the label map ({exc}); re-run the command that made it") from None

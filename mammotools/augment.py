@@ -1,0 +1,123 @@
+"""The ten named offline augmentation variants of the paper (3.1.2, Fig. 4), image + label map.
+
+Intensity variants change the image and leave the label map as it is; they compute in float32
+and round back to the image's dtype, clipped to its bit depth (``peak = 2**bits - 1``, e.g.
+4095 for a 12-bit mammogram stored in uint16). Geometric variants move the label map with the
+image: nearest neighbour for labels (no new label values), bilinear for the image; corners
+uncovered by a rotation are 0 in the image and the background label in the map.
+
+Defaults (module constants, one place): noise std 2% of peak; unsharp mask amount 1.0 at sigma
+2 px; Gaussian smoothing sigma 1.5 px; CLAHE clip limit 2.0 on an 8x8 grid; contrast x1.3 and
+x0.7 around the crop's mean; horizontal and vertical mirror; rotation by +10 and -10 degrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+NOISE_STD = 0.02  # fraction of the peak value
+SHARPEN_AMOUNT, SHARPEN_SIGMA = 1.0, 2.0
+SMOOTH_SIGMA = 1.5
+CLAHE_CLIP, CLAHE_GRID = 2.0, 8
+CONTRAST_UP, CONTRAST_DOWN = 1.3, 0.7
+ROTATION_DEGREES = 10.0
+
+Pair = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named augmentation: ``apply(image, label, rng, peak, fill_label) -> (image, label)``."""
+
+    name: str
+    geometric: bool
+    description: str
+    apply: Callable[[np.ndarray, np.ndarray, np.random.Generator, int, int], Pair]
+
+
+def _to_dtype(values: np.ndarray, like: np.ndarray, peak: int) -> np.ndarray:
+    return np.clip(np.rint(values), 0, peak).astype(like.dtype)
+
+
+def _noise(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+    noisy = image.astype(np.float32) + rng.normal(0.0, NOISE_STD * peak, image.shape).astype(np.float32)
+    return _to_dtype(noisy, image, peak), label
+
+
+def _sharpen(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+    x = image.astype(np.float32)
+    blurred = cv2.GaussianBlur(x, (0, 0), SHARPEN_SIGMA, borderType=cv2.BORDER_REFLECT)
+    return _to_dtype(x + SHARPEN_AMOUNT * (x - blurred), image, peak), label
+
+
+def _smooth(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+    blurred = cv2.GaussianBlur(image.astype(np.float32), (0, 0), SMOOTH_SIGMA, borderType=cv2.BORDER_REFLECT)
+    return _to_dtype(blurred, image, peak), label
+
+
+def _clahe(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+    clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=(CLAHE_GRID, CLAHE_GRID))
+    full = 255 if image.dtype == np.uint8 else 65535
+    # CLAHE spreads values over the dtype's range: work there, then scale back to the bit depth
+    channels = image[..., None] if image.ndim == 2 else image
+    out = np.empty(channels.shape, np.float32)
+    for c in range(channels.shape[2]):
+        stretched = np.clip(np.rint(channels[..., c].astype(np.float32) * (full / peak)), 0, full).astype(image.dtype)
+        out[..., c] = clahe.apply(stretched).astype(np.float32) * (peak / full)
+    return _to_dtype(out.reshape(image.shape), image, peak), label
+
+
+def _contrast(factor: float) -> Callable[..., Pair]:
+    def apply(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+        x = image.astype(np.float32)
+        mean = float(x.mean())
+        return _to_dtype(mean + factor * (x - mean), image, peak), label
+
+    return apply
+
+
+def _flip(axis: int) -> Callable[..., Pair]:
+    def apply(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+        return np.ascontiguousarray(np.flip(image, axis)), np.ascontiguousarray(np.flip(label, axis))
+
+    return apply
+
+
+def _rotate(degrees: float) -> Callable[..., Pair]:
+    def apply(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+        h, w = label.shape
+        # positive = clockwise on screen (y points down), about the crop centre
+        matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -degrees, 1.0)
+        img = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        lab = cv2.warpAffine(label, matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+        return img, lab
+
+    return apply
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("noise", False, f"additive Gaussian noise, std {NOISE_STD:.0%} of peak", _noise),
+        Variant("sharpen", False, f"unsharp mask, amount {SHARPEN_AMOUNT}, sigma {SHARPEN_SIGMA} px", _sharpen),
+        Variant("smooth", False, f"Gaussian smoothing, sigma {SMOOTH_SIGMA} px", _smooth),
+        Variant("clahe", False, f"contrast enhancement: CLAHE, clip {CLAHE_CLIP}, {CLAHE_GRID}x{CLAHE_GRID} grid", _clahe),
+        Variant("contrast_up", False, f"contrast x{CONTRAST_UP} around the mean", _contrast(CONTRAST_UP)),
+        Variant("contrast_down", False, f"contrast x{CONTRAST_DOWN} around the mean", _contrast(CONTRAST_DOWN)),
+        Variant("flip_lr", True, "mirror left-right", _flip(1)),
+        Variant("flip_ud", True, "mirror top-bottom", _flip(0)),
+        Variant("rotate_cw", True, f"rotate {ROTATION_DEGREES:g} degrees clockwise", _rotate(ROTATION_DEGREES)),
+        Variant("rotate_ccw", True, f"rotate {ROTATION_DEGREES:g} degrees anticlockwise", _rotate(-ROTATION_DEGREES)),
+    )
+}
+DEFAULT_VARIANTS = tuple(VARIANTS)
+
+
+def apply_variant(name: str, image: np.ndarray, label: np.ndarray, rng: np.random.Generator, bits: int, fill_label: int) -> Pair:
+    """Apply variant ``name`` to an image (H, W[, 3]) uint8/uint16 and its label map (H, W) uint8."""
+    peak = (1 << bits) - 1
+    return VARIANTS[name].apply(image, label, rng, peak, fill_label)

@@ -1,0 +1,67 @@
+"""Augment one crop (the work a worker process does for ``augment``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from mammotools.augment import VARIANTS, apply_variant
+from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
+from mammotools.images import encode_png, read_image
+from mammotools.palette import encode_label_png, read_label_png
+from mammotools.sampling import crop_seed
+
+if TYPE_CHECKING:
+    from mammotools.augment_dataset import AugmentJob
+    from mammotools.classes import ClassTable
+
+
+def augment_crop(job: AugmentJob, crops: Path, out: Path, seed: int, table: ClassTable) -> dict:
+    """Write the crop's variants (and/or a copy of it) and its record; return the record."""
+    from PIL import Image
+
+    src_image = crops / job.split / "images" / f"{job.crop}.png"
+    src_label = crops / job.split / "labels" / f"{job.crop}.png"
+    label = read_label_png(src_label)
+    with Image.open(src_label) as im:
+        palette = bytes(im.getpalette() or [])[:768].ljust(768, b"\0")
+    outputs = []
+
+    def record(file: str, variant: str, variant_seed: int | str, label_map: np.ndarray) -> None:
+        counts = cv2.calcHist([label_map], [0], None, [256], [0, 256]).ravel()
+        outputs.append(
+            {
+                "file": file,
+                "split": job.split,
+                "crop": job.crop,
+                "source": job.source,
+                "subject": job.subject,
+                "variant": variant,
+                "seed": variant_seed,
+                "pixels": {c.name: int(counts[c.label]) for c in table},
+            }
+        )
+
+    if job.keep_original:
+        for src, kind in ((src_image, "images"), (src_label, "labels")):
+            with atomic_path(out / job.split / kind / src.name) as tmp:
+                shutil.copyfile(src, tmp)
+        record(job.crop, "original", "", label)
+    if job.variants:
+        image = read_image(src_image)
+        for index, name in enumerate(job.variants):
+            variant_seed = crop_seed(seed, f"{job.crop}/{name}", index)
+            rng = np.random.default_rng(variant_seed)
+            new_image, new_label = apply_variant(name, image, label, rng, job.bits, table.bottom.label)
+            file = f"{job.crop}_{name}"
+            atomic_write_bytes(out / job.split / "images" / f"{file}.png", encode_png(new_image))
+            atomic_write_bytes(out / job.split / "labels" / f"{file}.png", encode_label_png(new_label, palette))
+            record(file, name, variant_seed, new_label if VARIANTS[name].geometric else label)
+    result = {"crop": job.crop, "outputs": outputs}
+    atomic_write_text(out / "records" / f"{job.crop}.json", json.dumps(result, indent=1))
+    return result

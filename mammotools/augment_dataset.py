@@ -1,0 +1,189 @@
+"""``augment``: the offline variants of every training crop of a ``make-crops`` dataset.
+
+Output layout (the same as make-crops', so training reads either)::
+
+    aug/settings.json, classes.json, split.csv   as in the crop dataset (+ the variants used)
+    aug/train/images/<crop>_<variant>.png        each training crop's variants
+    aug/train/images/<crop>.png                  the unaugmented original (unless --no-originals)
+    aug/val/images/<crop>.png                    validation crops, copied unchanged (never augmented)
+    aug/{train,val}/labels/...                   the matching label maps
+    aug/manifest.csv                             one row per output file
+    aug/class_weights.json                       recomputed on the augmented training set
+    aug/records/<crop>.json                      one crop's outputs; written last
+
+Only the training split is augmented, so no copy of a validation subject is ever trained on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mammotools.classes import ClassTable, load_class_table
+from mammotools.crops import class_weights
+from mammotools.errors import InputError
+from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from mammotools.split import TRAIN, VAL
+
+DEFAULT_KEEP_ORIGINALS = True
+MANIFEST_FIELDS = ["file", "split", "crop", "source", "subject", "variant", "seed"]
+
+
+@dataclass
+class AugmentJob:
+    """One crop and what to make of it."""
+
+    crop: str
+    split: str
+    source: str
+    subject: str
+    bits: int
+    variants: tuple[str, ...]  # empty for validation crops: copied as they are
+    keep_original: bool
+
+
+@dataclass
+class AugmentSummary:
+    out: Path
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    files: dict[str, int] = field(default_factory=lambda: {TRAIN: 0, VAL: 0})
+    seconds: float = 0.0
+
+
+def parse_variants(text: str | None) -> tuple[str, ...]:
+    """``"noise,flip_lr"`` -> the variant names, checked; None -> all ten."""
+    from mammotools.augment import DEFAULT_VARIANTS, VARIANTS
+
+    if text is None:
+        return DEFAULT_VARIANTS
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown or not names:
+        raise InputError(
+            f"--variants: unknown variant(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(VARIANTS)}"
+        )
+    return names
+
+
+def augment_crops(
+    crops_path: str | Path,
+    out: str | Path,
+    variants: tuple[str, ...],
+    seed: int = 0,
+    keep_originals: bool = DEFAULT_KEEP_ORIGINALS,
+    workers: int = 1,
+    overwrite: bool = False,
+    on_plan: Callable[[int, int], None] | None = None,
+    on_item: Callable[[str], None] | None = None,
+) -> AugmentSummary:
+    """Write the augmented dataset (layout above) from a make-crops dataset."""
+    from mammotools.augment_crop import augment_crop
+    from mammotools.runner import run_all
+
+    start = time.perf_counter()
+    crops, out = Path(crops_path), Path(out)
+    rows = _open_crops(crops)
+    table = load_class_table(crops / "classes.json")
+    recorded = {
+        "crops": str(crops.resolve()),
+        "variants": list(variants),
+        "seed": seed,
+        "keep_originals": keep_originals,
+        "crop_settings": json.loads((crops / "settings.json").read_text("utf-8")),
+    }
+    _prepare_out(out, crops, recorded, overwrite)
+    jobs = [
+        AugmentJob(
+            r["crop"], r["split"], r["source"], r["subject"], int(r["bits"]),
+            variants if r["split"] == TRAIN else (), keep_originals or r["split"] != TRAIN,
+        )
+        for r in rows
+    ]  # fmt: skip
+    summary = AugmentSummary(out)
+    todo = []
+    for job in jobs:
+        if (out / "records" / f"{job.crop}.json").is_file() and not overwrite:
+            summary.skipped.append(job.crop)
+        else:
+            todo.append(job)
+    if on_plan:
+        on_plan(len(todo), len(summary.skipped))
+
+    def finished(job: AugmentJob, result: dict | None, error: str | None) -> None:
+        if error is not None:
+            summary.failed.append((job.crop, error))
+        else:
+            summary.done.append(job.crop)
+        if on_item:
+            on_item(job.crop)
+
+    run_all(augment_crop, todo, (crops, out, seed, table), workers, finished)
+    outputs = _write_manifest(out, table)
+    for row in outputs:
+        summary.files[row["split"]] += 1
+    weights = class_weights(table, outputs)
+    atomic_write_text(out / "class_weights.json", json.dumps({"classes": weights}, indent=1))
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _open_crops(crops: Path) -> list[dict[str, str]]:
+    needed = [crops / n for n in ("settings.json", "manifest.csv", "classes.json")]
+    if not crops.is_dir() or not all(p.is_file() for p in needed):
+        raise InputError(
+            f"{crops}: not a crop dataset (needs settings.json, manifest.csv and classes.json); "
+            "make one with `mammotools make-crops DATASET --size N --out CROPS`"
+        )
+    with (crops / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise InputError(f"{crops / 'manifest.csv'}: holds no crop; run make-crops first")
+    return rows
+
+
+def _prepare_out(out: Path, crops: Path, recorded: dict, overwrite: bool) -> None:
+    if out.resolve() == crops.resolve():
+        raise InputError(f"--out {out}: is the crop dataset itself; choose another folder")
+    settings_file = out / "settings.json"
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        if not settings_file.is_file():
+            raise InputError(f"{out}: folder is not empty and is not an augmented dataset; choose an empty or new --out")
+        if json.loads(settings_file.read_text("utf-8")) != recorded:
+            raise InputError(
+                f"{settings_file}: made with other variants, seed or crops; pass --overwrite to remake it, "
+                "or choose another --out"
+            )
+    if overwrite:
+        for sub in ("records", TRAIN, VAL):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    for sub in ("records", f"{TRAIN}/images", f"{TRAIN}/labels", f"{VAL}/images", f"{VAL}/labels"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    atomic_write_text(settings_file, json.dumps(recorded, indent=1))
+    for name in ("classes.json", "split.csv"):
+        with atomic_path(out / name) as tmp:
+            shutil.copyfile(crops / name, tmp)
+
+
+def _write_manifest(out: Path, table: ClassTable) -> list[dict]:
+    outputs: list[dict] = []
+    for path in sorted((out / "records").glob("*.json")):
+        try:
+            outputs.extend(json.loads(path.read_text("utf-8"))["outputs"])
+        except (ValueError, KeyError):
+            continue  # a damaged record: that crop is redone on the next run
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(MANIFEST_FIELDS + [f"pixels_{c.slug}" for c in table])
+    for row in outputs:
+        writer.writerow([row[k] for k in MANIFEST_FIELDS] + [row["pixels"].get(c.name, 0) for c in table])
+    atomic_write_bytes(out / "manifest.csv", buf.getvalue().encode("utf-8"))
+    return outputs

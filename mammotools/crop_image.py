@@ -1,0 +1,86 @@
+"""Cut one image's crops (the work a worker process does for ``make-crops``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from mammotools.errors import InputError
+from mammotools.files import atomic_write_bytes, atomic_write_text
+from mammotools.images import encode_png, read_image
+from mammotools.palette import encode_label_png, read_label_png
+from mammotools.sampling import PixelPicker, choose_centre, crop_seed, cut, window_around
+
+if TYPE_CHECKING:
+    from mammotools.classes import ClassTable
+    from mammotools.crops import CropJob, CropSettings
+
+
+def image_bits(image: np.ndarray) -> int:
+    """Bit depth the image's values need: 8 for uint8, else 8..16 from its maximum (12-bit
+    mammograms stored in uint16 give 12). Intensity augmentations stay within it."""
+    if image.dtype == np.uint8:
+        return 8
+    return max(8, int(image.max()).bit_length())
+
+
+def crop_image(
+    job: CropJob,
+    out: Path,
+    table: ClassTable,
+    out_table: ClassTable,
+    lut: list[int],
+    common: list[int],
+    settings: CropSettings,
+) -> dict:
+    """Write ``settings.per_image`` crops of one image and its record; return the record."""
+    image = read_image(job.image_path)
+    label = read_label_png(job.label_path)
+    if image.shape[:2] != label.shape:
+        raise InputError(
+            f"{job.label_path}: label map is {label.shape[1]}x{label.shape[0]} but the image is "
+            f"{image.shape[1]}x{image.shape[0]}; re-run export-qupath for this image"
+        )
+    bits = image_bits(image)
+    present = np.flatnonzero(cv2.calcHist([label], [0], None, [256], [0, 256]).ravel())
+    pickers = {int(v): PixelPicker(label, int(v)) for v in present if int(v) not in common}
+    breast = PixelPicker(label, table.bottom.label, invert=True) if not pickers else None
+    remap = np.asarray(lut, np.uint8)
+    palette = out_table.palette()
+    crops = []
+    for i in range(settings.per_image):
+        seed = crop_seed(settings.seed, job.name, i)
+        rng = np.random.default_rng(seed)
+        row, col, chosen = choose_centre(rng, pickers, breast, label.shape)
+        window = window_around(row, col, label.shape, settings.size)
+        image_crop = cut(image, window, 0)
+        label_crop = remap[cut(label, window, table.bottom.label)]
+        name = f"{job.name}_{i:03d}"
+        atomic_write_bytes(out / job.split / "images" / f"{name}.png", encode_png(image_crop))
+        atomic_write_bytes(out / job.split / "labels" / f"{name}.png", encode_label_png(label_crop, palette))
+        counts = cv2.calcHist([label_crop], [0], None, [256], [0, 256]).ravel()
+        crops.append(
+            {
+                "crop": name,
+                "split": job.split,
+                "source": job.name,
+                "subject": job.subject,
+                "size": settings.size,
+                "row0": window.row0,
+                "col0": window.col0,
+                "padded": window.padded,
+                "centre_row": row,
+                "centre_col": col,
+                "centre_class": table.by_label(chosen).name if chosen is not None else "(breast)",
+                "seed": seed,
+                "bits": bits,
+                "pixels": {c.name: int(counts[c.label]) for c in out_table},
+            }
+        )
+    record = {"name": job.name, "split": job.split, "source_fingerprint": job.source_fingerprint, "crops": crops}
+    atomic_write_text(out / "records" / f"{job.name}.json", json.dumps(record, indent=1))
+    return record

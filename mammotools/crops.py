@@ -1,0 +1,246 @@
+"""``make-crops``: class-balanced crop datasets from an export-qupath dataset.
+
+Layout of the output (read by ``augment`` and the training step)::
+
+    crops/settings.json                 size, crops per image, seed, task, common classes
+    crops/classes.json                  class table of the crops (two classes with --task tumor)
+    crops/split.csv                     the dataset's subject-level split (name, subject, split)
+    crops/train/images/<name>_<i>.png   image crop, lossless, bit depth kept
+    crops/train/labels/<name>_<i>.png   label crop, uint8 palette PNG
+    crops/val/images/..., crops/val/labels/...   the validation subjects' crops
+    crops/manifest.csv                  one row per crop (MANIFEST_FIELDS, then pixels per class)
+    crops/class_weights.json            w = 1 - x/100, x = the class's % of training pixels
+    crops/records/<name>.json           one image's crops; written last, marks it complete
+
+Images from the dataset are split by subject first (split.py); a subject's crops all go to one
+side. Centres are chosen by the paper's balanced rule (sampling.py), each crop from its own seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mammotools.classes import ClassTable, RegionClass, normalize_name
+from mammotools.dataset import Dataset, open_dataset
+from mammotools.defaults import DEFAULT_PER_IMAGE
+from mammotools.errors import InputError
+from mammotools.files import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from mammotools.split import DEFAULT_VAL_FRACTION, TRAIN, VAL, load_or_draw_split, read_subjects_csv, subject_from_name
+
+DOCUMENTED_SIZES = (256, 700, 900, 1500)  # the paper's crop sizes
+MIN_SIZE, MAX_SIZE = 16, 8192
+DEFAULT_COMMON = ("Mammary gland",)  # plus the table's bottom class (Background)
+TASKS = ("regions", "tumor")
+MANIFEST_FIELDS = [
+    "crop", "split", "source", "subject", "size", "row0", "col0", "padded",
+    "centre_row", "centre_col", "centre_class", "seed", "bits",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """What a crop dataset is made with (recorded in settings.json)."""
+
+    size: int
+    per_image: int = DEFAULT_PER_IMAGE
+    seed: int = 0
+    task: str = "regions"
+    common: tuple[str, ...] = DEFAULT_COMMON
+
+
+@dataclass
+class CropJob:
+    """One source image: where it is, and which side of the split it is on."""
+
+    name: str
+    subject: str
+    split: str
+    image_path: Path
+    label_path: Path
+    source_fingerprint: str = ""  # the dataset record's: changes when export-qupath redid the image
+
+
+@dataclass
+class CropSummary:
+    out: Path
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    crops: dict[str, int] = field(default_factory=lambda: {TRAIN: 0, VAL: 0})
+    seconds: float = 0.0
+
+
+def two_class_table(table: ClassTable) -> tuple[ClassTable, list[int]]:
+    """The tumor-vs-rest table and the lookup (256 entries) mapping labels into it."""
+    tumor = table.find("Tumor")
+    if tumor is None:
+        raise InputError(f"--task tumor needs a class named Tumor; the dataset's classes are {', '.join(table.names)}")
+    out = ClassTable(
+        [RegionClass("Tumor", 1, tumor.color, 1, tumor.smooth), RegionClass("Non-tumor", 0, (0, 0, 0), 2, False)],
+        source="two-class task",
+    )
+    lut = [0] * 256
+    lut[tumor.label] = 1
+    return out, lut
+
+
+def make_crops(
+    dataset_path: str | Path,
+    out: str | Path,
+    settings: CropSettings,
+    workers: int = 1,
+    overwrite: bool = False,
+    subjects_csv: Path | None = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    split_seed: int = 0,
+    on_plan: Callable[[int, int], None] | None = None,
+    on_item: Callable[[str], None] | None = None,
+) -> CropSummary:
+    """Write a crop dataset (layout above) from an export-qupath dataset."""
+    from mammotools.crop_image import crop_image
+    from mammotools.runner import run_all
+
+    start = time.perf_counter()
+    out = Path(out)
+    _check_settings(settings)
+    dataset = open_dataset(dataset_path)
+    common = _common_labels(dataset.table, settings.common)
+    out_table, lut = two_class_table(dataset.table) if settings.task == "tumor" else (dataset.table, list(range(256)))
+    jobs = _jobs(dataset, subjects_csv, val_fraction, split_seed)
+    recorded = {"settings": asdict(settings), "dataset": str(Path(dataset_path).resolve())}
+    _prepare_out(out, recorded, out_table, overwrite, dataset.path / "split.csv")
+    summary = CropSummary(out)
+    todo = []
+    for job in jobs:
+        record = _read_record(out, job.name)
+        current = (job.split, job.source_fingerprint)
+        if record is not None and not overwrite and (record.get("split"), record.get("source_fingerprint")) == current:
+            summary.skipped.append(job.name)
+        else:
+            todo.append(job)
+    if on_plan:
+        on_plan(len(todo), len(summary.skipped))
+
+    def finished(job: CropJob, result: dict | None, error: str | None) -> None:
+        if error is not None:
+            summary.failed.append((job.name, error))
+        else:
+            summary.done.append(job.name)
+        if on_item:
+            on_item(job.name)
+
+    args = (out, dataset.table, out_table, lut, sorted(common), settings)
+    run_all(crop_image, todo, args, workers, finished)
+    rows = write_crop_manifest(out, out_table)
+    for row in rows:
+        summary.crops[row["split"]] += 1
+    write_class_weights(out, out_table, rows)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _check_settings(settings: CropSettings) -> None:
+    if not MIN_SIZE <= settings.size <= MAX_SIZE:
+        raise InputError(
+            f"--size {settings.size}: crops must be {MIN_SIZE}..{MAX_SIZE} px "
+            f"(the paper's sizes: {', '.join(map(str, DOCUMENTED_SIZES))})"
+        )
+    if settings.per_image < 1:
+        raise InputError(f"--per-image {settings.per_image}: give at least 1 crop per image")
+    if settings.task not in TASKS:
+        raise InputError(f"--task {settings.task!r}: choose one of {', '.join(TASKS)}")
+
+
+def _common_labels(table: ClassTable, names: tuple[str, ...]) -> set[int]:
+    labels = {table.bottom.label}
+    for name in names:
+        found = table.find(name)
+        if found is not None:
+            labels.add(found.label)
+        elif normalize_name(name) != normalize_name(DEFAULT_COMMON[0]):
+            raise InputError(f"--common {name!r}: not a class of the dataset ({', '.join(table.names)})")
+    return labels
+
+
+def _jobs(dataset: Dataset, subjects_csv: Path | None, val_fraction: float, seed: int) -> list[CropJob]:
+    overrides = read_subjects_csv(subjects_csv) if subjects_csv else {}
+    subjects = {}
+    for row in dataset.rows:
+        name = row["name"]
+        subjects[name] = overrides.get(name) or row.get("subject") or subject_from_name(name)
+    splits = load_or_draw_split(dataset.path, subjects, val_fraction, seed)
+    return [
+        CropJob(name, subj, split, dataset.image_path(name), dataset.label_path(name), dataset.fingerprint(name))
+        for name, (subj, split) in sorted(splits.items())
+    ]
+
+
+def _prepare_out(out: Path, recorded: dict, table: ClassTable, overwrite: bool, split_file: Path) -> None:
+    settings_file = out / "settings.json"
+    if out.exists() and any(out.iterdir()):
+        if not settings_file.is_file() and not overwrite:
+            raise InputError(f"{out}: folder is not empty and is not a crop dataset; choose an empty or new --out")
+        if settings_file.is_file() and json.loads(settings_file.read_text("utf-8")) != recorded and not overwrite:
+            raise InputError(
+                f"{settings_file}: these crops were made with other settings or from another dataset; "
+                "pass --overwrite to remake them, or choose another --out"
+            )
+    if overwrite and (out / "records").is_dir():
+        for p in (out / "records").glob("*.json"):
+            p.unlink()
+    for sub in ("records", f"{TRAIN}/images", f"{TRAIN}/labels", f"{VAL}/images", f"{VAL}/labels"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    atomic_write_text(settings_file, json.dumps(recorded, indent=1))
+    atomic_write_text(out / "classes.json", table.to_json())
+    atomic_write_bytes(out / "split.csv", split_file.read_bytes())
+
+
+def _read_record(out: Path, name: str) -> dict | None:
+    path = out / "records" / f"{name}.json"
+    try:
+        return json.loads(path.read_text("utf-8")) if path.is_file() else None
+    except ValueError:
+        return None
+
+
+def write_crop_manifest(out: Path, table: ClassTable) -> list[dict]:
+    """Write manifest.csv from all image records; return the crop rows."""
+    rows: list[dict] = []
+    for path in sorted((out / "records").glob("*.json")):
+        record = _read_record(out, path.stem)
+        if record is not None:
+            rows.extend(record["crops"])
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(MANIFEST_FIELDS + [f"pixels_{c.slug}" for c in table])
+    for row in rows:
+        writer.writerow([row[k] for k in MANIFEST_FIELDS] + [row["pixels"].get(c.name, 0) for c in table])
+    atomic_write_bytes(out / "manifest.csv", buf.getvalue().encode("utf-8"))
+    return rows
+
+
+def class_weights(table: ClassTable, rows: list[dict]) -> list[dict]:
+    """Per class: share x (%) of the training crops' pixels and weight w = 1 - x/100 (paper, 3.5)."""
+    totals = {c.name: 0 for c in table}
+    for row in rows:
+        if row["split"] == TRAIN:
+            for name, n in row["pixels"].items():
+                totals[name] = totals.get(name, 0) + n
+    all_pixels = sum(totals.values()) or 1
+    return [
+        {"name": c.name, "label": c.label, "percent": 100 * totals[c.name] / all_pixels,
+         "weight": 1 - totals[c.name] / all_pixels}
+        for c in table
+    ]  # fmt: skip
+
+
+def write_class_weights(out: Path, table: ClassTable, rows: list[dict]) -> None:
+    """Write class_weights.json for the training step."""
+    atomic_write_text(out / "class_weights.json", json.dumps({"classes": class_weights(table, rows)}, indent=1))

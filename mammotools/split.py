@@ -1,0 +1,111 @@
+"""Subjects (patients) and the subject-level train/validation hold-out.
+
+The paper split its augmented images at random, so augmented copies of one woman's mammograms
+fell on both sides. Here the hold-out is drawn over **subjects**, before cropping and
+augmenting, with a seed, and recorded once in ``<dataset>/split.csv`` (``name,subject,split``);
+every later command reads it, so no crop or augmented copy of a validation subject is trained on.
+
+A subject comes from, in order: a user CSV (``--subjects``, columns ``name,subject``), the
+dataset manifest's ``subject`` column (the QuPath project's ``subject``/``patient`` metadata),
+or the image name with view and laterality tokens removed (``P_00001_LEFT_CC`` -> ``P_00001``,
+``A_0002_1.RIGHT_MLO`` -> ``A_0002_1``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+
+from mammotools.errors import InputError, MissingFileError
+from mammotools.files import atomic_write_bytes
+
+SPLIT_FILE = "split.csv"
+DEFAULT_VAL_FRACTION = 0.3  # the paper's 70/30 hold-out
+TRAIN, VAL = "train", "val"
+VIEW_TOKENS = frozenset("l r left right cc mlo ml lm lmo xccl xccm at fb sio rcc lcc rmlo lmlo view".split())
+
+
+def subject_from_name(name: str) -> str:
+    """The subject part of an image name: view and laterality tokens removed."""
+    tokens = re.split(r"([_.\- ]+)", name)
+    kept: list[str] = []
+    for i in range(0, len(tokens), 2):
+        if tokens[i].lower() in VIEW_TOKENS:
+            continue
+        if kept:
+            kept.append(tokens[i - 1])
+        kept.append(tokens[i])
+    subject = "".join(kept).strip("_.- ")
+    return subject or name
+
+
+def read_subjects_csv(path: Path) -> dict[str, str]:
+    """``name -> subject`` from a CSV with columns ``name`` and ``subject``."""
+    if not path.is_file():
+        raise MissingFileError(f"{path}: subjects file not found; give a CSV with columns name,subject")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"name", "subject"} <= set(reader.fieldnames):
+            raise InputError(f"{path}: needs the columns name,subject (found {reader.fieldnames})")
+        out = {}
+        for row in reader:
+            if row["name"] and row["subject"]:
+                out[row["name"].strip()] = row["subject"].strip()
+    return out
+
+
+def draw_split(subjects: list[str], val_fraction: float, seed: int) -> dict[str, str]:
+    """``subject -> "train" | "val"``: a seeded shuffle of the sorted subjects, the first
+    ``round(val_fraction * n)`` (at least one when there are two or more) to validation."""
+    unique = sorted(set(subjects))
+    if not 0 <= val_fraction < 1:
+        raise InputError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+    order = np.random.default_rng(seed).permutation(len(unique))
+    n_val = round(val_fraction * len(unique))
+    if val_fraction > 0 and len(unique) >= 2:
+        n_val = min(max(n_val, 1), len(unique) - 1)
+    val = {unique[i] for i in order[:n_val]}
+    return {s: (VAL if s in val else TRAIN) for s in unique}
+
+
+def load_or_draw_split(
+    dataset: Path,
+    subjects: dict[str, str],
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+) -> dict[str, tuple[str, str]]:
+    """``name -> (subject, split)`` for the images of ``subjects``, drawing and recording the
+    split in ``dataset/split.csv`` the first time, reading it afterwards."""
+    path = dataset / SPLIT_FILE
+    if not path.is_file():
+        by_subject = draw_split(list(subjects.values()), val_fraction, seed)
+        rows = {name: (subj, by_subject[subj]) for name, subj in sorted(subjects.items())}
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["name", "subject", "split"])
+        writer.writerows([name, subj, split] for name, (subj, split) in rows.items())
+        atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+        return rows
+    recorded: dict[str, tuple[str, str]] = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            recorded[row["name"]] = (row["subject"], row["split"])
+    subject_split = {subj: split for subj, split in recorded.values()}
+    out = {}
+    for name, subj in subjects.items():
+        if name in recorded and recorded[name][0] != subj:
+            raise InputError(
+                f"{path}: records {name!r} as subject {recorded[name][0]!r}, now it is {subj!r}; "
+                "the split must not change under a dataset: fix the subjects, or delete split.csv to redraw it"
+            )
+        if subj not in subject_split:
+            raise InputError(
+                f"{path}: subject {subj!r} (image {name!r}) is not in the recorded split; delete split.csv "
+                "to redraw the split over all subjects (this changes the validation set)"
+            )
+        out[name] = (subj, subject_split[subj])
+    return out
