@@ -98,7 +98,7 @@ def augment_crops(
         "seed": seed,
         "keep_originals": keep_originals,
         "crop_settings": json.loads((crops / "settings.json").read_text("utf-8")),
-    }
+    }  # JSON types only: compared with the settings.json of an earlier run
     _prepare_out(out, crops, recorded, overwrite)
     jobs = [
         AugmentJob(

@@ -113,7 +113,7 @@ def make_crops(
     common = _common_labels(dataset.table, settings.common)
     out_table, lut = two_class_table(dataset.table) if settings.task == "tumor" else (dataset.table, list(range(256)))
     jobs = _jobs(dataset, subjects_csv, val_fraction, split_seed)
-    recorded = {"settings": asdict(settings), "dataset": str(Path(dataset_path).resolve())}
+    recorded = json.loads(json.dumps({"settings": asdict(settings), "dataset": str(Path(dataset_path).resolve())}))
     _prepare_out(out, recorded, out_table, overwrite, dataset.path / "split.csv")
     summary = CropSummary(out)
     todo = []

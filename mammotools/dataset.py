@@ -44,7 +44,13 @@ def open_dataset(path: str | Path) -> Dataset:
             "make one with `mammotools export-qupath PROJECT --out DATASET`"
         )
     with manifest.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    if "name" not in (reader.fieldnames or []) or (path / "settings.json").is_file():
+        raise InputError(
+            f"{path}: not a mammotools dataset made by export-qupath (this looks like a crop or augmented "
+            "dataset); give the folder export-qupath wrote"
+        )
     if not rows:
         raise InputError(f"{manifest}: the dataset holds no image; export some first")
     for row in rows:

@@ -90,12 +90,15 @@ class ExportSummary:
 
 
 def subject_of(record: ImageRecord, name: str) -> str:
-    """The image's subject (patient): a project metadata value if present, else the name."""
+    """The image's subject (patient): a project metadata value if present, else the image name
+    without view and laterality tokens (split.subject_from_name)."""
+    from mammotools.split import subject_from_name
+
     lowered = {k.lower().replace(" ", "_"): v for k, v in record.metadata.items()}
     for key in SUBJECT_KEYS:
         if lowered.get(key):
             return lowered[key]
-    return name
+    return subject_from_name(name)
 
 
 def plan_export(

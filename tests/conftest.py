@@ -67,3 +67,25 @@ def write_project(root: Path, images: dict[str, tuple[np.ndarray, list[dict]]], 
         (project / "annotations" / f"{stem}.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     (project / "project.qpproj").write_text(json.dumps({"version": version, "images": entries}))
     return project
+
+
+def make_dataset(root: Path) -> Path:
+    """An export-qupath dataset of 6 images of 3 subjects (two views each), 12-bit, one small."""
+    from mammotools.export import ExportSettings, export_dataset
+
+    rng = np.random.default_rng(0)
+    images = {}
+    for s in range(3):
+        for view in ("L_CC", "R_CC"):
+            h, w = (90, 100) if (s, view) == (2, "R_CC") else (200, 300)
+            pixels = rng.integers(0, 4096, (h, w)).astype(np.uint16)
+            feats = [
+                feature(rect(0, 0, w * 0.7, h), "Mammary gland"),
+                feature(rect(10, 10, 30, 30), "Tumor"),
+                feature(rect(w - 40, 0, w, 40), "Pectoral muscle"),
+                feature(point(w * 0.5, h * 0.5), "Nipple"),
+            ]
+            images[f"s{s}_{view}.png"] = (pixels, feats)
+    project = write_project(root, images)
+    export_dataset(project, root / "dataset", root / "images", settings=ExportSettings(sigma=0, point_radius=4))
+    return root / "dataset"

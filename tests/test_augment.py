@@ -1,0 +1,77 @@
+"""augment: each variant keeps image and labels together; only training crops are augmented."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_dataset
+
+from mammotools.augment import VARIANTS, apply_variant
+from mammotools.augment_dataset import augment_crops, parse_variants
+from mammotools.crops import CropSettings, make_crops
+from mammotools.errors import InputError
+
+
+def marked_pair() -> tuple[np.ndarray, np.ndarray]:
+    """A 12-bit image with one bright 5x5 block off-centre, and its label (7) at the same place."""
+    image = np.full((64, 80), 1000, np.uint16)
+    label = np.full((64, 80), 13, np.uint8)
+    image[10:15, 50:55] = 4000
+    label[10:15, 50:55] = 7
+    return image, label
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_marked_pixel_moves_with_its_label(name: str) -> None:
+    image, label = marked_pair()
+    out_image, out_label = apply_variant(name, image, label, np.random.default_rng(0), bits=12, fill_label=0)
+    assert out_image.dtype == np.uint16 and out_label.dtype == np.uint8
+    assert out_image.shape == image.shape and out_label.shape == label.shape
+    assert int(out_image.max()) <= 4095  # the 12-bit depth is respected
+    assert set(np.unique(out_label)) <= {0, 7, 13}  # no new label values
+    if VARIANTS[name].geometric:
+        # the block's centre, found in the image, carries the block's label
+        smoothed = out_image.astype(float)
+        r, c = np.unravel_index(np.argmax(smoothed), smoothed.shape)
+        assert out_label[r, c] == 7
+        assert abs(int((out_label == 7).sum()) - 25) <= 6
+    else:
+        assert np.array_equal(out_label, label)
+        assert out_label[12, 52] == 7 and out_image[12, 52] > out_image[40, 20]
+
+
+def test_flips_and_rotation_are_exact_where_they_can_be() -> None:
+    image, label = marked_pair()
+    img, lab = apply_variant("flip_lr", image, label, np.random.default_rng(0), 12, 0)
+    assert np.array_equal(img, image[:, ::-1]) and np.array_equal(lab, label[:, ::-1])
+    img, lab = apply_variant("rotate_cw", image, label, np.random.default_rng(0), 12, 0)
+    assert lab[0, 0] == 0 and img[0, 0] == 0  # corners uncovered by the rotation: background, black
+
+
+def test_variants_parsed_and_checked() -> None:
+    assert len(parse_variants(None)) == 10
+    assert parse_variants("noise, flip_lr,noise") == ("noise", "flip_lr")
+    with pytest.raises(InputError, match="blur"):
+        parse_variants("noise,blur")
+
+
+def test_only_training_crops_are_augmented(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=2))
+    summary = augment_crops(tmp_path / "c", tmp_path / "a", parse_variants(None), seed=3)
+    crops = list(csv.DictReader((tmp_path / "c" / "manifest.csv").open()))
+    n_train = sum(r["split"] == "train" for r in crops)
+    assert summary.files == {"train": n_train * 11, "val": len(crops) - n_train}
+    manifest = list(csv.DictReader((tmp_path / "a" / "manifest.csv").open()))
+    assert {r["variant"] for r in manifest if r["split"] == "val"} == {"original"}
+    val_files = {p.stem for p in (tmp_path / "a" / "val" / "images").iterdir()}
+    assert val_files == {r["crop"] for r in crops if r["split"] == "val"}
+    # reproducible from the seed, byte for byte
+    augment_crops(tmp_path / "c", tmp_path / "b", parse_variants(None), seed=3, workers=2)
+    for p in (tmp_path / "a" / "train" / "images").iterdir():
+        assert p.read_bytes() == (tmp_path / "b" / "train" / "images" / p.name).read_bytes()
+    with pytest.raises(InputError, match="not a crop dataset"):
+        augment_crops(dataset, tmp_path / "x", parse_variants(None))

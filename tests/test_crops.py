@@ -1,0 +1,96 @@
+"""make-crops: subject-level split, padding, two-class task, class weights, reproducibility."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_dataset
+from PIL import Image
+
+from mammotools.crops import CropSettings, make_crops
+from mammotools.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("crops"))
+
+
+def rows(folder: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((folder / "manifest.csv").open()))
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+
+
+def test_validation_subjects_never_in_training(dataset: Path, tmp_path: Path) -> None:
+    summary = make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=5))
+    assert sorted(summary.done) == ["s0_L_CC", "s0_R_CC", "s1_L_CC", "s1_R_CC", "s2_L_CC", "s2_R_CC"]
+    split = {r["name"]: (r["subject"], r["split"]) for r in csv.DictReader((dataset / "split.csv").open())}
+    assert {subj for subj, _ in split.values()} == {"s0", "s1", "s2"}  # view tokens removed
+    val_subjects = {subj for subj, side in split.values() if side == "val"}
+    assert len(val_subjects) == 1
+    manifest = rows(tmp_path / "c")
+    assert len(manifest) == 30
+    train = [r for r in manifest if r["split"] == "train"]
+    assert train and not {r["subject"] for r in train} & val_subjects
+    on_disk = {p.stem for p in (tmp_path / "c" / "train" / "images").iterdir()}
+    assert on_disk == {r["crop"] for r in train}
+    assert all(split[r["source"]][1] == r["split"] for r in manifest)
+
+
+def test_windows_inside_or_padded(dataset: Path, tmp_path: Path) -> None:
+    make_crops(dataset, tmp_path / "c", CropSettings(size=128, per_image=4))
+    for r in rows(tmp_path / "c"):
+        row0, col0 = int(r["row0"]), int(r["col0"])
+        image = Image.open(tmp_path / "c" / r["split"] / "images" / f"{r['crop']}.png")
+        assert image.size == (128, 128)
+        if r["source"] == "s2_R_CC":  # 100 x 90: smaller than the crop
+            assert r["padded"] == "True" and (row0, col0) == (-19, -14)
+            label = np.array(Image.open(tmp_path / "c" / r["split"] / "labels" / f"{r['crop']}.png"))
+            assert (label[:19] == 0).all() and (label[:, :14] == 0).all()  # padded with background
+        else:
+            assert r["padded"] == "False" and 0 <= row0 <= 200 - 128 and 0 <= col0 <= 300 - 128
+        assert r["centre_class"] in {"Tumor", "Pectoral muscle", "Nipple"}
+        assert r["bits"] == "12"
+
+
+def test_same_seed_same_bytes_other_seed_other_crops(dataset: Path, tmp_path: Path) -> None:
+    make_crops(dataset, tmp_path / "a", CropSettings(size=64, per_image=3, seed=5), workers=1)
+    make_crops(dataset, tmp_path / "b", CropSettings(size=64, per_image=3, seed=5), workers=2)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=3, seed=6), workers=1)
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+    assert (tmp_path / "a" / "manifest.csv").read_bytes() == (tmp_path / "b" / "manifest.csv").read_bytes()
+    assert files(tmp_path / "a") != files(tmp_path / "c")
+
+
+def test_tumor_task_and_class_weights(dataset: Path, tmp_path: Path) -> None:
+    make_crops(dataset, tmp_path / "t", CropSettings(size=64, per_image=4, task="tumor"))
+    values = set()
+    for p in (tmp_path / "t").rglob("labels/*.png"):
+        values |= set(np.unique(np.array(Image.open(p))).tolist())
+    assert values == {0, 1}
+    weights = json.loads((tmp_path / "t" / "class_weights.json").read_text())["classes"]
+    train = [r for r in rows(tmp_path / "t") if r["split"] == "train"]
+    tumor_px = sum(int(r["pixels_tumor"]) for r in train)
+    total = sum(int(r["pixels_tumor"]) + int(r["pixels_non_tumor"]) for r in train)
+    assert [w["name"] for w in weights] == ["Tumor", "Non-tumor"]
+    assert weights[0]["weight"] == pytest.approx(1 - tumor_px / total)
+    assert weights[0]["percent"] == pytest.approx(100 * tumor_px / total)
+
+
+def test_rerun_and_bad_input(dataset: Path, tmp_path: Path) -> None:
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=2))
+    again = make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=2))
+    assert again.done == [] and len(again.skipped) == 6
+    with pytest.raises(InputError, match="--overwrite"):
+        make_crops(dataset, tmp_path / "c", CropSettings(size=96, per_image=2))
+    with pytest.raises(InputError, match=r"16\.\.8192"):
+        make_crops(dataset, tmp_path / "d", CropSettings(size=10000))
+    with pytest.raises(InputError, match="not a mammotools dataset"):
+        make_crops(tmp_path / "c", tmp_path / "e", CropSettings(size=64))

@@ -1,0 +1,54 @@
+"""Subjects and the subject-level split, drawn once and kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mammotools.errors import InputError
+from mammotools.split import draw_split, load_or_draw_split, read_subjects_csv, subject_from_name
+
+
+@pytest.mark.parametrize(
+    ("name", "subject"),
+    [
+        ("P_00001_LEFT_CC", "P_00001"),
+        ("A_0002_1.RIGHT_MLO", "A_0002_1"),
+        ("case12-L-MLO", "case12"),
+        ("phantom_001", "phantom_001"),
+        ("CC", "CC"),
+    ],
+)
+def test_subject_from_name(name: str, subject: str) -> None:
+    assert subject_from_name(name) == subject
+
+
+def test_split_by_subject_is_seeded_and_70_30() -> None:
+    subjects = [f"s{i:02d}" for i in range(20)]
+    split = draw_split(subjects * 4, 0.3, seed=1)  # each subject has 4 images: split once per subject
+    assert sorted(split) == subjects
+    assert sum(v == "val" for v in split.values()) == 6
+    assert draw_split(subjects, 0.3, seed=1) == split
+    assert draw_split(subjects, 0.3, seed=2) != split
+
+
+def test_split_recorded_once_and_kept(tmp_path: Path) -> None:
+    subjects = {"a_L_CC": "a", "a_R_CC": "a", "b_L_CC": "b", "c_L_CC": "c"}
+    first = load_or_draw_split(tmp_path, subjects, 0.3, seed=0)
+    assert first["a_L_CC"][1] == first["a_R_CC"][1]  # one subject, one side
+    again = load_or_draw_split(tmp_path, subjects, 0.9, seed=99)  # recorded split wins
+    assert again == first
+    with pytest.raises(InputError, match="not in the recorded split"):
+        load_or_draw_split(tmp_path, {**subjects, "d_L_CC": "d"})
+    with pytest.raises(InputError, match="now it is"):
+        load_or_draw_split(tmp_path, {**subjects, "a_L_CC": "z"})
+
+
+def test_subjects_csv(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("name,subject\nmdb001,p1\nmdb002,p1\n")
+    assert read_subjects_csv(path) == {"mdb001": "p1", "mdb002": "p1"}
+    path.write_text("file,patient\nx,y\n")
+    with pytest.raises(InputError, match="name,subject"):
+        read_subjects_csv(path)
