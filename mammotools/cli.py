@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from mammotools import __version__
-from mammotools.defaults import DEFAULT_PER_IMAGE, DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
+from mammotools.defaults import DEFAULT_PER_IMAGE, DEFAULT_POINT_RADIUS, DEFAULT_SIGMA, DEFAULT_TOLERANCE
 from mammotools.errors import MammoError
 
 MAX_WARNINGS_SHOWN = 20
@@ -291,6 +291,55 @@ def augment_cmd(crops, out, variants, seed, originals, workers, overwrite):  # t
     )
     click.echo(f"Augmented: {out}  (manifest: {out / 'manifest.csv'})")
     _report_failures(summary.failed)
+
+
+@main.command("import-masks")
+@click.argument("labels_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--images",
+    "images_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder of the images the label files belong to (matched by name).",
+)
+@click.option(
+    "--values",
+    required=True,
+    metavar="V=CLASS,...",
+    help="Label value to class, e.g. 64=Background,128=Adipose,192=Fibroglandular,255=Pectoral.",
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="QuPath project folder to create.")
+@classes_option
+@click.option(
+    "--suffix",
+    default=None,
+    help="Suffix of the label files' names after the image stem (default: tried _LI, _label, _mask, ...).",
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TOLERANCE,
+    help="Polygon simplification in px (0 = exact pixel outlines).",
+)
+@user_errors
+def import_masks_cmd(labels_dir, images_dir, values, out, classes_file, suffix, tolerance):  # type: ignore[no-untyped-def]
+    """Turn existing label images in LABELS_DIR into a QuPath project with GeoJSON annotations.
+
+    The project opens in QuPath for review (qupath_scripts/import_annotations.groovy loads the
+    annotations) and feeds export-qupath like any project.
+    """
+    from mammotools.classes import load_class_table
+    from mammotools.import_masks import import_masks, parse_values
+
+    table = load_class_table(classes_file)
+    summary = import_masks(labels_dir, images_dir, parse_values(values, table), out, table, suffix, tolerance)
+    for name in summary.unmatched_labels:
+        click.echo(f"warning: {labels_dir / name}: no image of the same name in {images_dir}; skipped", err=True)
+    for name, extra in summary.unknown_values.items():
+        click.echo(f"warning: {labels_dir / name}: values {extra} are not in --values; left unannotated", err=True)
+    counts = ", ".join(f"{n} {cls}" for cls, n in summary.annotations.items()) or "no annotations"
+    click.echo(f"{len(summary.images)} image(s) imported: {counts}")
+    click.echo(f"QuPath project: {out / 'project.qpproj'}  (annotations in {out / 'annotations'})")
 
 
 @main.command("inspect")

@@ -3,3 +3,4 @@
 DEFAULT_SIGMA = 5.0  # px: Gaussian sigma for smoothed regions (method.md: Gaussian, then threshold 0.5)
 DEFAULT_POINT_RADIUS = 25.0  # px: radius of the disc a point annotation (e.g. a nipple) becomes
 DEFAULT_PER_IMAGE = 10  # crops cut from each image by make-crops
+DEFAULT_TOLERANCE = 0.5  # px: simplification of polygons traced from label images (import-masks)

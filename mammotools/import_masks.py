@@ -1,0 +1,185 @@
+"""``import-masks``: existing label images -> a QuPath project with GeoJSON annotations.
+
+So a team can review and correct an existing dataset in QuPath (or feed it to export-qupath).
+Each label image is matched to its image by name: the same stem, or the stem plus a suffix
+(``--suffix``, or one of :data:`KNOWN_SUFFIXES`, e.g. DDSM's ``_LI``). Each value of ``--values``
+becomes one class's polygons: the pixel outlines traced exactly (rasterio's ``shapes``), then
+simplified with ``--tolerance`` px (Douglas-Peucker, topology kept), holes kept. The bottom class
+of the table (Background) is not written: export-qupath fills it anyway, and in QuPath it would
+only hide the image. Written::
+
+    PROJECT/project.qpproj                 QuPath 0.5 project, image URIs = the image files' paths
+    PROJECT/classifiers/classes.json       the table's classes and colours
+    PROJECT/annotations/<stem>.geojson     QuPath 0.4+ GeoJSON, one file per image
+
+In QuPath, open the project and run ``qupath_scripts/import_annotations.groovy`` for the project
+to load the annotations (docs/qupath-scripts.md).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mammotools.classes import ClassTable
+from mammotools.defaults import DEFAULT_TOLERANCE
+from mammotools.errors import InputError, MissingFileError
+from mammotools.files import atomic_write_text, image_stem
+
+KNOWN_SUFFIXES = ("_LI", "_label", "_labels", "_mask", "_masks", "_seg", "_gt", "-label", "-mask")
+QUPATH_VERSION = "0.5.1"
+
+
+@dataclass
+class ImportSummary:
+    out: Path
+    images: list[str] = field(default_factory=list)
+    annotations: dict[str, int] = field(default_factory=dict)  # class -> polygons written
+    unmatched_labels: list[str] = field(default_factory=list)
+    unknown_values: dict[str, list[int]] = field(default_factory=dict)  # label file -> values not in --values
+
+
+def parse_values(text: str, table: ClassTable) -> dict[int, str]:
+    """``"64=Background,128=Adipose"`` -> ``{64: "Background", 128: "Adipose"}`` (table names)."""
+    out: dict[int, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        value, sep, name = part.partition("=")
+        if not sep or not value.strip().isdigit() or not 0 <= int(value) <= 255:
+            raise InputError(f"--values {part!r}: write VALUE=Class with VALUE 0..255, e.g. 64=Background,255=Pectoral muscle")
+        found = table.find(name.strip())
+        if found is None:
+            raise InputError(f"--values {part!r}: {name.strip()!r} is not a class of the table ({', '.join(table.names)})")
+        out[int(value)] = found.name
+    if not out:
+        raise InputError("--values: give at least one VALUE=Class pair")
+    return out
+
+
+def match_labels(labels_dir: Path, images_dir: Path, suffix: str | None) -> list[tuple[Path, Path]]:
+    """(label file, image file) pairs, matched by stem with an optional suffix on the label."""
+    from mammotools.images import is_image_file
+
+    images = {image_stem(p.name): p for p in sorted(images_dir.iterdir()) if p.is_file() and is_image_file(p)}
+    pairs = []
+    suffixes = (suffix,) if suffix is not None else ("", *KNOWN_SUFFIXES)
+    for label in sorted(p for p in labels_dir.iterdir() if p.is_file() and is_image_file(p)):
+        stem = image_stem(label.name)
+        match = next(
+            (images[stem[: len(stem) - len(s)]] for s in suffixes if stem.endswith(s) and stem[: len(stem) - len(s)] in images),
+            None,
+        )
+        pairs.append((label, match))  # type: ignore[arg-type]
+    return pairs
+
+
+def label_polygons(label, value: int, tolerance: float) -> list:  # type: ignore[no-untyped-def]
+    """Shapely polygons (with holes) covering exactly the pixels equal to ``value``, simplified."""
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    mask = label == value
+    polygons = []
+    for geom, _ in shapes(mask.view("uint8"), mask=mask, connectivity=4):
+        poly = shape(geom)
+        if tolerance > 0:
+            poly = poly.simplify(tolerance, preserve_topology=True)
+        if not poly.is_empty:
+            polygons.append(poly)
+    return polygons
+
+
+def import_masks(
+    labels_dir: str | Path,
+    images_dir: str | Path,
+    values: dict[int, str],
+    out: str | Path,
+    table: ClassTable,
+    suffix: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    on_item: Callable[[str], None] | None = None,
+) -> ImportSummary:
+    """Write a QuPath project (layout above) from label images; see the module docstring."""
+    import numpy as np
+    from shapely.geometry import mapping
+
+    from mammotools.images import read_image
+
+    labels_dir, images_dir, out = Path(labels_dir), Path(images_dir), Path(out)
+    for d, opt in ((labels_dir, "LABELS_DIR"), (images_dir, "--images")):
+        if not d.is_dir():
+            raise MissingFileError(f"{d}: not a folder; give {opt} as a folder of image files")
+    if (out / "project.qpproj").exists():
+        raise InputError(f"{out}: already holds a QuPath project; choose a new --out")
+    pairs = match_labels(labels_dir, images_dir, suffix)
+    summary = ImportSummary(out)
+    summary.unmatched_labels = [p.name for p, img in pairs if img is None]
+    pairs = [(p, img) for p, img in pairs if img is not None]
+    if not pairs:
+        raise InputError(
+            f"{labels_dir}: no label file matches an image in {images_dir} by name (tried the suffixes "
+            f"{', '.join(KNOWN_SUFFIXES)}); pass --suffix"
+        )
+    entries = []
+    bottom = table.bottom.name
+    for entry_id, (label_path, image_path) in enumerate(pairs, start=1):
+        label = read_image(label_path)
+        if label.ndim != 2 or label.dtype != np.uint8:
+            raise InputError(f"{label_path}: a label image must be 8-bit grayscale, got {label.dtype} {label.shape}")
+        height, width = label.shape
+        found = set(np.unique(label).tolist())
+        if found - set(values):
+            summary.unknown_values[label_path.name] = sorted(found - set(values))
+        features = []
+        for value, cls in sorted(values.items()):
+            if cls == bottom or value not in found:
+                continue
+            color = list(table.find(cls).color)
+            for poly in label_polygons(label, value, tolerance):
+                features.append({
+                    "type": "Feature",
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{image_path.name}/{value}/{len(features)}")),
+                    "geometry": mapping(poly),
+                    "properties": {"objectType": "annotation", "classification": {"name": cls, "color": color}},
+                })  # fmt: skip
+                summary.annotations[cls] = summary.annotations.get(cls, 0) + 1
+        stem = image_stem(image_path.name)
+        atomic_write_text(
+            out / "annotations" / f"{stem}.geojson", json.dumps({"type": "FeatureCollection", "features": features})
+        )
+        entries.append(_entry(entry_id, image_path, width, height))
+        summary.images.append(image_path.name)
+        if on_item:
+            on_item(image_path.name)
+    classes = [{"name": c.name, "color": _argb(c.color)} for c in table]
+    atomic_write_text(out / "classifiers" / "classes.json", json.dumps({"pathClasses": classes}, indent=2))
+    project = {"version": QUPATH_VERSION, "createTimestamp": 0, "modifyTimestamp": 0,
+               "uri": (out.resolve() / "project.qpproj").as_uri(), "lastID": len(entries), "images": entries}  # fmt: skip
+    atomic_write_text(out / "project.qpproj", json.dumps(project, indent=2))  # last: marks the project complete
+    return summary
+
+
+def _entry(entry_id: int, image: Path, width: int, height: int) -> dict:
+    uri = image.resolve().as_uri()
+    return {
+        "serverBuilder": {
+            "builderType": "uri",
+            "providerClassName": "qupath.lib.images.servers.imageio.ImageIoServerBuilder",
+            "uri": uri,
+            "args": [],
+            "metadata": {"name": image.name, "width": width, "height": height, "sizeZ": 1, "sizeT": 1},
+        },
+        "entryID": entry_id,
+        "randomizedName": str(uuid.uuid5(uuid.NAMESPACE_URL, uri)),
+        "imageName": image.name,
+        "metadata": {},
+        "tags": [],
+    }
+
+
+def _argb(rgb: tuple[int, int, int]) -> int:
+    """Colour as QuPath stores it: a signed 32-bit packed ARGB int, opaque."""
+    packed = (0xFF << 24) | (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+    return packed - (1 << 32)
