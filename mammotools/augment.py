@@ -40,18 +40,24 @@ class Variant:
 
 
 def _to_dtype(values: np.ndarray, like: np.ndarray, peak: int) -> np.ndarray:
-    return np.clip(np.rint(values), 0, peak).astype(like.dtype)
+    """float32 values rounded and clipped to [0, peak], in ``like``'s dtype (in place on values)."""
+    np.rint(values, out=values)
+    np.clip(values, 0, peak, out=values)
+    return values.astype(like.dtype)
 
 
 def _noise(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
-    noisy = image.astype(np.float32) + rng.normal(0.0, NOISE_STD * peak, image.shape).astype(np.float32)
-    return _to_dtype(noisy, image, peak), label
+    noise = rng.standard_normal(image.shape, dtype=np.float32)
+    noise *= NOISE_STD * peak
+    noise += image
+    return _to_dtype(noise, image, peak), label
 
 
 def _sharpen(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
     x = image.astype(np.float32)
     blurred = cv2.GaussianBlur(x, (0, 0), SHARPEN_SIGMA, borderType=cv2.BORDER_REFLECT)
-    return _to_dtype(x + SHARPEN_AMOUNT * (x - blurred), image, peak), label
+    sharp = cv2.addWeighted(x, 1 + SHARPEN_AMOUNT, blurred, -SHARPEN_AMOUNT, 0)  # x + a (x - blur)
+    return _to_dtype(sharp, image, peak), label
 
 
 def _smooth(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
@@ -62,27 +68,29 @@ def _smooth(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak
 def _clahe(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
     clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=(CLAHE_GRID, CLAHE_GRID))
     full = 255 if image.dtype == np.uint8 else 65535
-    # CLAHE spreads values over the dtype's range: work there, then scale back to the bit depth
-    channels = image[..., None] if image.ndim == 2 else image
-    out = np.empty(channels.shape, np.float32)
-    for c in range(channels.shape[2]):
-        stretched = np.clip(np.rint(channels[..., c].astype(np.float32) * (full / peak)), 0, full).astype(image.dtype)
-        out[..., c] = clahe.apply(stretched).astype(np.float32) * (peak / full)
-    return _to_dtype(out.reshape(image.shape), image, peak), label
+    # CLAHE's output spans the dtype's whole range: scale it back to the image's bit depth
+    channels = [image] if image.ndim == 2 else [image[..., c] for c in range(image.shape[2])]
+    out = [clahe.apply(np.ascontiguousarray(ch)).astype(np.float32) * np.float32(peak / full) for ch in channels]
+    merged = out[0] if image.ndim == 2 else np.stack(out, axis=-1)
+    return _to_dtype(merged, image, peak), label
 
 
 def _contrast(factor: float) -> Callable[..., Pair]:
     def apply(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
-        x = image.astype(np.float32)
-        mean = float(x.mean())
-        return _to_dtype(mean + factor * (x - mean), image, peak), label
+        mean = float(cv2.mean(image)[0]) if image.ndim == 2 else float(image.mean())
+        scaled = image.astype(np.float32)
+        scaled *= factor
+        scaled += mean * (1 - factor)  # mean + factor (x - mean)
+        return _to_dtype(scaled, image, peak), label
 
     return apply
 
 
 def _flip(axis: int) -> Callable[..., Pair]:
+    code = 1 if axis == 1 else 0  # OpenCV: 1 = around the vertical axis (left-right), 0 = top-bottom
+
     def apply(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
-        return np.ascontiguousarray(np.flip(image, axis)), np.ascontiguousarray(np.flip(label, axis))
+        return cv2.flip(image, code), cv2.flip(label, code)
 
     return apply
 

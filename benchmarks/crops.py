@@ -1,0 +1,156 @@
+"""make-crops and augment speed, each against a named baseline, side by side in one run.
+
+1. Crop centres and cuts on full-field label maps: mammotools (count each candidate label's
+   pixels per row once per image, then a binary search and one row scan per crop) against the
+   baseline that scans the label map for every crop (``np.argwhere(label == v)``). Crops per
+   second at 4096x5120, and at three image sizes to show that a crop's cost does not grow with
+   the image (the one-off setup per image does, and is reported apart).
+2. The ten augmentation variants of a 1500x1500 16-bit crop: mammotools.augment against
+   albumentations doing the same operations (albumentations is not a dependency: install it in
+   the benchmark environment, ``pip install -r benchmarks/requirements.txt``; without it that
+   part is skipped with a note).
+
+    python benchmarks/crops.py [--crops 200] [--baseline-crops 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from mammotools.sampling import PixelPicker, choose_centre, crop_seed, cut, window_around
+
+SIZE = 900  # crop side for the centre benchmark
+COMMON = {0, 13}  # background, mammary gland
+
+
+def synthetic_label(height: int, width: int) -> np.ndarray:
+    """A mammogram-like label map: breast (13) on background (0), pectoral (7), a few lesions."""
+    yy, xx = np.ogrid[0:height, 0:width]
+    label = np.zeros((height, width), np.uint8)
+    label[(xx / (0.8 * width)) ** 2 + ((yy - height / 2) / (0.45 * height)) ** 2 < 1] = 13
+    label[(xx < 0.3 * width * (1 - yy / (0.6 * height)))] = 7
+    rng = np.random.default_rng(0)
+    for value, radius, n in ((1, 0.02, 3), (4, 0.003, 20), (6, 0.006, 5), (5, 0.004, 1)):
+        for _ in range(n):
+            cy, cx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.2, 0.6) * width
+            label[(yy - cy) ** 2 + (xx - cx) ** 2 < (radius * width) ** 2] = value
+    return label
+
+
+def ours(label: np.ndarray, n: int) -> tuple[float, float]:
+    """(setup seconds, seconds per crop) of mammotools' sampling + cut."""
+    start = time.perf_counter()
+    present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
+    pickers = {int(v): PixelPicker(label, int(v)) for v in present if int(v) not in COMMON}
+    setup = time.perf_counter() - start
+    start = time.perf_counter()
+    for i in range(n):
+        rng = np.random.default_rng(crop_seed(0, "x", i))
+        row, col, _ = choose_centre(rng, pickers, None, label.shape)
+        cut(label, window_around(row, col, label.shape, SIZE), 0)
+    return setup, (time.perf_counter() - start) / n
+
+
+def baseline(label: np.ndarray, n: int) -> tuple[float, float]:
+    """(setup seconds, seconds per crop) when each crop scans the map for its label's pixels."""
+    start = time.perf_counter()
+    candidates = [int(v) for v in np.unique(label) if int(v) not in COMMON]
+    setup = time.perf_counter() - start
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    for _ in range(n):
+        value = candidates[int(rng.integers(len(candidates)))]
+        pixels = np.argwhere(label == value)
+        row, col = pixels[int(rng.integers(len(pixels)))]
+        cut(label, window_around(int(row), int(col), label.shape, SIZE), 0)
+    return setup, (time.perf_counter() - start) / n
+
+
+def variants_ours(image: np.ndarray, label: np.ndarray) -> None:
+    from mammotools.augment import VARIANTS, apply_variant
+
+    for name in VARIANTS:
+        apply_variant(name, image, label, np.random.default_rng(0), 12, 0)
+
+
+def albumentations_pipeline():  # type: ignore[no-untyped-def]
+    """The same ten operations in albumentations (each applied with p=1), or None if absent."""
+    try:
+        import albumentations as A
+    except ImportError:
+        return None
+    return [
+        A.GaussNoise(std_range=(0.02, 0.02), p=1),
+        A.Sharpen(alpha=(0.5, 0.5), lightness=(1, 1), p=1),
+        A.GaussianBlur(sigma_limit=(1.5, 1.5), blur_limit=0, p=1),
+        A.CLAHE(clip_limit=(2, 2), tile_grid_size=(8, 8), p=1),
+        A.RandomBrightnessContrast(brightness_limit=0, contrast_limit=(0.3, 0.3), p=1),
+        A.RandomBrightnessContrast(brightness_limit=0, contrast_limit=(-0.3, -0.3), p=1),
+        A.HorizontalFlip(p=1),
+        A.VerticalFlip(p=1),
+        A.Rotate(limit=(10, 10), border_mode=0, p=1),
+        A.Rotate(limit=(-10, -10), border_mode=0, p=1),
+    ]
+
+
+def variants_albumentations(transforms, image: np.ndarray, label: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    # albumentations 2 takes uint8 or float32 images, not uint16: the 12-bit crop goes in as
+    # float32 in [0, 1] (its documented route for high bit depth), CLAHE as uint8 (its only
+    # input type); the conversions are timed too, as a user would have to do them.
+    as_float = image.astype(np.float32) / 4095
+    for t in transforms:
+        if t.__class__.__name__ == "CLAHE":
+            t(image=(image >> 4).astype(np.uint8), mask=label)
+        else:
+            out = t(image=as_float, mask=label)["image"]
+            np.clip(np.rint(out * 4095), 0, 4095).astype(np.uint16)
+
+
+def median_time(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--crops", type=int, default=200)
+    ap.add_argument("--baseline-crops", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+
+    print(f"crop centres + {SIZE} px cuts (per-crop medians of {args.runs} runs)")
+    print(f"  {'label map':<12}{'ours crops/s':>14}{'ours setup s':>14}{'baseline crops/s':>18}{'speed-up':>10}")
+    for height, width in ((1280, 1024), (2560, 2048), (5120, 4096)):
+        label = synthetic_label(height, width)
+        o = [ours(label, args.crops) for _ in range(args.runs)]
+        b = [baseline(label, args.baseline_crops) for _ in range(args.runs)]
+        o_crop, o_setup = statistics.median(x[1] for x in o), statistics.median(x[0] for x in o)
+        b_crop = statistics.median(x[1] for x in b)
+        print(f"  {width}x{height:<7}{1 / o_crop:>14.0f}{o_setup:>14.3f}{1 / b_crop:>18.1f}{b_crop / o_crop:>9.0f}x")
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 4096, (1500, 1500)).astype(np.uint16)
+    label = rng.integers(0, 14, (1500, 1500)).astype(np.uint8)
+    ours_t = median_time(lambda: variants_ours(image, label), args.runs)
+    print(f"\nten variants of a 1500x1500 uint16 crop + label map (medians of {args.runs} runs)")
+    print(f"  mammotools.augment      {ours_t:.3f} s")
+    transforms = albumentations_pipeline()
+    if transforms is None:
+        print("  albumentations          not installed (pip install -r benchmarks/requirements.txt)")
+        return
+    import albumentations
+
+    alb_t = median_time(lambda: variants_albumentations(transforms, image, label), args.runs)
+    print(f"  albumentations {albumentations.__version__:<8} {alb_t:.3f} s   (ours / theirs: {ours_t / alb_t:.2f})")
+
+
+if __name__ == "__main__":
+    main()
