@@ -44,6 +44,13 @@ def _class_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     return tuple(pairs)
 
 
+reader_option = click.option(
+    "--reader",
+    type=click.Choice(["auto", "qpdata", "geojson", "paquo"]),
+    default="auto",
+    help="auto: a project's data.qpdata read directly, else its GeoJSON exports; paquo: through a local QuPath.",
+)
+
 classes_option = click.option(
     "--classes",
     "classes_file",
@@ -97,8 +104,9 @@ def main() -> None:
     show_default=False,
 )
 @click.option("--overwrite", is_flag=True, help="Replace outputs made earlier from other inputs or settings.")
+@reader_option
 @user_errors
-def export_qupath(project, images_dir, out, classes_file, sigma, point_radius, class_map, ignore, workers, overwrite):  # type: ignore[no-untyped-def]
+def export_qupath(project, images_dir, out, classes_file, sigma, point_radius, class_map, ignore, workers, overwrite, reader):  # type: ignore[no-untyped-def]
     """Export QuPath annotations (PROJECT folder, GeoJSON export folder or file) to a dataset.
 
     Writes OUT/images, OUT/labels (merged label maps), OUT/masks (a binary map per region),
@@ -129,7 +137,7 @@ def export_qupath(project, images_dir, out, classes_file, sigma, point_radius, c
             bar.update(1)
 
     try:
-        summary = export_dataset(project, out, images_dir, table, settings, workers, overwrite, on_plan, on_image)
+        summary = export_dataset(project, out, images_dir, table, settings, workers, overwrite, on_plan, on_image, reader)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -346,8 +354,9 @@ def import_masks_cmd(labels_dir, images_dir, values, out, classes_file, suffix, 
 @click.argument("path", type=click.Path(path_type=Path))
 @classes_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@reader_option
 @user_errors
-def inspect_cmd(path, classes_file, as_json):  # type: ignore[no-untyped-def]
+def inspect_cmd(path, classes_file, as_json, reader):  # type: ignore[no-untyped-def]
     """Report what PATH holds: a QuPath project, a folder of GeoJSON exports, or one export.
 
     Images with sizes, annotation counts per class, classes unknown to the class table, and
@@ -356,7 +365,7 @@ def inspect_cmd(path, classes_file, as_json):  # type: ignore[no-untyped-def]
     from mammotools.classes import load_class_table
     from mammotools.inspection import format_report, inspect_source
 
-    report = inspect_source(path, load_class_table(classes_file))
+    report = inspect_source(path, load_class_table(classes_file), reader)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 

@@ -108,9 +108,10 @@ def plan_export(
     table: ClassTable,
     settings: ExportSettings,
     overwrite: bool = False,
+    reader: str = "auto",
 ) -> tuple[list[ImageJob], list[ImageJob], ExportSummary]:
     """Check the whole input and decide what to do: (jobs to run, jobs already done, summary)."""
-    source = open_source(source_path)
+    source = open_source(source_path, reader)
     index = ImageIndex(images_dir)
     summary = ExportSummary(out)
     targets = _class_targets(table, settings)
@@ -155,6 +156,7 @@ def export_dataset(
     overwrite: bool = False,
     on_plan: Callable[[int, int], None] | None = None,
     on_image: Callable[[str], None] | None = None,
+    reader: str = "auto",
 ) -> ExportSummary:
     """Export a QuPath project (or GeoJSON exports) to a dataset folder; see module docstring.
 
@@ -169,7 +171,7 @@ def export_dataset(
     settings = settings or ExportSettings()
     out = Path(out)
     todo, done, summary = plan_export(
-        Path(source_path), out, Path(images_dir) if images_dir else None, table, settings, overwrite
+        Path(source_path), out, Path(images_dir) if images_dir else None, table, settings, overwrite, reader
     )
     if on_plan:
         on_plan(len(todo), len(done))

@@ -26,10 +26,10 @@ from mammotools.qupath.source import open_source, read_annotations
 UNCLASSIFIED = "Unclassified"
 
 
-def inspect_source(path: str | Path, table: ClassTable | None = None) -> dict:
+def inspect_source(path: str | Path, table: ClassTable | None = None, reader: str = "auto") -> dict:
     """Report on ``path`` (see module docstring); raises only if ``path`` cannot be opened."""
     table = table or default_class_table()
-    source = open_source(path)
+    source = open_source(path, reader)
     images = []
     all_unknown: set[str] = set()
     for record in source.images:
@@ -61,6 +61,7 @@ def inspect_source(path: str | Path, table: ClassTable | None = None) -> dict:
                 "width": record.width,
                 "height": record.height,
                 "annotation_file": str(record.annotation_path) if record.annotation_path else None,
+                "reader": record.reader,
                 "annotation_counts": dict(sorted(counts.items())),
                 "other_objects": dict(sorted(others.items())),
                 "unknown_classes": unknown,

@@ -22,7 +22,7 @@ def test_real_export_matches_qupath_summary() -> None:
 
 
 def test_real_project_without_exports_says_how_to_get_them() -> None:
-    report = inspect_source(shared("qupath", "coscialab-0.6.0"))
+    report = inspect_source(shared("qupath", "coscialab-0.6.0"), reader="geojson")
     assert report["qupath_version"] == "0.6.0"
     [image] = report["images"]
     assert (image["name"], image["entry_id"], image["width"], image["height"]) == ("TD_01_verysmall_mIF.ome.tif", 1, 1000, 1000)

@@ -6,6 +6,14 @@ of :class:`ImageRecord` (name, size, where the image was, how to read its annota
 plain dict, so the direct ``.qpdata`` reader and the paquo route slot in as new entries
 without touching the export code.
 
+Readers (``--reader``):
+
+* ``auto`` (default): in a project, each image's ``data/<id>/data.qpdata`` read directly
+  (no QuPath, no Java, no export step), else its GeoJSON export; a folder of exports or one
+  export file is read as GeoJSON;
+* ``qpdata``: only ``data.qpdata`` files; ``geojson``: only GeoJSON exports;
+* ``paquo``: through paquo and a local QuPath install (qupath/paquo_reader.py).
+
 Where GeoJSON exports are looked for in a project: ``<project>/annotations/<key>.<suffix>``
 where ``<key>`` is the image name (``mammo_01.png``) or its stem (``mammo_01``) and
 ``<suffix>`` one of :data:`~mammotools.qupath.geojson.GEOJSON_SUFFIXES`
@@ -26,8 +34,29 @@ from mammotools.qupath.project import find_project_file, read_project
 
 EXPORTS_FOLDER = "annotations"
 
-#: reader name -> function(path) -> all objects of one image
-READERS: dict[str, Callable[[Path], list[Annotation]]] = {"geojson": read_geojson}
+READER_CHOICES = ("auto", "qpdata", "geojson", "paquo")
+
+
+def _read_qpdata(record: ImageRecord) -> list[Annotation]:
+    from mammotools.qupath.qpdata import read_qpdata
+
+    assert record.annotation_path is not None
+    return read_qpdata(record.annotation_path)
+
+
+def _read_paquo(record: ImageRecord) -> list[Annotation]:
+    from mammotools.qupath.paquo_reader import read_paquo_annotations
+
+    assert record.annotation_path is not None and record.entry_id is not None
+    return read_paquo_annotations(record.annotation_path, record.entry_id)
+
+
+#: reader name -> function(record) -> all objects of one image
+READERS: dict[str, Callable[[ImageRecord], list[Annotation]]] = {
+    "geojson": lambda record: read_geojson(record.annotation_path),  # type: ignore[arg-type]
+    "qpdata": _read_qpdata,
+    "paquo": _read_paquo,
+}
 
 
 @dataclass
@@ -62,13 +91,21 @@ class AnnotationSource:
     path_classes: list[tuple[str, tuple[int, int, int]]] = field(default_factory=list)
 
 
-def open_source(path: str | Path) -> AnnotationSource:
+def open_source(path: str | Path, reader: str = "auto") -> AnnotationSource:
     """Open a QuPath project folder (or ``.qpproj``), a folder of GeoJSON exports, or one export."""
     path = Path(path)
+    if reader not in READER_CHOICES:
+        raise InputError(f"--reader {reader!r}: choose one of {', '.join(READER_CHOICES)}")
     if not path.exists():
         raise MissingFileError(f"{path}: not found; give a QuPath project folder, a folder of GeoJSON exports or a GeoJSON file")
     if find_project_file(path) is not None:
-        return _open_project(path)
+        if reader == "paquo":
+            from mammotools.qupath.paquo_reader import open_paquo_project
+
+            return open_paquo_project(path)
+        return _open_project(path, reader)
+    if reader in ("qpdata", "paquo"):
+        raise InputError(f"{path}: --reader {reader} needs a QuPath project folder (with project.qpproj)")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and annotation_file_key(p))
         if not files:
@@ -88,10 +125,10 @@ def read_annotations(record: ImageRecord) -> list[Annotation]:
     """Every object recorded for ``record`` (callers keep ``is_annotation`` ones)."""
     if record.reader is None or record.annotation_path is None:
         return []
-    return READERS[record.reader](record.annotation_path)
+    return READERS[record.reader](record)
 
 
-def _open_project(path: Path) -> AnnotationSource:
+def _open_project(path: Path, reader: str) -> AnnotationSource:
     project = read_project(path)
     exports_dir = project.path / EXPORTS_FOLDER
     exports: dict[str, list[Path]] = {}
@@ -117,12 +154,18 @@ def _open_project(path: Path) -> AnnotationSource:
             raise InputError(
                 f"{exports_dir}: several exports for image {entry.name!r} ({', '.join(p.name for p in found)}); keep one"
             )
-        if found:
+        qpdata = entry.data_dir / "data.qpdata" if entry.data_dir is not None else None
+        if qpdata is not None and qpdata.is_file() and reader in ("auto", "qpdata"):
+            record.annotation_path, record.reader = qpdata, "qpdata"
+        elif found and reader in ("auto", "geojson"):
             record.annotation_path, record.reader = found[0], "geojson"
+        elif reader == "qpdata":
+            record.problems.append(f"no data/{entry.entry_id}/data.qpdata in the project; QuPath saves it with the image")
         else:
             record.problems.append(
-                f"no GeoJSON export in {exports_dir} (expected {record.stem}.geojson); run "
-                "qupath_scripts/export_annotations.groovy in QuPath for this project"
+                f"no GeoJSON export in {exports_dir} (expected {record.stem}.geojson)"
+                + (" and no data.qpdata" if reader == "auto" else "")
+                + "; run qupath_scripts/export_annotations.groovy in QuPath for this project"
             )
         records.append(record)
     return AnnotationSource(project.path, "project", project.version, records, project.path_classes)
