@@ -39,7 +39,7 @@ def _class_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     for v in values:
         src, sep, dst = v.partition("=")
         if not sep or not src.strip() or not dst.strip():
-            raise click.BadParameter(f"{v!r}: write it as 'Annotation class=Table class', e.g. 'Mass=Tumor'")
+            raise click.BadParameter(f"{v!r}: write it as 'FROM=TO', e.g. 'Mass=Tumor'")
         pairs.append((src.strip(), dst.strip()))
     return tuple(pairs)
 
@@ -345,6 +345,46 @@ def import_masks_cmd(labels_dir, images_dir, values, out, classes_file, suffix, 
         click.echo(f"warning: {labels_dir / name}: no image of the same name in {images_dir}; skipped", err=True)
     for name, extra in summary.unknown_values.items():
         click.echo(f"warning: {labels_dir / name}: values {extra} are not in --values; left unannotated", err=True)
+    counts = ", ".join(f"{n} {cls}" for cls, n in summary.annotations.items()) or "no annotations"
+    click.echo(f"{len(summary.images)} image(s) imported: {counts}")
+    click.echo(f"QuPath project: {out / 'project.qpproj'}  (annotations in {out / 'annotations'})")
+
+
+@main.command("import-mias")
+@click.argument("info", type=click.Path(path_type=Path))
+@click.option(
+    "--images", "images_dir", required=True, type=click.Path(path_type=Path), help="Folder of the mini-MIAS images (mdbNNN.pgm)."
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="QuPath project folder to create.")
+@classes_option
+@click.option(
+    "--map",
+    "class_map",
+    multiple=True,
+    callback=_class_pair,
+    metavar="MIAS=REGION",
+    help="Change the mapping, e.g. ASYM=ignore or CALC=Tumor (default: masses, distortions and "
+    "asymmetries -> Tumor, CALC -> Calcifications).",
+)
+@user_errors
+def import_mias_cmd(info, images_dir, out, classes_file, class_map):  # type: ignore[no-untyped-def]
+    """Turn the mini-MIAS INFO file (Info.txt) into a QuPath project with lesion annotations.
+
+    Lesions become discs (origin bottom-left handled); lines without a centre become image notes.
+    """
+    from mammotools.classes import load_class_table
+    from mammotools.mias import import_mias, parse_mapping
+
+    table = load_class_table(classes_file)
+    summary = import_mias(info, images_dir, out, table, parse_mapping(class_map, table))
+    if summary.missing_images:
+        listed = ", ".join(summary.missing_images[:5]) + (" ..." if len(summary.missing_images) > 5 else "")
+        click.echo(
+            f"warning: {len(summary.missing_images)} image(s) listed in {info} are not in {images_dir}: {listed}; left out",
+            err=True,
+        )
+    for ref in summary.notes:
+        click.echo(f"note: {ref}: a lesion without a centre is kept as an image note, not a shape", err=True)
     counts = ", ".join(f"{n} {cls}" for cls, n in summary.annotations.items()) or "no annotations"
     click.echo(f"{len(summary.images)} image(s) imported: {counts}")
     click.echo(f"QuPath project: {out / 'project.qpproj'}  (annotations in {out / 'annotations'})")

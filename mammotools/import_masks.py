@@ -18,8 +18,6 @@ to load the annotations (docs/qupath-scripts.md).
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +25,10 @@ from pathlib import Path
 from mammotools.classes import ClassTable
 from mammotools.defaults import DEFAULT_TOLERANCE
 from mammotools.errors import InputError, MissingFileError
-from mammotools.files import atomic_write_text, image_stem
+from mammotools.files import image_stem
+from mammotools.qupath.writer import annotation_feature, check_new_project, project_entry, write_annotations, write_project
 
 KNOWN_SUFFIXES = ("_LI", "_label", "_labels", "_mask", "_masks", "_seg", "_gt", "-label", "-mask")
-QUPATH_VERSION = "0.5.1"
 
 
 @dataclass
@@ -103,7 +101,6 @@ def import_masks(
 ) -> ImportSummary:
     """Write a QuPath project (layout above) from label images; see the module docstring."""
     import numpy as np
-    from shapely.geometry import mapping
 
     from mammotools.images import read_image
 
@@ -111,8 +108,7 @@ def import_masks(
     for d, opt in ((labels_dir, "LABELS_DIR"), (images_dir, "--images")):
         if not d.is_dir():
             raise MissingFileError(f"{d}: not a folder; give {opt} as a folder of image files")
-    if (out / "project.qpproj").exists():
-        raise InputError(f"{out}: already holds a QuPath project; choose a new --out")
+    check_new_project(out)
     pairs = match_labels(labels_dir, images_dir, suffix)
     summary = ImportSummary(out)
     summary.unmatched_labels = [p.name for p, img in pairs if img is None]
@@ -136,50 +132,13 @@ def import_masks(
         for value, cls in sorted(values.items()):
             if cls == bottom or value not in found:
                 continue
-            color = list(table.find(cls).color)
             for poly in label_polygons(label, value, tolerance):
-                features.append({
-                    "type": "Feature",
-                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{image_path.name}/{value}/{len(features)}")),
-                    "geometry": mapping(poly),
-                    "properties": {"objectType": "annotation", "classification": {"name": cls, "color": color}},
-                })  # fmt: skip
+                features.append(annotation_feature(poly, cls, table, f"{image_path.name}/{value}/{len(features)}"))
                 summary.annotations[cls] = summary.annotations.get(cls, 0) + 1
-        stem = image_stem(image_path.name)
-        atomic_write_text(
-            out / "annotations" / f"{stem}.geojson", json.dumps({"type": "FeatureCollection", "features": features})
-        )
-        entries.append(_entry(entry_id, image_path, width, height))
+        write_annotations(out, image_path.name, features)
+        entries.append(project_entry(entry_id, image_path, width, height))
         summary.images.append(image_path.name)
         if on_item:
             on_item(image_path.name)
-    classes = [{"name": c.name, "color": _argb(c.color)} for c in table]
-    atomic_write_text(out / "classifiers" / "classes.json", json.dumps({"pathClasses": classes}, indent=2))
-    project = {"version": QUPATH_VERSION, "createTimestamp": 0, "modifyTimestamp": 0,
-               "uri": (out.resolve() / "project.qpproj").as_uri(), "lastID": len(entries), "images": entries}  # fmt: skip
-    atomic_write_text(out / "project.qpproj", json.dumps(project, indent=2))  # last: marks the project complete
+    write_project(out, entries, table)
     return summary
-
-
-def _entry(entry_id: int, image: Path, width: int, height: int) -> dict:
-    uri = image.resolve().as_uri()
-    return {
-        "serverBuilder": {
-            "builderType": "uri",
-            "providerClassName": "qupath.lib.images.servers.imageio.ImageIoServerBuilder",
-            "uri": uri,
-            "args": [],
-            "metadata": {"name": image.name, "width": width, "height": height, "sizeZ": 1, "sizeT": 1},
-        },
-        "entryID": entry_id,
-        "randomizedName": str(uuid.uuid5(uuid.NAMESPACE_URL, uri)),
-        "imageName": image.name,
-        "metadata": {},
-        "tags": [],
-    }
-
-
-def _argb(rgb: tuple[int, int, int]) -> int:
-    """Colour as QuPath stores it: a signed 32-bit packed ARGB int, opaque."""
-    packed = (0xFF << 24) | (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
-    return packed - (1 << 32)
