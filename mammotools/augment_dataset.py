@@ -29,6 +29,7 @@ from mammotools.classes import ClassTable, load_class_table
 from mammotools.crops import class_weights
 from mammotools.errors import InputError
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from mammotools.runner import Outcome
 from mammotools.split import TRAIN, VAL
 
 DEFAULT_KEEP_ORIGINALS = True
@@ -49,11 +50,9 @@ class AugmentJob:
 
 
 @dataclass
-class AugmentSummary:
-    out: Path
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
+class AugmentSummary(Outcome):
+    """What augment did (crops done/skipped/failed, files written per split)."""
+
     files: dict[str, int] = field(default_factory=lambda: {TRAIN: 0, VAL: 0})
     seconds: float = 0.0
 
@@ -86,7 +85,7 @@ def augment_crops(
 ) -> AugmentSummary:
     """Write the augmented dataset (layout above) from a make-crops dataset."""
     from mammotools.augment_crop import augment_crop
-    from mammotools.runner import run_all
+    from mammotools.runner import run_tracked
 
     start = time.perf_counter()
     crops, out = Path(crops_path), Path(out)
@@ -107,7 +106,7 @@ def augment_crops(
         )
         for r in rows
     ]  # fmt: skip
-    summary = AugmentSummary(out)
+    summary = AugmentSummary()
     todo = []
     for job in jobs:
         if (out / "records" / f"{job.crop}.json").is_file() and not overwrite:
@@ -117,15 +116,7 @@ def augment_crops(
     if on_plan:
         on_plan(len(todo), len(summary.skipped))
 
-    def finished(job: AugmentJob, result: dict | None, error: str | None) -> None:
-        if error is not None:
-            summary.failed.append((job.crop, error))
-        else:
-            summary.done.append(job.crop)
-        if on_item:
-            on_item(job.crop)
-
-    run_all(augment_crop, todo, (crops, out, seed, table), workers, finished)
+    run_tracked(augment_crop, todo, (crops, out, seed, table), workers, summary, lambda job: job.crop, on_item)
     outputs = _write_manifest(out, table)
     for row in outputs:
         summary.files[row["split"]] += 1

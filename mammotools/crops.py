@@ -31,6 +31,7 @@ from mammotools.dataset import Dataset, open_dataset
 from mammotools.defaults import DEFAULT_PER_IMAGE
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from mammotools.runner import Outcome
 from mammotools.split import DEFAULT_VAL_FRACTION, TRAIN, VAL, load_or_draw_split, read_subjects_csv, subject_from_name
 
 DOCUMENTED_SIZES = (256, 700, 900, 1500)  # the paper's crop sizes
@@ -67,11 +68,9 @@ class CropJob:
 
 
 @dataclass
-class CropSummary:
-    out: Path
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
+class CropSummary(Outcome):
+    """What make-crops did (images done/skipped/failed, crops per split)."""
+
     crops: dict[str, int] = field(default_factory=lambda: {TRAIN: 0, VAL: 0})
     seconds: float = 0.0
 
@@ -104,7 +103,7 @@ def make_crops(
 ) -> CropSummary:
     """Write a crop dataset (layout above) from an export-qupath dataset."""
     from mammotools.crop_image import crop_image
-    from mammotools.runner import run_all
+    from mammotools.runner import run_tracked
 
     start = time.perf_counter()
     out = Path(out)
@@ -115,7 +114,7 @@ def make_crops(
     jobs = _jobs(dataset, subjects_csv, val_fraction, split_seed)
     recorded = json.loads(json.dumps({"settings": asdict(settings), "dataset": str(Path(dataset_path).resolve())}))
     _prepare_out(out, recorded, out_table, overwrite, dataset.path / "split.csv")
-    summary = CropSummary(out)
+    summary = CropSummary()
     todo = []
     for job in jobs:
         record = _read_record(out, job.name)
@@ -127,16 +126,8 @@ def make_crops(
     if on_plan:
         on_plan(len(todo), len(summary.skipped))
 
-    def finished(job: CropJob, result: dict | None, error: str | None) -> None:
-        if error is not None:
-            summary.failed.append((job.name, error))
-        else:
-            summary.done.append(job.name)
-        if on_item:
-            on_item(job.name)
-
     args = (out, dataset.table, out_table, lut, sorted(common), settings)
-    run_all(crop_image, todo, args, workers, finished)
+    run_tracked(crop_image, todo, args, workers, summary, lambda job: job.name, on_item)
     rows = write_crop_manifest(out, out_table)
     for row in rows:
         summary.crops[row["split"]] += 1

@@ -45,6 +45,7 @@ from mammotools.files import (
 )
 from mammotools.locate import ImageIndex
 from mammotools.qupath.source import ImageRecord, open_source, read_annotations
+from mammotools.runner import Outcome
 
 SUBJECT_KEYS = ("subject", "patient", "patient_id", "patientid", "subject_id")
 MAX_LISTED = 8  # how many names an error message lists before "..."
@@ -76,17 +77,18 @@ class ImageJob:
 
 
 @dataclass
-class ExportSummary:
-    """What a run did."""
+class ExportSummary(Outcome):
+    """What an export did."""
 
-    out: Path
-    exported: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # outputs already complete
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (name, message)
     not_annotated: list[str] = field(default_factory=list)  # images with no annotation file
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # summed per stage, exported images
+
+    @property
+    def exported(self) -> list[str]:
+        """Names of the images exported by this run."""
+        return self.done
 
 
 def subject_of(record: ImageRecord, name: str) -> str:
@@ -113,7 +115,7 @@ def plan_export(
     """Check the whole input and decide what to do: (jobs to run, jobs already done, summary)."""
     source = open_source(source_path, reader)
     index = ImageIndex(images_dir)
-    summary = ExportSummary(out)
+    summary = ExportSummary()
     targets = _class_targets(table, settings)
     unknown: dict[str, set[str]] = {}
     missing: list[str] = []
@@ -164,7 +166,7 @@ def export_dataset(
     image (for a progress bar).
     """
     from mammotools.export_image import export_image  # cv2 etc. only when working
-    from mammotools.runner import run_all
+    from mammotools.runner import run_tracked
 
     start = time.perf_counter()
     table = table or default_class_table()
@@ -178,17 +180,12 @@ def export_dataset(
     _prepare_out(out, table, overwrite)
     summary.skipped = [j.name for j in done]
 
-    def finished(job: ImageJob, result: dict | None, error: str | None) -> None:
-        if error is not None:
-            summary.failed.append((job.name, error))
-        else:
-            summary.exported.append(job.name)
-            for k, v in result["timings"].items():
-                summary.timings[k] = summary.timings.get(k, 0.0) + v
-        if on_image:
-            on_image(job.name)
+    def add_timings(record: dict) -> None:
+        for k, v in record["timings"].items():
+            summary.timings[k] = summary.timings.get(k, 0.0) + v
 
-    run_all(export_image, todo, (out, table, settings), workers, finished)
+    args = (out, table, settings)
+    run_tracked(export_image, todo, args, workers, summary, lambda job: job.name, on_image, add_timings)
     write_manifest(out, table)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -8,6 +8,7 @@ on; any other exception is a bug and stops the run.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from mammotools.errors import MammoError
@@ -56,3 +57,38 @@ def run_all(fn: Callable[..., Any], items: Sequence[Any], args: tuple, workers: 
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+@dataclass
+class Outcome:
+    """What a run did to its items (by name)."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # complete from an earlier run
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (name, message)
+
+
+def run_tracked(
+    fn: Callable[..., Any],
+    todo: Sequence[Any],
+    args: tuple,
+    workers: int,
+    outcome: Outcome,
+    name_of: Callable[[Any], str],
+    on_item: Callable[[str], None] | None = None,
+    on_result: Callable[[Any], None] | None = None,
+) -> None:
+    """:func:`run_all`, recording each item in ``outcome`` and reporting progress."""
+
+    def done(item: Any, result: Any, error: str | None) -> None:
+        name = name_of(item)
+        if error is not None:
+            outcome.failed.append((name, error))
+        else:
+            outcome.done.append(name)
+            if on_result is not None:
+                on_result(result)
+        if on_item is not None:
+            on_item(name)
+
+    run_all(fn, todo, args, workers, done)

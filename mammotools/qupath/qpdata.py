@@ -1,0 +1,1277 @@
+"""QuPath's ``data.qpdata`` files read directly: no QuPath, no Java, nothing executed.
+
+A ``.qpdata`` file is one Java ``ObjectOutputStream`` (QuPath's ``PathIO.writeImageDataSerialized``)
+holding, in order (QuPath 0.2 to 0.7 alike):
+
+1. ``writeUTF("Data file version N")``: N = 2 (QuPath 0.2) or 3 (0.3 and later; the format
+   knows a version 4 that no released QuPath writes by default, handled anyway);
+2. a String: ``"Image path: <path>"`` (version 2) or JSON ``{dataVersion, qupathVersion,
+   server: <ServerBuilder>, id?}`` (version 3);
+3. a ``java.util.Locale``, the ``ImageData$ImageType`` enum, the ``ColorDeconvolutionStains``
+   (or null) and the command-history ``Workflow``;
+4. the ``PathObjectHierarchy`` (Serializable; fields ``rootObject``, then ``tmaGrid`` whose cores
+   are back-references to children of the root);
+5. a ``HashMap`` of image properties and the String ``"EOF"``.
+
+Path objects (``PathRootObject``, ``PathAnnotationObject``, ``PathDetectionObject``,
+``PathCellObject``, ``PathTileObject``, ``TMACoreObject``) are ``Externalizable``: their data is
+one block-data section per *object* (not one per class of its hierarchy, which is what trips
+generic Java-serialization readers), holding::
+
+    name (String|null), colour (Integer|null),
+    data version <= 3: [MetadataMap] (always written since 0.4, it holds "Object ID" = UUID),
+                       MeasurementList|null
+    data version 4:    UUID, int nFields, nFields x (MetadataMap|MeasurementList|null)
+    int nChildren, the children (depth first),
+    PathROIObject adds: Boolean locked (absent in very old files), PathClass|null, ROI, double probability
+    PathCellObject adds: the nucleus ROI;  TMACoreObject adds: boolean isMissing
+
+``PathClass`` is default-serialized (``parentClass``, ``name``, ``colorRGB``; derived classes
+chain through ``parentClass``; a class whose name is null is QuPath's NULL_CLASS). ROIs are
+written through serialization proxies, identical from 0.2 to 0.7: ``PolygonROI``, ``PolylineROI``
+and ``PointsROI`` as ``float[] x, y``; ``RectangleROI``, ``EllipseROI`` and ``LineROI`` as
+``double x, y, x2, y2`` (two corners / the two end points); ``AreaROI`` as ``float[][] x, y``
+(closed sub-paths filled with Java's non-zero winding rule); any other geometry as
+``GeometryROI$WKBSerializationProxy{byte[] wkb}`` (2D big-endian JTS WKB). Each proxy also has
+``int c, z, t`` (the image plane, ignored here) and cached statistics (skipped).
+
+How geometries are made (``precision=0.01``, the default, reproduces what QuPath itself shows
+and exports as GeoJSON, so both routes into mammotools give the same shapes):
+
+* every coordinate is rounded to QuPath's 0.01 px grid (JTS ``PrecisionModel``: ``floor(v * 100
+  + 0.5) / 100``); ``precision=None`` keeps the stored float values;
+* an ellipse becomes the same 100-vertex polygon QuPath's JTS ``GeometricShapeFactory`` makes
+  (vertex i at angle ``2*pi*i/100``, inscribed). Its largest distance to the true ellipse is
+  ``a * (1 - cos(pi/100)) ~= 4.9e-4 * a`` for the semi-major axis a (0.025 px for a = 50 px, 0.5
+  px for a = 1000 px), plus the 0.005 px grid rounding. ``ellipse_tolerance=t`` instead picks
+  n vertices so that the chord error ``a * (1 - cos(pi/n))`` (an upper bound for an ellipse
+  sampled at equal parametric angles) stays below ``t`` px, i.e. the exact ellipse to within t;
+* a polygon that is not valid (self-intersecting) and every area ROI are filled with the
+  non-zero winding rule, as QuPath's ``java.awt.geom.Area`` conversion does;
+* points: a Point for one point, else a MultiPoint; lines and polylines: a LineString.
+
+Nesting: :func:`read_qpdata` returns the objects depth first (a parent, then its descendants,
+then its next sibling): QuPath's own order. :func:`read_qpdata_tree` returns the same objects
+as :class:`QpdataNode` trees (``children``, ``depth``).
+
+Safety: the stream is parsed by hand (the grammar of the Java Object Serialization
+Specification, chapter 6); nothing is instantiated or executed. Recursion depth, object count
+and sizes are bounded, every claimed length is checked against the bytes left before anything
+is allocated, and every loop consumes input, so any malformed or truncated file raises
+:class:`QpdataError` (with the byte offset) within time linear in its size. Classes this reader
+does not know are skipped through their class descriptors (Serializable) or to the end of their
+block data (Externalizable); Externalizable subclasses of QuPath's path objects (plugins) are
+read as their nearest known QuPath ancestor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from mammotools.annotations import Annotation
+from mammotools.errors import InputError, MissingFileError
+
+MAX_FILE_BYTES = 4 * 1024**3  # refuse absurd inputs instead of exhausting memory
+MAX_DEPTH = 150  # nesting of objects in the stream (each hierarchy level costs about two)
+MAX_OBJECTS = 100_000_000  # Java objects (handles) in one stream
+MAX_CLASS_CHAIN = 64  # superclasses of one class
+HEADER_READ_BYTES = 1 << 20  # read_qpdata_header reads this much first (more only if needed)
+QUPATH_ELLIPSE_VERTICES = 100  # JTS GeometricShapeFactory's default, which QuPath uses
+
+_FIX_CORRUPT = (
+    "the file is damaged or truncated: open the project in QuPath and save the image again, "
+    "or export GeoJSON with qupath_scripts/export_annotations.groovy"
+)
+_FIX_NOT_QPDATA = "point to a QuPath project's data/<id>/data.qpdata file, or use a GeoJSON export"
+
+# Java Object Serialization Specification, 6.4.2 (terminal symbols and constants)
+_MAGIC = b"\xac\xed\x00\x05"
+TC_NULL = 0x70
+TC_REFERENCE = 0x71
+TC_CLASSDESC = 0x72
+TC_OBJECT = 0x73
+TC_STRING = 0x74
+TC_ARRAY = 0x75
+TC_CLASS = 0x76
+TC_BLOCKDATA = 0x77
+TC_ENDBLOCKDATA = 0x78
+TC_RESET = 0x79
+TC_BLOCKDATALONG = 0x7A
+TC_EXCEPTION = 0x7B
+TC_LONGSTRING = 0x7C
+TC_PROXYCLASSDESC = 0x7D
+TC_ENUM = 0x7E
+_BASE_HANDLE = 0x7E0000
+SC_WRITE_METHOD = 0x01
+SC_SERIALIZABLE = 0x02
+SC_EXTERNALIZABLE = 0x04
+SC_BLOCK_DATA = 0x08
+
+_U1 = struct.Struct(">B")
+_U2 = struct.Struct(">H")
+_I4 = struct.Struct(">i")
+_I8 = struct.Struct(">q")
+_F8 = struct.Struct(">d")
+_BOOL = struct.Struct(">?")
+_UUID_FIELDS = struct.Struct(">qq")
+
+# field type code -> (struct code, size); object types "L" and "[" are read as objects
+_PRIMITIVES = {
+    ord("B"): ("b", 1),
+    ord("C"): ("H", 2),
+    ord("D"): ("d", 8),
+    ord("F"): ("f", 4),
+    ord("I"): ("i", 4),
+    ord("J"): ("q", 8),
+    ord("S"): ("h", 2),
+    ord("Z"): ("?", 1),
+}
+# primitive array element type -> numpy dtype (big-endian, as Java writes them)
+_ARRAY_DTYPES = {
+    "F": np.dtype(">f4"),
+    "D": np.dtype(">f8"),
+    "I": np.dtype(">i4"),
+    "J": np.dtype(">i8"),
+    "S": np.dtype(">i2"),
+    "C": np.dtype(">u2"),
+    "Z": np.dtype("?"),
+}
+
+_PATH_OBJECT_KINDS = {  # QuPath class -> object_type; "root" and "base" are not returned
+    "qupath.lib.objects.PathRootObject": "root",
+    "qupath.lib.objects.PathAnnotationObject": "annotation",
+    "qupath.lib.objects.PathCellObject": "cell",
+    "qupath.lib.objects.PathTileObject": "tile",
+    "qupath.lib.objects.PathDetectionObject": "detection",
+    "qupath.lib.objects.TMACoreObject": "tmaCore",
+    "qupath.lib.objects.PathROIObject": "roi",  # an unknown direct subclass of PathROIObject
+    "qupath.lib.objects.PathObject": "base",  # an unknown direct subclass of PathObject
+}
+_ROI_KINDS = {
+    "qupath.lib.roi.PolygonROI$SerializationProxy": "polygon",
+    "qupath.lib.roi.RectangleROI$SerializationProxy": "rectangle",
+    "qupath.lib.roi.EllipseROI$SerializationProxy": "ellipse",
+    "qupath.lib.roi.LineROI$SerializationProxy": "line",
+    "qupath.lib.roi.PolylineROI$SerializationProxy": "polyline",
+    "qupath.lib.roi.PointsROI$SerializationProxy": "points",
+    "qupath.lib.roi.AreaROI$SerializationProxy": "area",
+    "qupath.lib.roi.GeometryROI$WKBSerializationProxy": "wkb",
+}
+_PATH_CLASS = "qupath.lib.objects.classes.PathClass"
+_METADATA_MAP = "qupath.lib.objects.MetadataMap"
+_HIERARCHY = "qupath.lib.objects.hierarchy.PathObjectHierarchy"
+_IMAGE_TYPE = "qupath.lib.images.ImageData$ImageType"
+_OBJECT_ID_KEY = "Object ID"
+
+
+class QpdataError(InputError):
+    """A ``.qpdata`` file that cannot be read; ``offset`` is where in the file it went wrong."""
+
+    def __init__(self, message: str, offset: int, truncated: bool = False) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.truncated = truncated  # the file ended early (QuPath tolerates this after the hierarchy)
+
+
+@dataclass
+class QpdataHeader:
+    """What a ``.qpdata`` file says about itself before its objects."""
+
+    data_version: int | None  # 2 (QuPath 0.2), 3 (0.3 to 0.7)
+    qupath_version: str | None  # the QuPath that wrote it (data version 3 only)
+    server_path: str | None  # the image: the server builder's URI (v3) or "Image path: ..." (v2)
+    image_type: str | None  # BRIGHTFIELD_H_E, FLUORESCENCE, OTHER...
+    server: dict | None = None  # the whole server-builder JSON (data version 3), for the curious
+
+
+@dataclass
+class QpdataNode:
+    """One object of the hierarchy with its child objects (see :func:`read_qpdata_tree`)."""
+
+    annotation: Annotation
+    depth: int  # 1 for children of the image's root object
+    children: list[QpdataNode] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# stream values
+
+
+class _ClassDesc:
+    __slots__ = ("chain", "fields", "flags", "kind", "name", "obj_fields", "prim_fields", "prim_struct", "super", "suid")
+
+    def __init__(self, name: str, suid: int) -> None:
+        self.name = name
+        self.suid = suid
+        self.flags = 0
+        self.fields: list[tuple[int, str]] = []
+        self.super: _ClassDesc | None = None
+        self.chain: list[_ClassDesc] | None = None  # serializable classes, top superclass first
+        self.kind: str | None = None  # path-object kind of the nearest known QuPath ancestor
+        self.prim_struct: struct.Struct | None = None
+        self.prim_fields: tuple[str, ...] = ()
+        self.obj_fields: tuple[str, ...] = ()
+
+
+class _JObj:
+    """A deserialized object: its class, field values by name and any custom data."""
+
+    __slots__ = ("desc", "extra", "fields", "offset")
+
+    def __init__(self, desc: _ClassDesc, offset: int) -> None:
+        self.desc = desc
+        self.fields: dict[str, object] = {}
+        self.extra: list[object] = []  # block data (bytearray) and objects a writeObject/writeExternal added
+        self.offset = offset
+
+
+class _JEnum:
+    __slots__ = ("class_name", "constant")
+
+    def __init__(self, class_name: str, constant: object) -> None:
+        self.class_name = class_name
+        self.constant = constant
+
+
+class _JClass:
+    __slots__ = ("desc",)
+
+    def __init__(self, desc: _ClassDesc | None) -> None:
+        self.desc = desc
+
+
+class _PathNode:
+    """A QuPath path object as read (geometry not made yet)."""
+
+    __slots__ = (
+        "children",
+        "class_name",
+        "color",
+        "kind",
+        "locked",
+        "name",
+        "object_id",
+        "offset",
+        "path_class",
+        "problems",
+        "roi",
+    )
+
+    def __init__(self, kind: str, class_name: str, offset: int) -> None:
+        self.kind = kind
+        self.class_name = class_name
+        self.offset = offset
+        self.name: str | None = None
+        self.color: int | None = None
+        self.object_id: str | None = None
+        self.locked = False
+        self.path_class: object = None
+        self.roi: object = None
+        self.children: list[_PathNode] = []
+        self.problems: list[str] = []
+
+
+# --------------------------------------------------------------------------------------------
+# the stream grammar
+
+
+class _Stream:
+    """Reads Java serialization grammar from bytes; values become the classes above."""
+
+    def __init__(self, data: bytes, where: str, complete: bool = True) -> None:
+        self.data = data
+        self.n = len(data)
+        self.pos = 0
+        self.where = where
+        self.complete = complete  # False: data is a prefix of the file (header reading)
+        self.handles: list[object] = []
+        self.depth = 0
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def fail(self, what: str, offset: int | None = None, fix: str = _FIX_CORRUPT) -> QpdataError:
+        at = self.pos if offset is None else offset
+        return QpdataError(f"{self.where}: {what} at byte offset {at}; {fix}", at)
+
+    def eof(self, need: int) -> QpdataError:
+        err = QpdataError(
+            f"{self.where}: the file ends early (needed {need} more byte(s)) at byte offset {self.n}; {_FIX_CORRUPT}",
+            self.n,
+            truncated=True,
+        )
+        return err
+
+    def need(self, count: int) -> None:
+        if self.pos + count > self.n:
+            raise self.eof(self.pos + count - self.n)
+
+    # -- primitives --------------------------------------------------------------------------
+
+    def u1(self) -> int:
+        if self.pos >= self.n:
+            raise self.eof(1)
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def i4(self) -> int:
+        self.need(4)
+        (v,) = _I4.unpack_from(self.data, self.pos)
+        self.pos += 4
+        return v
+
+    def utf(self) -> str:
+        self.need(2)
+        (length,) = _U2.unpack_from(self.data, self.pos)
+        self.pos += 2
+        return self.utf_bytes(length)
+
+    def utf_bytes(self, length: int) -> str:
+        self.need(length)
+        raw = self.data[self.pos : self.pos + length]
+        self.pos += length
+        return _decode_modified_utf8(raw)
+
+    # -- objects -----------------------------------------------------------------------------
+
+    def new_handle(self, value: object) -> int:
+        handles = self.handles
+        if len(handles) >= MAX_OBJECTS:
+            raise self.fail(f"more than {MAX_OBJECTS} Java objects", fix="split the image's objects over several images")
+        handles.append(value)
+        return len(handles) - 1
+
+    def obj(self) -> object:
+        """One ``content`` that must be an object (readObject)."""
+        pos = self.pos
+        if pos >= self.n:
+            raise self.eof(1)
+        tc = self.data[pos]
+        self.pos = pos + 1
+        if tc == TC_REFERENCE:
+            self.need(4)
+            (h,) = _I4.unpack_from(self.data, self.pos)
+            self.pos += 4
+            h -= _BASE_HANDLE
+            if h < 0 or h >= len(self.handles):
+                raise self.fail(f"reference to unknown object handle {h + _BASE_HANDLE:#x}", pos)
+            return self.handles[h]
+        if tc == TC_OBJECT:
+            return self.new_object(pos)
+        if tc == TC_NULL:
+            return None
+        if tc == TC_STRING:
+            s = self.utf()
+            self.new_handle(s)
+            return s
+        if tc == TC_ARRAY:
+            return self.new_array(pos)
+        if tc == TC_ENUM:
+            desc = self.class_desc()
+            if desc is None:
+                raise self.fail("enum constant without a class", pos)
+            value = _JEnum(desc.name, None)
+            self.new_handle(value)
+            constant = self.obj()
+            if not isinstance(constant, str):
+                raise self.fail("enum constant whose name is not a string", pos)
+            value.constant = constant
+            return value
+        if tc == TC_LONGSTRING:
+            self.need(8)
+            (length,) = _I8.unpack_from(self.data, self.pos)
+            self.pos += 8
+            if length < 0 or length > self.n - self.pos:
+                raise self.eof(max(length, 0) - (self.n - self.pos)) if length > 0 else self.fail("negative string length", pos)
+            s = self.utf_bytes(length)
+            self.new_handle(s)
+            return s
+        if tc == TC_CLASS:
+            value = _JClass(self.class_desc())
+            self.new_handle(value)
+            return value
+        if tc in (TC_CLASSDESC, TC_PROXYCLASSDESC):
+            self.pos = pos
+            return self.class_desc()
+        if tc == TC_RESET:
+            if self.depth > 0:
+                raise self.fail("stream reset inside an object", pos)
+            self.handles = []
+            return self.obj()
+        if tc in (TC_BLOCKDATA, TC_BLOCKDATALONG):
+            raise self.fail("primitive data where an object was expected", pos)
+        if tc == TC_ENDBLOCKDATA:
+            raise self.fail("end of an object's data where an object was expected", pos)
+        if tc == TC_EXCEPTION:
+            raise self.fail("QuPath hit an error while writing this file (a serialized exception)", pos)
+        raise self.fail(f"invalid type code 0x{tc:02x}", pos)
+
+    def class_desc(self) -> _ClassDesc | None:
+        """``classDesc``: a new, proxy or referenced class descriptor, or null."""
+        pos = self.pos
+        tc = self.u1()
+        if tc == TC_NULL:
+            return None
+        if tc == TC_REFERENCE:
+            (h,) = _I4.unpack_from(self.data, self.pos) if self.pos + 4 <= self.n else (None,)
+            if h is None:
+                raise self.eof(4)
+            self.pos += 4
+            h -= _BASE_HANDLE
+            if h < 0 or h >= len(self.handles) or not isinstance(self.handles[h], _ClassDesc):
+                raise self.fail("reference to something that is not a class descriptor", pos)
+            return self.handles[h]  # type: ignore[return-value]
+        if tc == TC_CLASSDESC:
+            name = self.utf()
+            self.need(8)
+            (suid,) = _I8.unpack_from(self.data, self.pos)
+            self.pos += 8
+            desc = _ClassDesc(name, suid)
+            self.new_handle(desc)
+            desc.flags = self.u1()
+            self.need(2)
+            (count,) = _U2.unpack_from(self.data, self.pos)
+            self.pos += 2
+            if count * 4 > self.n - self.pos:  # a field takes at least 4 bytes
+                raise self.eof(count * 4 - (self.n - self.pos))
+            fields = []
+            for _ in range(count):
+                fpos = self.pos
+                code = self.u1()
+                fname = self.utf()
+                if code in _PRIMITIVES:
+                    fields.append((code, fname))
+                elif code in (ord("L"), ord("[")):
+                    self.depth += 1
+                    type_name = self.obj()
+                    self.depth -= 1
+                    if not isinstance(type_name, str):
+                        raise self.fail("field type that is not a string", fpos)
+                    fields.append((code, fname))
+                else:
+                    raise self.fail(f"invalid field type code 0x{code:02x}", fpos)
+            desc.fields = fields
+            self.skip_annotation()  # classAnnotation
+            desc.super = self.nested_class_desc()
+            self.finish_desc(desc, pos)
+            return desc
+        if tc == TC_PROXYCLASSDESC:
+            desc = _ClassDesc("<dynamic proxy>", 0)
+            self.new_handle(desc)
+            count = self.i4()
+            if count < 0 or count * 2 > self.n - self.pos:
+                raise self.fail("invalid number of proxy interfaces", pos)
+            for _ in range(count):
+                self.utf()
+            desc.flags = SC_SERIALIZABLE
+            self.skip_annotation()
+            desc.super = self.nested_class_desc()
+            self.finish_desc(desc, pos)
+            return desc
+        raise self.fail(f"invalid class descriptor (type code 0x{tc:02x})", pos)
+
+    def nested_class_desc(self) -> _ClassDesc | None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"class descriptors nested more than {MAX_DEPTH} deep")
+        desc = self.class_desc()
+        self.depth -= 1
+        return desc
+
+    def finish_desc(self, desc: _ClassDesc, pos: int) -> None:
+        chain = []
+        seen = set()
+        d: _ClassDesc | None = desc
+        while d is not None:
+            if id(d) in seen or len(chain) >= MAX_CLASS_CHAIN:
+                raise self.fail(f"class {desc.name!r} has a circular or too long superclass chain", pos)
+            seen.add(id(d))
+            chain.append(d)
+            if desc.kind is None and d.name in _PATH_OBJECT_KINDS:
+                desc.kind = _PATH_OBJECT_KINDS[d.name]
+            d = d.super
+        chain.reverse()
+        desc.chain = chain
+        prim = [(code, name) for code, name in desc.fields if code in _PRIMITIVES]
+        if prim:
+            desc.prim_struct = struct.Struct(">" + "".join(_PRIMITIVES[code][0] for code, _ in prim))
+            desc.prim_fields = tuple(name for _, name in prim)
+        desc.obj_fields = tuple(name for code, name in desc.fields if code not in _PRIMITIVES)
+
+    def skip_annotation(self) -> None:
+        """Skip block data and objects up to TC_ENDBLOCKDATA (a class or object annotation)."""
+        self.annotation()
+
+    def annotation(self) -> list[object]:
+        """Block data (merged into bytearrays) and objects up to TC_ENDBLOCKDATA."""
+        items: list[object] = []
+        data = self.data
+        while True:
+            pos = self.pos
+            if pos >= self.n:
+                raise self.eof(1)
+            tc = data[pos]
+            if tc == TC_ENDBLOCKDATA:
+                self.pos = pos + 1
+                return items
+            if tc == TC_BLOCKDATA or tc == TC_BLOCKDATALONG:
+                if tc == TC_BLOCKDATA:
+                    self.need(2)
+                    length = data[pos + 1]
+                    start = pos + 2
+                else:
+                    self.need(5)
+                    (length,) = _I4.unpack_from(data, pos + 1)
+                    start = pos + 5
+                    if length < 0:
+                        raise self.fail("negative block-data length", pos)
+                if start + length > self.n:
+                    self.pos = start
+                    raise self.eof(start + length - self.n)
+                self.pos = start + length
+                if items and type(items[-1]) is bytearray:
+                    items[-1] += data[start : start + length]  # type: ignore[operator]
+                else:
+                    items.append(bytearray(data[start : start + length]))
+            else:
+                self.depth += 1
+                if self.depth > MAX_DEPTH:
+                    raise self.fail(f"objects nested more than {MAX_DEPTH} deep", pos)
+                items.append(self.obj())
+                self.depth -= 1
+
+    def new_object(self, pos: int) -> object:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"objects nested more than {MAX_DEPTH} deep", pos)
+        desc = self.class_desc()
+        if desc is None:
+            raise self.fail("object without a class", pos)
+        obj = _JObj(desc, pos)
+        handle = self.new_handle(obj)
+        if desc.flags & SC_EXTERNALIZABLE:
+            if not desc.flags & SC_BLOCK_DATA:
+                raise self.fail(
+                    f"{desc.name} was written with the pre-1.2 Java stream protocol, which cannot be skipped safely", pos
+                )
+            items = self.annotation()
+            if desc.kind is not None:
+                node = _read_path_object(self, desc, items, pos)
+                self.handles[handle] = node
+                self.depth -= 1
+                return node
+            obj.extra = items
+        else:
+            fields = obj.fields
+            data = self.data
+            for cd in desc.chain:  # type: ignore[union-attr]
+                if not cd.flags & SC_SERIALIZABLE:
+                    continue
+                st = cd.prim_struct
+                if st is not None:
+                    if self.pos + st.size > self.n:
+                        raise self.eof(self.pos + st.size - self.n)
+                    fields.update(zip(cd.prim_fields, st.unpack_from(data, self.pos), strict=True))
+                    self.pos += st.size
+                for name in cd.obj_fields:
+                    fields[name] = self.obj()
+                if cd.flags & SC_WRITE_METHOD:
+                    obj.extra.extend(self.annotation())
+        self.depth -= 1
+        return obj
+
+    def new_array(self, pos: int) -> object:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"objects nested more than {MAX_DEPTH} deep", pos)
+        desc = self.class_desc()
+        if desc is None or len(desc.name) < 2 or desc.name[0] != "[":
+            raise self.fail("array without an array class", pos)
+        handle = self.new_handle(None)
+        size = self.i4()
+        left = self.n - self.pos
+        element = desc.name[1]
+        value: object
+        if element == "B":
+            if size < 0 or size > left:
+                raise self.eof(size - left) if size > 0 else self.fail("negative array length", pos)
+            value = bytes(self.data[self.pos : self.pos + size])
+            self.pos += size
+        elif element in _ARRAY_DTYPES:
+            dtype = _ARRAY_DTYPES[element]
+            if size < 0 or size * dtype.itemsize > left:
+                raise self.eof(size * dtype.itemsize - left) if size > 0 else self.fail("negative array length", pos)
+            value = np.frombuffer(self.data, dtype=dtype, count=size, offset=self.pos)
+            self.pos += size * dtype.itemsize
+        elif element in ("L", "["):
+            if size < 0 or size > left:  # every element takes at least one byte
+                raise self.eof(size - left) if size > 0 else self.fail("negative array length", pos)
+            items: list[object] = []
+            self.handles[handle] = items
+            for _ in range(size):
+                items.append(self.obj())
+            value = items
+        else:
+            raise self.fail(f"array of unknown element type {desc.name!r}", pos)
+        self.handles[handle] = value
+        self.depth -= 1
+        return value
+
+    def top_level(self) -> object:
+        """The next top-level ``content``: an object, or block data as a bytearray."""
+        pos = self.pos
+        if pos >= self.n:
+            raise self.eof(1)
+        tc = self.data[pos]
+        if tc == TC_BLOCKDATA or tc == TC_BLOCKDATALONG:
+            if tc == TC_BLOCKDATA:
+                self.need(2)
+                length = self.data[pos + 1]
+                start = pos + 2
+            else:
+                self.need(5)
+                (length,) = _I4.unpack_from(self.data, pos + 1)
+                start = pos + 5
+                if length < 0:
+                    raise self.fail("negative block-data length", pos)
+            if start + length > self.n:
+                self.pos = start
+                raise self.eof(start + length - self.n)
+            self.pos = start + length
+            return bytearray(self.data[start : start + length])
+        return self.obj()
+
+
+def _decode_modified_utf8(raw: bytes) -> str:
+    """Java's modified UTF-8 (NUL as C0 80, supplementary characters as surrogate pairs)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    text = raw.replace(b"\xc0\x80", b"\x00").decode("utf-8", "surrogatepass")
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+# --------------------------------------------------------------------------------------------
+# QuPath's classes
+
+
+class _Items:
+    """A cursor over an Externalizable object's data, read as its readExternal would."""
+
+    __slots__ = ("buf_pos", "i", "items", "offset", "stream")
+
+    def __init__(self, stream: _Stream, items: list[object], offset: int) -> None:
+        self.stream = stream
+        self.items = items
+        self.i = 0
+        self.buf_pos = 0
+        self.offset = offset
+
+    def fail(self, what: str) -> QpdataError:
+        return self.stream.fail(what, self.offset)
+
+    def at_object(self) -> bool:
+        """True if the next item is an object (not primitive data, not the end)."""
+        self._skip_used_bytes()
+        return self.i < len(self.items) and type(self.items[self.i]) is not bytearray
+
+    def _skip_used_bytes(self) -> None:
+        items = self.items
+        if self.i < len(items) and type(items[self.i]) is bytearray and self.buf_pos >= len(items[self.i]):  # type: ignore[arg-type]
+            self.i += 1
+            self.buf_pos = 0
+
+    def obj(self, what: str) -> object:
+        self._skip_used_bytes()
+        if self.i >= len(self.items):
+            raise self.fail(f"{what} is missing from the object's data")
+        item = self.items[self.i]
+        if type(item) is bytearray:
+            raise self.fail(f"primitive data where {what} was expected")
+        self.i += 1
+        return item
+
+    def prim(self, st: struct.Struct, what: str) -> object:
+        self._skip_used_bytes()
+        if self.i >= len(self.items) or type(self.items[self.i]) is not bytearray:
+            raise self.fail(f"{what} is missing from the object's data")
+        buf: bytearray = self.items[self.i]  # type: ignore[assignment]
+        if self.buf_pos + st.size > len(buf):
+            raise self.fail(f"{what} is cut short in the object's data")
+        (value,) = st.unpack_from(buf, self.buf_pos)
+        self.buf_pos += st.size
+        return value
+
+
+def _is(value: object, class_name: str) -> bool:
+    return isinstance(value, _JObj) and value.desc.name == class_name
+
+
+def _boxed(value: object) -> object:
+    """The value of a java.lang.Integer/Boolean/Double... (field ``value``), else None."""
+    if isinstance(value, _JObj) and value.desc.name.startswith("java.lang."):
+        return value.fields.get("value")
+    return None
+
+
+def _read_path_object(stream: _Stream, desc: _ClassDesc, items: list[object], offset: int) -> _PathNode:
+    """A PathObject from its writeExternal data (see the module docstring for the layout)."""
+    kind = desc.kind or "base"
+    node = _PathNode(kind, desc.name, offset)
+    cur = _Items(stream, items, offset)
+    name = cur.obj("the object's name")
+    node.name = name if isinstance(name, str) else None
+    color = _boxed(cur.obj("the object's colour"))
+    node.color = color if isinstance(color, int) and not isinstance(color, bool) else None
+    nxt = cur.obj("the object's metadata or measurements")
+    if _is(nxt, "java.util.UUID"):  # data file version 4
+        f = nxt.fields  # type: ignore[union-attr]
+        node.object_id = _uuid_string(f.get("mostSigBits"), f.get("leastSigBits"))
+        n_fields = cur.prim(_I4, "the number of fields")
+        for _ in range(max(0, min(n_fields, len(items)))):  # type: ignore[call-overload]
+            if not cur.at_object():  # QuPath 0.6 counts an empty metadata map it does not write
+                break
+            _apply_metadata(node, cur.obj("a field"))
+    else:
+        if _is(nxt, _METADATA_MAP):
+            _apply_metadata(node, nxt)
+            cur.obj("the object's measurements")
+    n_children = cur.prim(_I4, "the number of child objects")
+    if n_children < 0 or n_children > len(items):  # type: ignore[operator]
+        raise cur.fail(f"invalid number of child objects ({n_children})")
+    children = node.children
+    for _ in range(n_children):  # type: ignore[call-overload]
+        child = cur.obj("a child object")
+        if not isinstance(child, _PathNode):
+            what = child.desc.name if isinstance(child, _JObj) else type(child).__name__
+            raise cur.fail(f"a child object that is not a QuPath object ({what})")
+        children.append(child)
+    if kind in ("root", "base"):
+        return node
+    first = cur.obj("the object's classification")
+    locked = _boxed(first)
+    if isinstance(locked, bool):
+        node.locked = locked
+        first = cur.obj("the object's classification")
+    node.path_class = first if _is(first, _PATH_CLASS) else None
+    node.roi = cur.obj("the object's ROI")
+    cur.prim(_F8, "the classification probability")
+    # PathCellObject: the nucleus ROI follows; TMACoreObject: boolean isMissing. Neither is needed.
+    if kind == "roi":
+        node.problems.append(f"unknown QuPath object class {desc.name}, read as an annotation")
+        node.kind = "annotation"
+    elif desc.name not in _PATH_OBJECT_KINDS:
+        node.problems.append(f"QuPath object class {desc.name} (from a plugin) read as a {kind}")
+    return node
+
+
+def _uuid_string(msb: object, lsb: object) -> str | None:
+    if not isinstance(msb, int) or not isinstance(lsb, int):
+        return None
+    return str(uuid.UUID(int=((msb & 0xFFFFFFFFFFFFFFFF) << 64) | (lsb & 0xFFFFFFFFFFFFFFFF)))
+
+
+def _apply_metadata(node: _PathNode, value: object) -> None:
+    """Take the object ID out of a MetadataMap (``writeExternal``: Integer 1, keys[], values[])."""
+    if not _is(value, _METADATA_MAP):
+        return
+    extra = value.extra  # type: ignore[union-attr]
+    if len(extra) >= 3 and isinstance(extra[1], list) and isinstance(extra[2], list):
+        for key, val in zip(extra[1], extra[2], strict=False):
+            if key == _OBJECT_ID_KEY and isinstance(val, str) and node.object_id is None:
+                node.object_id = val
+
+
+def _class_name(path_class: object) -> tuple[str | None, int | None]:
+    """``"Tumor: Positive"`` and the class colour of a PathClass (None for NULL_CLASS)."""
+    names: list[str] = []
+    color = None
+    pc = path_class
+    seen = 0
+    while _is(pc, _PATH_CLASS) and seen < MAX_CLASS_CHAIN:
+        fields = pc.fields  # type: ignore[union-attr]
+        name = fields.get("name")
+        if seen == 0:
+            c = _boxed(fields.get("colorRGB"))
+            color = c if isinstance(c, int) and not isinstance(c, bool) else None
+        if isinstance(name, str):
+            names.append(name)
+        pc = fields.get("parentClass")
+        seen += 1
+    if not names:
+        return None, None
+    return ": ".join(reversed(names)), color
+
+
+# --------------------------------------------------------------------------------------------
+# geometry
+
+
+def _rounder(precision: float | None):
+    if not precision:
+        return lambda a: a
+    scale = 1.0 / precision
+
+    def round_to_grid(a: np.ndarray) -> np.ndarray:
+        return np.floor(a * scale + 0.5) / scale
+
+    return round_to_grid
+
+
+def _floats(value: object, what: str) -> np.ndarray:
+    if not isinstance(value, np.ndarray) or value.ndim != 1 or value.dtype.kind != "f":
+        raise ValueError(f"{what} is not a float array")
+    return value.astype(np.float64)
+
+
+def _double(fields: dict, name: str) -> float:
+    v = fields.get(name)
+    if not isinstance(v, float):
+        raise ValueError(f"coordinate {name!r} is missing")
+    return v
+
+
+def _xy(fields: dict) -> np.ndarray:
+    x = _floats(fields.get("x"), "x")
+    y = _floats(fields.get("y"), "y")
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} x but {len(y)} y coordinates")
+    return np.column_stack([x, y])
+
+
+def _ellipse(x0: float, y0: float, x1: float, y1: float, n: int) -> np.ndarray:
+    rx = (x1 - x0) / 2.0
+    ry = (y1 - y0) / 2.0
+    angles = np.arange(n) * (2 * math.pi / n)  # as JTS: i * (2*PI/n)
+    ring = np.column_stack([rx * np.cos(angles) + (x0 + rx), ry * np.sin(angles) + (y0 + ry)])
+    return np.vstack([ring, ring[:1]])
+
+
+def _ellipse_vertices(x0: float, y0: float, x1: float, y1: float, tolerance: float | None) -> int:
+    if tolerance is None:
+        return QUPATH_ELLIPSE_VERTICES
+    a = max(abs(x1 - x0), abs(y1 - y0)) / 2.0
+    if a <= tolerance:
+        return 8
+    # chord error of n equal parametric steps is at most a * (1 - cos(pi / n))
+    n = math.ceil(math.pi / math.acos(1.0 - tolerance / a))
+    return int(min(max(n, 8), 1_000_000))
+
+
+def _winding_numbers(points: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """Winding number of a closed ring around each point (Sunday's crossing rule)."""
+    x0 = ring[:-1, 0][None, :]
+    y0 = ring[:-1, 1][None, :]
+    x1 = ring[1:, 0][None, :]
+    y1 = ring[1:, 1][None, :]
+    px = points[:, 0][:, None]
+    py = points[:, 1][:, None]
+    side = (x1 - x0) * (py - y0) - (px - x0) * (y1 - y0)
+    up = (y0 <= py) & (y1 > py) & (side > 0)
+    down = (y0 > py) & (y1 <= py) & (side < 0)
+    return up.sum(axis=1) - down.sum(axis=1)
+
+
+def _fill_nonzero(rings: list[np.ndarray]) -> BaseGeometry:
+    """The region Java's ``Area`` gives closed paths under the non-zero winding rule."""
+    closed = []
+    for ring in rings:
+        if len(ring) == 0:
+            continue
+        if not np.array_equal(ring[0], ring[-1]):
+            ring = np.vstack([ring, ring[:1]])
+        if len(np.unique(ring, axis=0)) >= 3:
+            closed.append(ring)
+    if not closed:
+        return shapely.Polygon()
+    if len(closed) == 1:
+        poly = shapely.Polygon(closed[0])
+        if poly.is_valid:
+            return poly
+    noded = shapely.union_all(shapely.linestrings(closed) if len(closed) > 1 else [shapely.LineString(closed[0])])
+    faces = np.asarray(shapely.get_parts(shapely.polygonize(shapely.get_parts(noded))))
+    if len(faces) == 0:
+        return shapely.Polygon()
+    inside = shapely.get_coordinates(shapely.point_on_surface(faces))
+    winding = np.zeros(len(faces), dtype=np.int64)
+    for ring in closed:
+        winding += _winding_numbers(inside, ring)
+    kept = faces[winding != 0]
+    if len(kept) == 0:
+        return shapely.Polygon()
+    merged = shapely.union_all(kept)
+    return merged
+
+
+def _roi_geometry(roi: object, rounder, ellipse_tolerance: float | None) -> tuple[BaseGeometry, str | None]:
+    """Shapely geometry of a ROI proxy, and a problem to record (or None)."""
+    if roi is None:
+        return shapely.GeometryCollection(), "has no ROI"
+    if not isinstance(roi, _JObj):
+        raise ValueError("the ROI is not an object")
+    kind = _ROI_KINDS.get(roi.desc.name)
+    f = roi.fields
+    if kind == "polygon":
+        xy = rounder(_xy(f))
+        if len(np.unique(xy, axis=0)) < 3:
+            return shapely.Polygon(), "polygon with fewer than 3 distinct vertices"
+        ring = xy if np.array_equal(xy[0], xy[-1]) else np.vstack([xy, xy[:1]])
+        poly = shapely.Polygon(ring)
+        if not poly.is_valid:
+            return _fill_nonzero([xy]), None
+        return poly, None
+    if kind in ("rectangle", "ellipse", "line"):
+        x0, y0, x1, y1 = (_double(f, k) for k in ("x", "y", "x2", "y2"))
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+            return shapely.GeometryCollection(), f"{kind} with non-finite coordinates"
+        if kind == "line":
+            return shapely.LineString(rounder(np.array([[x0, y0], [x1, y1]]))), None
+        x0, x1 = min(x0, x1), max(x0, x1)
+        y0, y1 = min(y0, y1), max(y0, y1)
+        if kind == "rectangle":
+            c = rounder(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]))
+        else:
+            c = rounder(_ellipse(x0, y0, x1, y1, _ellipse_vertices(x0, y0, x1, y1, ellipse_tolerance)))
+        if x1 - x0 <= 0 or y1 - y0 <= 0:
+            return shapely.Polygon(), f"{kind} with zero width or height"
+        return shapely.Polygon(c), None
+    if kind == "polyline":
+        xy = rounder(_xy(f))
+        if len(xy) == 0:
+            return shapely.LineString(), "polyline without points"
+        if len(xy) == 1:
+            return shapely.Point(xy[0]), "polyline with a single point, read as a point"
+        return shapely.LineString(xy), None
+    if kind == "points":
+        xy = rounder(_xy(f))
+        if len(xy) == 0:
+            return shapely.MultiPoint(), "points ROI without points"
+        if len(xy) == 1:
+            return shapely.Point(xy[0]), None
+        return shapely.MultiPoint(xy), None
+    if kind == "area":
+        xs, ys = f.get("x"), f.get("y")
+        if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
+            raise ValueError("area ROI without matching x and y contour arrays")
+        rings = []
+        for x, y in zip(xs, ys, strict=True):
+            x, y = _floats(x, "x"), _floats(y, "y")
+            if len(x) != len(y):
+                raise ValueError("area contour with different numbers of x and y coordinates")
+            rings.append(rounder(np.column_stack([x, y])))
+        return _fill_nonzero(rings), None
+    if kind == "wkb":
+        wkb = f.get("wkb")
+        if not isinstance(wkb, bytes):
+            raise ValueError("geometry ROI without WKB bytes")
+        _check_wkb(wkb)
+        geom = shapely.from_wkb(wkb)
+        if rounder is not None:
+            geom = shapely.transform(geom, rounder)
+        return geom, None
+    return shapely.GeometryCollection(), f"unsupported ROI type {roi.desc.name}; nothing drawn"
+
+
+def _check_wkb(wkb: bytes) -> None:
+    """Walk a WKB geometry's headers, checking every count against the bytes left."""
+    pos = _check_wkb_geometry(wkb, 0, 0)
+    if pos != len(wkb):
+        raise ValueError(f"{len(wkb) - pos} stray byte(s) after the WKB geometry")
+
+
+def _check_wkb_geometry(wkb: bytes, pos: int, depth: int) -> int:
+    if depth > 32:
+        raise ValueError("WKB geometry collections nested too deeply")
+    if pos + 5 > len(wkb):
+        raise ValueError("WKB geometry cut short")
+    order = wkb[pos]
+    if order not in (0, 1):
+        raise ValueError(f"invalid WKB byte order {order}")
+    u4 = struct.Struct(">I" if order == 0 else "<I")
+    (gtype,) = u4.unpack_from(wkb, pos + 1)
+    pos += 5
+    dims = 2
+    if gtype & 0x80000000:  # EWKB Z
+        dims += 1
+    if gtype & 0x40000000:  # EWKB M
+        dims += 1
+    if gtype & 0x20000000:  # EWKB SRID
+        if pos + 4 > len(wkb):
+            raise ValueError("WKB geometry cut short")
+        pos += 4
+    base = gtype & 0x0FFFFFFF
+    iso, base = divmod(base, 1000)
+    if iso not in (0, 1, 2, 3):
+        raise ValueError(f"unsupported WKB geometry type {gtype}")
+    dims += {0: 0, 1: 1, 2: 1, 3: 2}[iso]
+    point = 8 * dims
+
+    def count(p: int) -> tuple[int, int]:
+        if p + 4 > len(wkb):
+            raise ValueError("WKB geometry cut short")
+        return u4.unpack_from(wkb, p)[0], p + 4
+
+    if base == 1:
+        pos += point
+    elif base == 2:
+        n, pos = count(pos)
+        pos += n * point
+    elif base == 3:
+        rings, pos = count(pos)
+        if rings * 4 > len(wkb) - pos:
+            raise ValueError("WKB geometry cut short")
+        for _ in range(rings):
+            n, pos = count(pos)
+            pos += n * point
+            if pos > len(wkb):
+                break
+    elif base in (4, 5, 6, 7):
+        parts, pos = count(pos)
+        if parts * 5 > len(wkb) - pos:
+            raise ValueError("WKB geometry cut short")
+        for _ in range(parts):
+            pos = _check_wkb_geometry(wkb, pos, depth + 1)
+    else:
+        raise ValueError(f"unsupported WKB geometry type {gtype}")
+    if pos > len(wkb):
+        raise ValueError("WKB geometry cut short")
+    return pos
+
+
+# --------------------------------------------------------------------------------------------
+# reading files
+
+
+def _read_bytes(path: Path, limit: int | None = None) -> tuple[bytes, bool]:
+    """The file's bytes (at most ``limit``) and whether that is the whole file."""
+    if not path.is_file():
+        raise MissingFileError(f"{path}: QuPath data file not found")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise QpdataError(f"{path}: larger than {MAX_FILE_BYTES >> 30} GiB at byte offset 0; split the image's objects", 0)
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(limit) if limit is not None else fh.read()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc}); check the file's permissions") from None
+    return data, len(data) >= size
+
+
+def _start(stream: _Stream) -> tuple[int | None, str]:
+    """Check the magic number and read the ``Data file version N`` line."""
+    if stream.n < 4 or stream.data[:4] != _MAGIC:
+        raise stream.fail("not a Java serialization stream (no AC ED 00 05 header)", 0, fix=_FIX_NOT_QPDATA)
+    stream.pos = 4
+    first = stream.top_level()
+    if not isinstance(first, bytearray) or len(first) < 2:
+        raise stream.fail("no 'Data file version' line", 4, fix=_FIX_NOT_QPDATA)
+    (length,) = _U2.unpack_from(first, 0)
+    if length + 2 > len(first):
+        raise stream.fail("the 'Data file version' line is cut short", 4)
+    line = _decode_modified_utf8(bytes(first[2 : 2 + length]))
+    if not line.startswith("Data file version"):
+        raise stream.fail(f"starts with {line[:40]!r} instead of 'Data file version'", 4, fix=_FIX_NOT_QPDATA)
+    digits = line[len("Data file version") :].strip().split(".")[0]
+    return (int(digits) if digits.isdigit() else None), line
+
+
+def _header_from_string(header: QpdataHeader, text: object) -> None:
+    if not isinstance(text, str):
+        return
+    if text.startswith("Image path: "):
+        header.server_path = text[len("Image path: ") :]
+        return
+    try:
+        info = json.loads(text)
+    except ValueError:
+        return
+    if not isinstance(info, dict):
+        return
+    version = info.get("qupathVersion")
+    header.qupath_version = version if isinstance(version, str) else None
+    if header.data_version is None and isinstance(info.get("dataVersion"), int):
+        header.data_version = info["dataVersion"]
+    server = info.get("server")
+    header.server = server if isinstance(server, dict) else None
+    header.server_path = _server_uri(server) or (info.get("id") if isinstance(info.get("id"), str) else None)
+
+
+def _server_uri(server: object) -> str | None:
+    """The image URI of a (possibly wrapped: rotated, channels, pyramidize...) server builder."""
+    for _ in range(32):
+        if not isinstance(server, dict):
+            return None
+        uri = server.get("uri")
+        if isinstance(uri, str):
+            return uri
+        uris = server.get("uris")
+        if isinstance(uris, list) and uris and isinstance(uris[0], str):
+            return uris[0]
+        server = server.get("builder")
+    return None
+
+
+def read_qpdata_header(path: str | Path) -> QpdataHeader:
+    """The data version, QuPath version, image and image type of a ``.qpdata`` file.
+
+    Cheap: reads the first megabyte (more only if the header is longer) and stops after the
+    image type, before the objects.
+    """
+    path = Path(path)
+    data, complete = _read_bytes(path, HEADER_READ_BYTES)
+    try:
+        return _read_header(_Stream(data, str(path), complete))
+    except QpdataError as err:
+        if complete or not err.truncated:
+            raise
+    data, complete = _read_bytes(path)
+    return _read_header(_Stream(data, str(path), complete))
+
+
+def _read_header(stream: _Stream) -> QpdataHeader:
+    try:
+        version, _ = _start(stream)
+        header = QpdataHeader(version, None, None, None)
+        _header_from_string(header, stream.top_level())
+        for _ in range(3):  # Locale, then the ImageType enum
+            value = stream.top_level()
+            if isinstance(value, _JEnum) and value.class_name == _IMAGE_TYPE:
+                header.image_type = value.constant  # type: ignore[assignment]
+                break
+            if isinstance(value, _JObj) and value.desc.name == _HIERARCHY:
+                break
+        return header
+    except QpdataError:
+        raise
+    except Exception as exc:  # a safety net: any other failure is a malformed file too
+        raise stream.fail(f"unreadable data ({type(exc).__name__}: {exc})") from None
+
+
+def _read_root(stream: _Stream) -> tuple[QpdataHeader, _PathNode | None]:
+    """Parse the whole stream; the header and the hierarchy's root object."""
+    version, _ = _start(stream)
+    header = QpdataHeader(version, None, None, None)
+    _header_from_string(header, stream.top_level())
+    root: _PathNode | None = None
+    found = False
+    while True:
+        try:
+            value = stream.top_level()
+        except QpdataError as err:
+            if err.truncated and found:  # as QuPath: an early end after the hierarchy is tolerated
+                break
+            raise
+        if isinstance(value, str) and value == "EOF":
+            break
+        if isinstance(value, _JEnum) and value.class_name == _IMAGE_TYPE and header.image_type is None:
+            header.image_type = value.constant  # type: ignore[assignment]
+        elif isinstance(value, _JObj) and value.desc.name == _HIERARCHY:
+            candidate = value.fields.get("rootObject")
+            if candidate is not None and not isinstance(candidate, _PathNode):
+                raise stream.fail("the hierarchy's root is not a QuPath object", value.offset)
+            root = candidate
+            found = True
+    if not found:
+        raise stream.fail("no object hierarchy in the file", stream.pos)
+    return header, root
+
+
+def read_qpdata_tree(
+    path: str | Path, *, precision: float | None = 0.01, ellipse_tolerance: float | None = None
+) -> list[QpdataNode]:
+    """The objects of a ``.qpdata`` file as trees: the children of the image's root object.
+
+    ``precision`` and ``ellipse_tolerance``: see the module docstring (the defaults give the
+    geometries QuPath itself shows and exports).
+    """
+    path = Path(path)
+    data, _ = _read_bytes(path)
+    stream = _Stream(data, str(path))
+    try:
+        _, root = _read_root(stream)
+    except QpdataError:
+        raise
+    except RecursionError:
+        raise stream.fail("objects nested too deeply") from None
+    except MemoryError:
+        raise stream.fail("too large to read into memory", fix="split the image's objects over several images") from None
+    except Exception as exc:  # a safety net: any other failure is a malformed file too
+        raise stream.fail(f"unreadable data ({type(exc).__name__}: {exc})") from None
+    if root is None:
+        return []
+    return _build_nodes(stream, root, precision, ellipse_tolerance)
+
+
+def read_qpdata(path: str | Path, *, precision: float | None = 0.01, ellipse_tolerance: float | None = None) -> list[Annotation]:
+    """Every object of a ``.qpdata`` file except the root, depth first (QuPath's order).
+
+    Annotations, detections, cells (their boundary; the nucleus is ignored), tiles and TMA
+    cores. Raises :class:`QpdataError` (naming the file and the byte offset) for a damaged
+    file and ``MissingFileError`` for a missing one.
+    """
+    out: list[Annotation] = []
+    stack = list(reversed(read_qpdata_tree(path, precision=precision, ellipse_tolerance=ellipse_tolerance)))
+    while stack:
+        node = stack.pop()
+        out.append(node.annotation)
+        stack.extend(reversed(node.children))
+    return out
+
+
+def _build_nodes(stream: _Stream, root: _PathNode, precision: float | None, ellipse_tolerance: float | None) -> list[QpdataNode]:
+    rounder = _rounder(precision)
+    source = stream.where
+    index = 0
+    top: list[QpdataNode] = []
+    # (node, depth, the list its QpdataNode goes into); children pushed in reverse for pre-order
+    stack: list[tuple[_PathNode, int, list[QpdataNode]]] = [(child, 1, top) for child in reversed(root.children)]
+    seen: set[int] = {id(root)}
+    while stack:
+        node, depth, siblings = stack.pop()
+        if id(node) in seen:
+            raise stream.fail("an object that is its own ancestor or appears twice in the hierarchy", node.offset)
+        seen.add(id(node))
+        if node.kind in ("root", "base"):  # not an object with a ROI: keep its children in its place
+            stack.extend((child, depth, siblings) for child in reversed(node.children))
+            continue
+        index += 1
+        ann = _annotation(stream, node, rounder, ellipse_tolerance, source, index)
+        qn = QpdataNode(ann, depth)
+        siblings.append(qn)
+        stack.extend((child, depth + 1, qn.children) for child in reversed(node.children))
+    return top
+
+
+def _annotation(stream: _Stream, node: _PathNode, rounder, ellipse_tolerance: float | None, source: str, index: int) -> Annotation:
+    class_name, class_color = _class_name(node.path_class)
+    rgb = node.color if node.color is not None else class_color
+    roi_offset = node.roi.offset if isinstance(node.roi, _JObj) else node.offset
+    try:
+        geometry, problem = _roi_geometry(node.roi, rounder, ellipse_tolerance)
+    except (ValueError, TypeError, shapely.errors.GEOSException) as exc:
+        raise stream.fail(f"{node.kind} #{index} has a malformed ROI ({exc})", roi_offset) from None
+    problems = list(node.problems)
+    if problem:
+        problems.append(problem)
+    return Annotation(
+        geometry=geometry,
+        class_name=class_name,
+        object_type=node.kind,
+        name=node.name,
+        object_id=node.object_id,
+        color=None if rgb is None else ((rgb >> 16) & 0xFF, (rgb >> 8) & 0xFF, rgb & 0xFF),
+        locked=node.locked,
+        source=source,
+        index=index,
+        problems=problems,
+    )
