@@ -17,7 +17,6 @@ Only the training split is augmented, so no copy of a validation subject is ever
 from __future__ import annotations
 
 import csv
-import io
 import json
 import shutil
 import time
@@ -25,10 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mammotools.classes import ClassTable, load_class_table
-from mammotools.crops import class_weights
+from mammotools.classes import load_class_table
+from mammotools.crops import class_weights, write_records_manifest
 from mammotools.errors import InputError
-from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from mammotools.files import atomic_path, atomic_write_text, remove_stale_temporaries
 from mammotools.runner import Outcome
 from mammotools.split import TRAIN, VAL
 
@@ -117,7 +116,7 @@ def augment_crops(
         on_plan(len(todo), len(summary.skipped))
 
     run_tracked(augment_crop, todo, (crops, out, seed, table), workers, summary, lambda job: job.crop, on_item)
-    outputs = _write_manifest(out, table)
+    outputs = write_records_manifest(out, "outputs", MANIFEST_FIELDS, table)
     for row in outputs:
         summary.files[row["split"]] += 1
     weights = class_weights(table, outputs)
@@ -162,19 +161,3 @@ def _prepare_out(out: Path, crops: Path, recorded: dict, overwrite: bool) -> Non
     for name in ("classes.json", "split.csv"):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(crops / name, tmp)
-
-
-def _write_manifest(out: Path, table: ClassTable) -> list[dict]:
-    outputs: list[dict] = []
-    for path in sorted((out / "records").glob("*.json")):
-        try:
-            outputs.extend(json.loads(path.read_text("utf-8"))["outputs"])
-        except (ValueError, KeyError):
-            continue  # a damaged record: that crop is redone on the next run
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(MANIFEST_FIELDS + [f"pixels_{c.slug}" for c in table])
-    for row in outputs:
-        writer.writerow([row[k] for k in MANIFEST_FIELDS] + [row["pixels"].get(c.name, 0) for c in table])
-    atomic_write_bytes(out / "manifest.csv", buf.getvalue().encode("utf-8"))
-    return outputs

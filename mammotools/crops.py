@@ -203,16 +203,23 @@ def _read_record(out: Path, name: str) -> dict | None:
 
 def write_crop_manifest(out: Path, table: ClassTable) -> list[dict]:
     """Write manifest.csv from all image records; return the crop rows."""
+    return write_records_manifest(out, "crops", MANIFEST_FIELDS, table)
+
+
+def write_records_manifest(out: Path, key: str, fields: list[str], table: ClassTable) -> list[dict]:
+    """``out/manifest.csv`` from the ``key`` lists of every ``out/records/*.json``: ``fields``,
+    then ``pixels_<class>`` per class; returns the rows. A damaged record is left out (its item
+    is redone on the next run)."""
     rows: list[dict] = []
     for path in sorted((out / "records").glob("*.json")):
         record = _read_record(out, path.stem)
-        if record is not None:
-            rows.extend(record["crops"])
+        if record is not None and isinstance(record.get(key), list):
+            rows.extend(record[key])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(MANIFEST_FIELDS + [f"pixels_{c.slug}" for c in table])
+    writer.writerow(fields + [f"pixels_{c.slug}" for c in table])
     for row in rows:
-        writer.writerow([row[k] for k in MANIFEST_FIELDS] + [row["pixels"].get(c.name, 0) for c in table])
+        writer.writerow([row[k] for k in fields] + [row["pixels"].get(c.name, 0) for c in table])
     atomic_write_bytes(out / "manifest.csv", buf.getvalue().encode("utf-8"))
     return rows
 
