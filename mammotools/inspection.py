@@ -15,13 +15,14 @@ Detections, cells and other non-annotation objects are counted apart in ``other_
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
 from mammotools.annotations import repair_geometry
 from mammotools.classes import ClassTable, default_class_table
 from mammotools.errors import MammoError
-from mammotools.qupath.source import open_source, read_annotations
+from mammotools.qupath.source import ImageRecord, open_source, read_annotations
 
 UNCLASSIFIED = "Unclassified"
 
@@ -52,6 +53,7 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
                 minx, miny, maxx, maxy = ann.geometry.bounds
                 if minx < 0 or miny < 0 or maxx > record.width or maxy > record.height:
                     problems.append(f"{ann.describe()}: extends outside the {record.width}x{record.height} image")
+        problems.extend(_summary_mismatch(record, counts))
         unknown = sorted(c for c in counts if c != UNCLASSIFIED and table.find(c) is None)
         all_unknown.update(unknown)
         images.append(
@@ -75,6 +77,23 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
         "unknown_classes": sorted(all_unknown),
         "images": images,
     }
+
+
+def _summary_mismatch(record: ImageRecord, counts: Counter[str]) -> list[str]:
+    """A problem when QuPath's own summary.json (beside a data.qpdata) counts otherwise."""
+    if record.reader != "qpdata" or record.annotation_path is None:
+        return []
+    summary = record.annotation_path.parent / "summary.json"
+    try:
+        expected = json.loads(summary.read_text("utf-8"))["hierarchy"]["annotationClassificationCounts"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if {k: v for k, v in expected.items() if v} == dict(counts):
+        return []
+    return [
+        f"annotation counts differ from QuPath's own count in {summary} ({expected}); "
+        "cross-check with --reader paquo or a GeoJSON export, and report it"
+    ]
 
 
 def format_report(report: dict) -> str:
