@@ -28,6 +28,7 @@ class Annotation:
     source: str = ""  # the file it was read from
     index: int = 0  # 1-based position in that file, for messages
     problems: list[str] = field(default_factory=list)
+    malformed: bool = False  # the geometry could not be read at all (its problem says why)
 
     @property
     def is_annotation(self) -> bool:
@@ -51,6 +52,8 @@ def repair_geometry(ann: Annotation) -> Annotation:
     empty geometries are recorded as a problem (they rasterize to nothing).
     """
     geom = ann.geometry
+    if ann.malformed:
+        return ann  # its problem is already recorded
     if geom.is_empty:
         ann.problems.append("empty geometry (nothing to draw)")
         return ann
@@ -65,8 +68,8 @@ def repair_geometry(ann: Annotation) -> Annotation:
 def clip_to_image(ann: Annotation, width: int, height: int) -> Annotation:
     """Clip ``ann.geometry`` to the image rectangle, recording a problem if anything was cut."""
     geom = ann.geometry
-    if geom.is_empty:
-        return ann
+    if geom.is_empty or geom.geom_type in ("Point", "MultiPoint"):
+        return ann  # a point's disc may reach into the image; rasterizing cuts it to the image
     minx, miny, maxx, maxy = geom.bounds
     if minx >= 0 and miny >= 0 and maxx <= width and maxy <= height:
         return ann

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -15,7 +16,14 @@ from pathlib import Path
 import click
 
 from mammotools import __version__
-from mammotools.defaults import DEFAULT_PER_IMAGE, DEFAULT_POINT_RADIUS, DEFAULT_SIGMA, DEFAULT_TOLERANCE
+from mammotools.defaults import (
+    DEFAULT_PER_IMAGE,
+    DEFAULT_POINT_RADIUS,
+    DEFAULT_SIGMA,
+    DEFAULT_TOLERANCE,
+    MAX_POINT_RADIUS,
+    MAX_SIGMA,
+)
 from mammotools.errors import MammoError
 
 MAX_WARNINGS_SHOWN = 20
@@ -32,6 +40,12 @@ def user_errors(fn):  # type: ignore[no-untyped-def]
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value}: give a finite number")
+    return value
 
 
 def _class_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -77,14 +91,16 @@ def main() -> None:
 @classes_option
 @click.option(
     "--sigma",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=MAX_SIGMA),
     default=DEFAULT_SIGMA,
+    callback=_finite,
     help="Gaussian sigma (px) for smoothed regions; 0 turns smoothing off.",
 )
 @click.option(
     "--point-radius",
-    type=click.FloatRange(min=0.5),
+    type=click.FloatRange(min=0.5, max=MAX_POINT_RADIUS),
     default=DEFAULT_POINT_RADIUS,
+    callback=_finite,
     help="Radius (px) of the disc a point annotation becomes.",
 )
 @click.option(
@@ -105,8 +121,15 @@ def main() -> None:
 )
 @click.option("--overwrite", is_flag=True, help="Replace outputs made earlier from other inputs or settings.")
 @reader_option
+@click.option(
+    "--dicom-voi/--no-dicom-voi",
+    default=True,
+    help="Apply a DICOM's VOI window (values outside it are clipped; recorded as a warning).",
+)
 @user_errors
-def export_qupath(project, images_dir, out, classes_file, sigma, point_radius, class_map, ignore, workers, overwrite, reader):  # type: ignore[no-untyped-def]
+def export_qupath(
+    project, images_dir, out, classes_file, sigma, point_radius, class_map, ignore, workers, overwrite, reader, dicom_voi
+):  # type: ignore[no-untyped-def]
     """Export QuPath annotations (PROJECT folder, GeoJSON export folder or file) to a dataset.
 
     Writes OUT/images, OUT/labels (merged label maps), OUT/masks (a binary map per region),
@@ -121,6 +144,7 @@ def export_qupath(project, images_dir, out, classes_file, sigma, point_radius, c
         point_radius=point_radius,
         class_map=class_map,
         ignore=tuple(ignore),
+        dicom_voi=dicom_voi,
     )
     workers = workers or os.cpu_count() or 1
     bar = None

@@ -4,3 +4,5 @@ DEFAULT_SIGMA = 5.0  # px: Gaussian sigma for smoothed regions (method.md: Gauss
 DEFAULT_POINT_RADIUS = 25.0  # px: radius of the disc a point annotation (e.g. a nipple) becomes
 DEFAULT_PER_IMAGE = 10  # crops cut from each image by make-crops
 DEFAULT_TOLERANCE = 0.5  # px: simplification of polygons traced from label images (import-masks)
+MAX_SIGMA = 200.0  # px: beyond this the kernel (8 sigma + 1 wide) is larger than useful, and slow
+MAX_POINT_RADIUS = 2000.0  # px

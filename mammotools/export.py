@@ -23,6 +23,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -34,8 +35,8 @@ from shapely.geometry.base import BaseGeometry
 
 from mammotools.annotations import clip_to_image, repair_geometry
 from mammotools.classes import ClassTable, default_class_table, normalize_name
-from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA
-from mammotools.errors import InputError, MissingFileError
+from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA, MAX_POINT_RADIUS, MAX_SIGMA
+from mammotools.errors import InputError, MammoError, MissingFileError
 from mammotools.files import (
     atomic_path,
     atomic_write_bytes,
@@ -49,6 +50,7 @@ from mammotools.runner import Outcome
 
 SUBJECT_KEYS = ("subject", "patient", "patient_id", "patientid", "subject_id")
 MAX_LISTED = 8  # how many names an error message lists before "..."
+MAX_NAME_BYTES = 200  # output names + ".png" + the temporary suffix must stay under 255 bytes
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class ExportSettings:
     point_radius: float = DEFAULT_POINT_RADIUS
     class_map: tuple[tuple[str, str], ...] = ()  # (annotation class, table class) from --map
     ignore: tuple[str, ...] = ()  # annotation classes to leave out (--ignore)
+    dicom_voi: bool = True  # apply a DICOM's VOI window/LUT (method: images.read_image)
 
 
 @dataclass
@@ -114,7 +117,8 @@ def plan_export(
 ) -> tuple[list[ImageJob], list[ImageJob], ExportSummary]:
     """Check the whole input and decide what to do: (jobs to run, jobs already done, summary)."""
     source = open_source(source_path, reader)
-    index = ImageIndex(images_dir)
+    exclude = out.resolve()  # a dataset inside the image folder must not be searched for images
+    indexes: dict[Path | None, ImageIndex] = {images_dir: ImageIndex(images_dir, exclude)}
     summary = ExportSummary()
     targets = _class_targets(table, settings)
     unknown: dict[str, set[str]] = {}
@@ -125,16 +129,19 @@ def plan_export(
             summary.not_annotated.append(record.name)
             summary.warnings.extend(f"{record.name}: {p}; not exported" for p in record.problems)
             continue
-        hint = record.image_path_hint
-        if hint is None and source.kind != "project" and images_dir is None:
-            hint_dir = record.annotation_path.parent if record.annotation_path else None
-            image_path = ImageIndex(hint_dir).find(record.name) if hint_dir else None
-        else:
-            image_path = index.find(record.name, hint)
+        folder = images_dir
+        if images_dir is None and source.kind != "project" and record.annotation_path is not None:
+            folder = record.annotation_path.parent  # exports beside their images
+        if folder not in indexes:
+            indexes[folder] = ImageIndex(folder, exclude)
+        image_path = indexes[folder].find(record.name, record.image_path_hint)
         if image_path is None:
             missing.append(record.name)
             continue
-        jobs.append(_plan_image(record, image_path, table, targets, settings, unknown))
+        try:
+            jobs.append(_plan_image(record, image_path, table, targets, settings, unknown))
+        except MammoError as exc:  # this image's file is unreadable: it fails alone
+            summary.failed.append((image_stem(image_path.name), str(exc)))
     if unknown:
         raise InputError(_unknown_message(unknown, table))
     if missing:
@@ -142,7 +149,7 @@ def plan_export(
         listed = ", ".join(missing[:MAX_LISTED]) + (" ..." if len(missing) > MAX_LISTED else "")
         raise MissingFileError(f"{len(missing)} image file(s) not found {where}: {listed}")
     _check_names(jobs)
-    todo, done = _split_done(jobs, out, table, overwrite)
+    todo, done = _split_done(jobs, out, overwrite)
     for job in todo:  # images already done had their warnings shown when they were exported
         summary.warnings.extend(f"{job.name}: {w}" for w in job.warnings)
     return todo, done, summary
@@ -171,6 +178,7 @@ def export_dataset(
     start = time.perf_counter()
     table = table or default_class_table()
     settings = settings or ExportSettings()
+    _check_settings(settings)
     out = Path(out)
     todo, done, summary = plan_export(
         Path(source_path), out, Path(images_dir) if images_dir else None, table, settings, overwrite, reader
@@ -180,15 +188,25 @@ def export_dataset(
     _prepare_out(out, table, overwrite)
     summary.skipped = [j.name for j in done]
 
-    def add_timings(record: dict) -> None:
+    def add_result(record: dict) -> None:
         for k, v in record["timings"].items():
             summary.timings[k] = summary.timings.get(k, 0.0) + v
+        summary.warnings.extend(f"{record['name']}: {w}" for w in record["image_warnings"])
 
     args = (out, table, settings)
-    run_tracked(export_image, todo, args, workers, summary, lambda job: job.name, on_image, add_timings)
-    write_manifest(out, table)
+    run_tracked(export_image, todo, args, workers, summary, lambda job: job.name, on_image, add_result)
+    current = {j.name for j in todo} | {j.name for j in done} | {name for name, _ in summary.failed}
+    summary.warnings.extend(_leftovers(out, current, overwrite))
+    write_manifest(out, table, current)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _check_settings(settings: ExportSettings) -> None:
+    if not (math.isfinite(settings.sigma) and 0 <= settings.sigma <= MAX_SIGMA):
+        raise InputError(f"sigma {settings.sigma}: give 0..{MAX_SIGMA:g} px (0 turns smoothing off)")
+    if not (math.isfinite(settings.point_radius) and 0.5 <= settings.point_radius <= MAX_POINT_RADIUS):
+        raise InputError(f"point radius {settings.point_radius}: give 0.5..{MAX_POINT_RADIUS:g} px")
 
 
 def _class_targets(table: ClassTable, settings: ExportSettings) -> dict[str, str | None]:
@@ -249,6 +267,11 @@ def _plan_image(
                 continue
         if target is None:
             continue
+        if ann.malformed:
+            raise InputError(
+                f"{ann.source}: {ann.describe()}: {ann.problems[0]}; this image is not exported "
+                f"(or leave the class out with --ignore '{ann.class_name}')"
+            )
         repair_geometry(ann)
         clip_to_image(ann, width, height)
         job.warnings.extend(f"{ann.source}: {ann.describe()}: {p}" for p in ann.problems)
@@ -267,7 +290,9 @@ def _fingerprint(job: ImageJob, table: ClassTable, settings: ExportSettings) -> 
     """Hash of everything an image's outputs depend on, to tell stale outputs from complete ones."""
     h = hashlib.sha256()
     stat = job.image_path.stat()
-    h.update(json.dumps([table.to_json(), settings.sigma, settings.point_radius, job.image_path.name, stat.st_size]).encode())
+    # the image file's size and modification time stand for its content (as make does)
+    inputs = [table.to_json(), settings.sigma, settings.point_radius, settings.dicom_voi]
+    h.update(json.dumps([*inputs, job.image_path.name, stat.st_size, stat.st_mtime_ns]).encode())
     for cls in sorted(job.geometries):
         h.update(cls.encode())
         for g in job.geometries[cls]:
@@ -293,6 +318,11 @@ def _check_names(jobs: list[ImageJob]) -> None:
     for job in jobs:
         if not job.name or job.name in (".", "..") or "/" in job.name or "\\" in job.name:
             raise InputError(f"{job.image_path}: cannot use {job.name!r} as an output name; rename the file")
+        if len(job.name.encode("utf-8")) > MAX_NAME_BYTES:
+            raise InputError(
+                f"{job.image_path}: the file name is longer than {MAX_NAME_BYTES} bytes, too long for the output "
+                "file names (and their temporaries); rename the file"
+            )
         other = seen.get(job.name)
         if other is not None:
             raise InputError(
@@ -302,19 +332,23 @@ def _check_names(jobs: list[ImageJob]) -> None:
         seen[job.name] = job
 
 
-def _split_done(jobs: list[ImageJob], out: Path, table: ClassTable, overwrite: bool) -> tuple[list[ImageJob], list[ImageJob]]:
-    """Separate images whose outputs are complete and current from those to (re)do."""
+def _split_done(jobs: list[ImageJob], out: Path, overwrite: bool) -> tuple[list[ImageJob], list[ImageJob]]:
+    """Separate images whose outputs are complete and current from those to (re)do.
+
+    Outputs made from other annotations, images or settings are not replaced without
+    ``overwrite``; outputs left incomplete by an interrupted run are simply redone.
+    """
     todo, done, stale = [], [], []
     for job in jobs:
         record = read_record(out, job.name)
-        if record is None:
+        if record is None or overwrite:
             todo.append(job)
-        elif overwrite:
-            todo.append(job)
-        elif record.get("fingerprint") == job.fingerprint and _outputs_present(out, record):
+        elif record.get("fingerprint") != job.fingerprint:
+            stale.append(job.name)
+        elif _outputs_present(out, record):
             done.append(job)
         else:
-            stale.append(job.name)
+            todo.append(job)
     if stale:
         listed = ", ".join(stale[:MAX_LISTED]) + (" ..." if len(stale) > MAX_LISTED else "")
         raise InputError(
@@ -371,8 +405,26 @@ def _prepare_out(out: Path, table: ClassTable, overwrite: bool) -> None:
 MANIFEST_FIELDS = ["name", "subject", "width", "height", "source", "annotations", "entry_id"]
 
 
-def write_manifest(out: Path, table: ClassTable) -> Path:
-    """Write ``manifest.csv`` from every complete image record of the dataset; return its path.
+def _leftovers(out: Path, current: set[str], overwrite: bool) -> list[str]:
+    """Outputs of images no longer in the input: removed with ``overwrite``, else reported."""
+    old = sorted(p.stem for p in (out / "records").glob("*.json") if p.stem not in current)
+    if not old:
+        return []
+    if overwrite:
+        for name in old:
+            for path in (out / "records" / f"{name}.json", out / "images" / f"{name}.png", out / "labels" / f"{name}.png"):
+                path.unlink(missing_ok=True)
+            shutil.rmtree(out / "masks" / name, ignore_errors=True)
+        return [f"removed the outputs of {len(old)} image(s) no longer in the input: {', '.join(old[:MAX_LISTED])}"]
+    listed = ", ".join(old[:MAX_LISTED]) + (" ..." if len(old) > MAX_LISTED else "")
+    return [
+        f"{len(old)} image(s) exported earlier are no longer in the input ({listed}): left out of the manifest; "
+        "their files stay until a run with --overwrite"
+    ]
+
+
+def write_manifest(out: Path, table: ClassTable, names: set[str] | None = None) -> Path:
+    """Write ``manifest.csv`` from the complete image records (of ``names`` if given); return its path.
 
     Columns: MANIFEST_FIELDS, then ``pixels_<class slug>`` for each class (pixels of the merged
     label map), then ``overlaps``: ``A|B=n`` pairs joined by ``;`` (pixels both binary maps
@@ -380,7 +432,7 @@ def write_manifest(out: Path, table: ClassTable) -> Path:
     """
     records = []
     for path in sorted((out / "records").glob("*.json")):
-        record = read_record(out, path.stem)
+        record = read_record(out, path.stem) if names is None or path.stem in names else None
         if record is not None:
             records.append(record)
     buf = io.StringIO()

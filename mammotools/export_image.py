@@ -33,15 +33,19 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
     """Write all outputs of one image; return its record (also written to records/<name>.json)."""
     from mammotools.export import write_masks_folder
 
+    # The record marks the outputs complete: it goes first, so that an interruption while the
+    # outputs are rewritten (say with --overwrite) never leaves an old record over new files.
+    (out / "records" / f"{job.name}.json").unlink(missing_ok=True)
     timings: dict[str, float] = {}
+    image_warnings: list[str] = []
     t = time.perf_counter()
-    image = read_image(job.image_path)
+    image = read_image(job.image_path, voi=settings.dicom_voi, notes=image_warnings)
     timings["decode"] = time.perf_counter() - t
     height, width = image.shape[:2]
     if (width, height) != (job.width, job.height):
         raise InputError(
-            f"{job.image_path}: the image is {width}x{height} but {job.record.annotation_path or 'the project'} "
-            f"expects {job.width}x{job.height}; the annotations would not line up: point --images at the "
+            f"{job.image_path}: the image is {width}x{height} but the project says {job.width}x{job.height} "
+            f"(annotations: {job.record.annotation_path}); they would not line up: point --images at the "
             "image that was annotated"
         )
     t = time.perf_counter()
@@ -58,7 +62,7 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
     t = time.perf_counter()
     shape = (height, width)
     maps = region_maps(table, job.geometries, shape, settings.sigma, settings.point_radius)
-    warnings = list(job.warnings) + smoothing_losses(maps, settings.sigma)
+    image_warnings += smoothing_losses(maps, settings.sigma)
     maps = [m for m in maps if m.pixels]
     label = merge_region_maps(maps, shape, table.bottom.label)
     pixels = label_pixel_counts(label, table)
@@ -81,7 +85,8 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
         "regions": [m.region.slug for m in maps],
         "pixels": pixels,
         "overlaps": [{"regions": list(pair), "pixels": n} for pair, n in overlaps.items()],
-        "warnings": warnings,
+        "warnings": job.warnings + image_warnings,
+        "image_warnings": image_warnings,
         "settings": {"sigma": settings.sigma, "point_radius": settings.point_radius},
         "fingerprint": job.fingerprint,
         "timings": {k: round(v, 4) for k, v in timings.items()},

@@ -38,7 +38,7 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
     return (suffix == "" or suffix[1:].isdigit()) and p.is_file() and _has_dicom_preamble(p)
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+def read_image(path: str | os.PathLike[str], voi: bool = True, notes: list[str] | None = None) -> np.ndarray:
     """Read an image losslessly: ``(H, W)`` uint8/uint16 gray, or ``(H, W, 3)`` uint8/uint16 RGB.
 
     PNG/TIFF/PGM pixels come back exactly as stored (a PGM with maxval 4095 stays 0..4095; an
@@ -47,14 +47,16 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     present (a window maps onto ``[0, 2**BitsStored - 1]``), then MONOCHROME1 is inverted so
     that bright means dense. The result is rounded, clipped to ``[0, 2**BitsStored - 1]`` (the
     output range pydicom uses for unsigned data) and is uint16 if BitsStored > 8, else uint8.
-    Without rescale or VOI (most MG files) the stored values come back unchanged.
+    Without rescale or VOI (most MG files) the stored values come back unchanged. ``voi=False``
+    skips the VOI step (the modality values are kept, clipped to the stored range). Each DICOM
+    transformation that changed values is described in ``notes`` (when given), for the record.
 
     Raises :class:`MissingFileError` if ``path`` does not exist, :class:`InputError` for a
     truncated, corrupt, unsupported, multi-page, float/32-bit or pixel-less file.
     """
     p = _existing(path)
     if p.suffix.lower() in (".dcm", ".dicom") or _has_dicom_preamble(p):
-        return _read_dicom(p)
+        return _read_dicom(p, voi, notes if notes is not None else [])
     mode, (width, height) = _inspect_raster(p)
     arr = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.shape[:2] != (height, width):
@@ -213,9 +215,17 @@ def _check_dicom_header(p: Path, ds: Any, has_pixels: bool) -> None:
         raise InputError(f"{p}: {ds.BitsStored}-bit DICOM pixels; convert it to 8/16-bit")
 
 
-def _read_dicom(p: Path) -> np.ndarray:
+def _read_dicom(p: Path, voi: bool, notes: list[str]) -> np.ndarray:
+    import warnings
+
     from pydicom import pixels
 
+    with warnings.catch_warnings():  # pydicom warns about oddities it repairs; not for the user's console
+        warnings.simplefilter("ignore")
+        return _decode_dicom(p, voi, notes, pixels)
+
+
+def _decode_dicom(p: Path, voi: bool, notes: list[str], pixels: Any) -> np.ndarray:
     ds = _dcmread(p)
     _check_dicom_header(p, ds, has_pixels="PixelData" in ds)
     syntax = ds.file_meta.TransferSyntaxUID
@@ -243,14 +253,23 @@ def _read_dicom(p: Path) -> np.ndarray:
     slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
     if "ModalityLUTSequence" in ds or (slope, intercept) != (1.0, 0.0):
         arr = pixels.apply_modality_lut(arr, ds)
+        notes.append(f"DICOM modality LUT applied (rescale slope {slope:g}, intercept {intercept:g})")
     # ds is ours alone: strip the rescale so that a window maps onto [0, top] (pydicom would
     # otherwise map it onto the rescaled range) and apply it to the modality values.
     for keyword in ("ModalityLUTSequence", "RescaleSlope", "RescaleIntercept"):
         if keyword in ds:
             delattr(ds, keyword)
     ds.PixelRepresentation = 0
-    arr = pixels.apply_voi_lut(arr, ds)
+    has_voi = "VOILUTSequence" in ds or "WindowCenter" in ds
+    if voi and has_voi:
+        arr = pixels.apply_voi_lut(arr, ds)
+        window = f"center {ds.WindowCenter}, width {ds.WindowWidth}" if "WindowCenter" in ds else "VOI LUT sequence"
+        notes.append(
+            f"DICOM VOI window applied ({window}): values outside it are clipped to 0..{top}; "
+            "pass --no-dicom-voi to keep the stored values"
+        )
     arr = np.clip(np.rint(arr) if arr.dtype.kind == "f" else arr, 0, top).astype(dtype, copy=False)
     if photometric == "MONOCHROME1":
         np.subtract(dtype(top), arr, out=arr)
+        notes.append("DICOM MONOCHROME1 inverted so that bright means dense")
     return arr

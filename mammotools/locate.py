@@ -1,13 +1,15 @@
 """Finding a project's image files on this machine.
 
 QuPath stores absolute ``file:`` URIs from the annotator's machine. An image is looked up, in
-order: by file name in the ``--images`` folder (searched recursively), by stem there (so
-``mammo_01.dcm`` is found for an entry called ``mammo_01.png``), then at the project's URI if
-that path exists here.
+order: by file name in the ``--images`` folder (searched recursively, hidden folders and the
+output folder left out), by stem there (so ``mammo_01.dcm`` is found for an entry called
+``mammo_01.png``), by the file name of the project's URI (an image renamed in QuPath), then at
+the project's URI itself if that path exists here.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mammotools.errors import InputError
@@ -18,20 +20,28 @@ from mammotools.images import is_image_file
 class ImageIndex:
     """Image files under a folder, by name and by stem (built once, looked up many times)."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, exclude: Path | None = None) -> None:
         self.folder = folder
         self.by_name: dict[str, list[Path]] = {}
         self.by_stem: dict[str, list[Path]] = {}
         if folder is None:
             return
-        for p in sorted(folder.rglob("*")):
-            if p.is_file() and not p.name.startswith(".") and is_image_file(p):
-                self.by_name.setdefault(p.name, []).append(p)
-                self.by_stem.setdefault(image_stem(p.name), []).append(p)
+        for root, dirs, files in os.walk(folder):
+            # skip hidden folders and the output folder (a dataset may sit inside the images)
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (exclude is None or Path(root, d).resolve() != exclude))
+            for name in sorted(files):
+                p = Path(root, name)
+                if not name.startswith(".") and is_image_file(p):
+                    self.by_name.setdefault(name, []).append(p)
+                    self.by_stem.setdefault(image_stem(name), []).append(p)
 
     def find(self, name: str, hint: Path | None = None) -> Path | None:
-        """The image file for QuPath image ``name``; raises if the name is ambiguous."""
-        for table, key in ((self.by_name, Path(name).name), (self.by_stem, image_stem(name))):
+        """The image file for QuPath image ``name`` (or for the file name of ``hint``, the path the
+        project recorded, for an image renamed in QuPath); raises if the name is ambiguous."""
+        keys = [(self.by_name, Path(name).name), (self.by_stem, image_stem(name))]
+        if hint is not None:
+            keys += [(self.by_name, hint.name), (self.by_stem, image_stem(hint.name))]
+        for table, key in keys:
             found = table.get(key, [])
             if len(found) > 1:
                 listed = ", ".join(str(p) for p in found[:5])

@@ -87,3 +87,10 @@ def test_inspect_json_on_real_export() -> None:
     report = json.loads(result.output)
     assert report["images"][0]["annotation_counts"] == {"Unclassified": 3, "circles": 4, "class_1": 1, "two_circles": 2}
     assert set(report["images"][0]) >= {"name", "entry_id", "width", "height", "annotation_counts", "problems"}
+
+
+def test_out_of_range_numbers_are_refused(tmp_path: Path) -> None:
+    for option in (["--sigma", "nan"], ["--sigma", "inf"], ["--sigma", "1e6"], ["--point-radius", "inf"]):
+        result = CliRunner().invoke(main, ["export-qupath", str(SAMPLE / "project"), "--out", str(tmp_path / "o"), *option])
+        assert result.exit_code == 2, (option, result.output)
+    assert not (tmp_path / "o").exists()

@@ -264,3 +264,107 @@ def test_project_paths_cannot_escape_out(tmp_path: Path) -> None:
     assert summary.exported == ["ok"]
     created = {p for p in tmp_path.rglob("*")} - before
     assert created and all(tmp_path / "ds" in p.parents or p == tmp_path / "ds" for p in created)
+
+
+def test_interrupted_overwrite_is_redone_not_trusted(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mammotools.export_image as worker
+
+    out = tmp_path / "ds"
+    export_dataset(project, out, tmp_path / "images", settings=ExportSettings(sigma=5, point_radius=5))
+    real = worker.atomic_write_text
+
+    def killed(path, text):  # type: ignore[no-untyped-def]
+        if "records" in str(path):
+            raise KeyboardInterrupt  # interrupted just before the record is written
+        real(path, text)
+
+    monkeypatch.setattr(worker, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export_dataset(project, out, tmp_path / "images", settings=EXACT, overwrite=True, workers=1)
+    monkeypatch.setattr(worker, "atomic_write_text", real)
+    again = export_dataset(project, out, tmp_path / "images", settings=ExportSettings(sigma=5, point_radius=5))
+    assert again.exported == ["case1"]  # the old record was gone: the new, half-written outputs are redone
+    label = np.array(Image.open(out / "labels" / "case1.png"))
+    row = next(csv.DictReader((out / "manifest.csv").open()))
+    assert int(row["pixels_tumor"]) == int((label == 1).sum())
+
+
+def test_changed_image_and_missing_output(project: Path, tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "ds"
+    export_dataset(project, out, tmp_path / "images", settings=EXACT)
+    (out / "masks" / "case1" / "tumor.png").unlink()  # an output lost: redone, no --overwrite needed
+    assert export_dataset(project, out, tmp_path / "images", settings=EXACT).exported == ["case1"]
+    image = tmp_path / "images" / "case1.png"
+    cv2.imwrite(str(image), np.full((H, W), 3000, np.uint16))  # same size, other pixels
+    os.utime(image, ns=(1, 1))
+    with pytest.raises(InputError, match="--overwrite"):
+        export_dataset(project, out, tmp_path / "images", settings=EXACT)
+
+
+def test_removed_images_leave_the_manifest(tmp_path: Path) -> None:
+    pixels = np.zeros((20, 20), np.uint8)
+    project = write_project(tmp_path, {"a.png": (pixels, []), "b.png": (pixels, [])})
+    out = tmp_path / "ds"
+    export_dataset(project, out, tmp_path / "images")
+    data = json.loads((project / "project.qpproj").read_text())
+    data["images"] = data["images"][:1]
+    (project / "project.qpproj").write_text(json.dumps(data))
+    summary = export_dataset(project, out, tmp_path / "images")
+    assert [r["name"] for r in csv.DictReader((out / "manifest.csv").open())] == ["a"]
+    assert any("no longer in the input" in w for w in summary.warnings)
+    export_dataset(project, out, tmp_path / "images", overwrite=True)
+    assert not (out / "labels" / "b.png").exists()
+
+
+def test_dataset_inside_the_image_folder_and_renamed_images(tmp_path: Path) -> None:
+    project = write_project(tmp_path, {"IMG_0001.png": (np.zeros((20, 20), np.uint8), [feature(rect(0, 0, 5, 5), "Tumor")])})
+    data = json.loads((project / "project.qpproj").read_text())
+    data["images"][0]["imageName"] = "Patient 7 left CC"  # renamed in QuPath; the URI keeps the file name
+    (project / "project.qpproj").write_text(json.dumps(data))
+    (project / "annotations" / "IMG_0001.geojson").rename(project / "annotations" / "Patient 7 left CC.geojson")
+    out = tmp_path / "images" / "dataset"
+    for _ in range(2):  # the second run must not find the dataset's own PNGs as images
+        summary = export_dataset(project, out, tmp_path / "images", settings=EXACT)
+        assert not summary.failed
+    assert (out / "labels" / "IMG_0001.png").exists()
+
+
+def test_one_unreadable_image_in_a_folder_fails_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "good.png"), np.zeros((10, 10), np.uint8))
+    (folder / "bad.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00")
+    for stem in ("good", "bad"):
+        (folder / f"{stem}.geojson").write_text(json.dumps([feature(rect(0, 0, 5, 5), "Tumor")]))
+    summary = export_dataset(folder, tmp_path / "ds", settings=EXACT)
+    assert summary.exported == ["good"] and [name for name, _ in summary.failed] == ["bad"]
+    assert "bad.dcm" in summary.failed[0][1]
+
+
+def test_dicom_window_is_recorded_and_can_be_skipped(tmp_path: Path) -> None:
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileMetaDataset
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = pydicom.uid.DigitalMammographyXRayImageStorageForPresentation
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, "MG"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 8, 8, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.WindowCenter, ds.WindowWidth = 2000, 1000
+    ds.PixelData = (np.arange(64, dtype=np.uint16) * 60).tobytes()
+    ds.save_as(folder / "w.dcm", enforce_file_format=True)
+    (folder / "w.geojson").write_text("[]")
+    summary = export_dataset(folder, tmp_path / "a", settings=EXACT)
+    assert any("VOI window applied" in w for w in summary.warnings)
+    raw = export_dataset(folder, tmp_path / "b", settings=ExportSettings(sigma=0, dicom_voi=False))
+    assert not any("VOI" in w for w in raw.warnings)
+    kept = cv2.imread(str(tmp_path / "b" / "images" / "w.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(kept.ravel(), np.arange(64) * 60)

@@ -19,6 +19,8 @@ import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
+import shapely
 import shapely.geometry
 
 from mammotools.annotations import ANNOTATION, Annotation
@@ -65,6 +67,8 @@ def read_geojson(path: str | Path) -> list[Annotation]:
             raise InputError(f"{where}: the file is empty; re-export the annotations from QuPath")
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise InputError(f"{where}: JSON nested too deeply to be a GeoJSON export; the file is corrupt") from None
         except json.JSONDecodeError as exc:
             raise InputError(
                 f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
@@ -148,9 +152,17 @@ def _parse_feature(feature: object, where: str, index: int) -> Annotation:
         ann.problems.append("has no geometry")
         return ann
     try:
-        ann.geometry = shapely.geometry.shape(geometry)
+        geom = shapely.geometry.shape(geometry)
+        finite = bool(np.isfinite(shapely.get_coordinates(geom)).all())
     except Exception as exc:  # shapely raises several types for malformed coordinates
-        raise InputError(f"{where}: {ann.describe()} has a malformed geometry ({exc}); fix or delete it in QuPath") from None
+        ann.malformed = True
+        ann.problems.append(f"malformed geometry ({type(exc).__name__}: {str(exc)[:120]}); fix or delete it in QuPath")
+        return ann
+    if not finite:
+        ann.malformed = True
+        ann.problems.append("geometry with NaN or infinite coordinates; fix or delete it in QuPath")
+        return ann
+    ann.geometry = geom
     return ann
 
 

@@ -147,11 +147,14 @@ def _path_classes(folder: Path) -> list[tuple[str, tuple[int, int, int]]]:
     classes_file = folder / "classifiers" / "classes.json"
     if not classes_file.is_file():
         return []
-    data = _load_json(classes_file)
+    try:  # only informative (colours of QuPath's classes): a damaged file must not stop a run
+        data = _load_json(classes_file)
+    except InputError:
+        return []
     out = []
     for item in data.get("pathClasses", []) if isinstance(data, dict) else []:
-        if isinstance(item, dict) and isinstance(item.get("name"), str):
-            packed = int(item.get("color", 0)) & 0xFFFFFF  # signed packed ARGB
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("color", 0), int):
+            packed = item.get("color", 0) & 0xFFFFFF  # signed packed ARGB
             out.append((item["name"], (packed >> 16, (packed >> 8) & 0xFF, packed & 0xFF)))
     return out
 

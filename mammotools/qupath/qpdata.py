@@ -3,8 +3,9 @@
 A ``.qpdata`` file is one Java ``ObjectOutputStream`` (QuPath's ``PathIO.writeImageDataSerialized``)
 holding, in order (QuPath 0.2 to 0.7 alike):
 
-1. ``writeUTF("Data file version N")``: N = 2 (QuPath 0.2) or 3 (0.3 and later; the format
-   knows a version 4 that no released QuPath writes by default, handled anyway);
+1. ``writeUTF("Data file version N")``: N = 2 (QuPath 0.2) or 3 (0.3 to 0.7). QuPath 0.4+
+   also knows a layout 4 (object UUIDs as fields) that no release can write yet (``PathIO``
+   refuses to request a version above 3); it is read anyway;
 2. a String: ``"Image path: <path>"`` (version 2) or JSON ``{dataVersion, qupathVersion,
    server: <ServerBuilder>, id?}`` (version 3);
 3. a ``java.util.Locale``, the ``ImageData$ImageType`` enum, the ``ColorDeconvolutionStains``
@@ -19,9 +20,12 @@ one block-data section per *object* (not one per class of its hierarchy, which i
 generic Java-serialization readers), holding::
 
     name (String|null), colour (Integer|null),
-    data version <= 3: [MetadataMap] (always written since 0.4, it holds "Object ID" = UUID),
-                       MeasurementList|null
-    data version 4:    UUID, int nFields, nFields x (MetadataMap|MeasurementList|null)
+    layout <= 3: [MetadataMap] (0.2, 0.3: only if the object has metadata; 0.4 to 0.7: always,
+                 holding the object's UUID as "Object ID"), MeasurementList|null
+                 (NumericMeasurementList$FloatList, or DefaultMeasurementList: an ArrayList
+                 of DoubleMeasurement{value, name}, one Java object per measurement)
+    layout 4:    UUID, int nFields, nFields x (MetadataMap|MeasurementList|null), where QuPath
+                 0.6+ counts an empty MetadataMap that it does not write
     int nChildren, the children (depth first),
     PathROIObject adds: Boolean locked (absent in very old files), PathClass|null, ROI, double probability
     PathCellObject adds: the nucleus ROI;  TMACoreObject adds: boolean isMissing
@@ -44,11 +48,22 @@ and exports as GeoJSON, so both routes into mammotools give the same shapes):
   (vertex i at angle ``2*pi*i/100``, inscribed). Its largest distance to the true ellipse is
   ``a * (1 - cos(pi/100)) ~= 4.9e-4 * a`` for the semi-major axis a (0.025 px for a = 50 px, 0.5
   px for a = 1000 px), plus the 0.005 px grid rounding. ``ellipse_tolerance=t`` instead picks
-  n vertices so that the chord error ``a * (1 - cos(pi/n))`` (an upper bound for an ellipse
-  sampled at equal parametric angles) stays below ``t`` px, i.e. the exact ellipse to within t;
+  n vertices so that ``a * (1 - cos(pi/n))`` stays below ``t`` px: exact for a circle and an
+  upper bound for an ellipse (its polygon is the circle's under an affine map that shrinks
+  distances), so the polygon is the true ellipse to within t (before grid rounding);
 * a polygon that is not valid (self-intersecting) and every area ROI are filled with the
   non-zero winding rule, as QuPath's ``java.awt.geom.Area`` conversion does;
 * points: a Point for one point, else a MultiPoint; lines and polylines: a LineString.
+
+Each object becomes an :class:`~mammotools.annotations.Annotation`: ``object_type``
+(annotation, detection, cell, tile, tmaCore; a plugin's subclass as its nearest QuPath
+ancestor, noted in ``problems``), ``class_name`` (``"Tumor: Positive"`` for a derived class,
+None when unclassified), ``name``, ``locked``, ``object_id`` (the UUID that QuPath 0.4+ stores
+and exports as the GeoJSON ``id``; None in 0.2/0.3 files), ``color`` (the object's own colour,
+else its class's colour, as :func:`~mammotools.qupath.geojson.read_geojson` reports the
+classification colour; None if neither), ``geometry`` (a cell's boundary; its nucleus is
+ignored), ``source`` (the file) and ``index`` (1-based). Measurements are skipped. ``problems``
+notes what could not be drawn (no ROI, an unknown ROI class, non-finite coordinates...).
 
 Nesting: :func:`read_qpdata` returns the objects depth first (a parent, then its descendants,
 then its next sibling): QuPath's own order. :func:`read_qpdata_tree` returns the same objects
@@ -58,7 +73,8 @@ Safety: the stream is parsed by hand (the grammar of the Java Object Serializati
 Specification, chapter 6); nothing is instantiated or executed. Recursion depth, object count
 and sizes are bounded, every claimed length is checked against the bytes left before anything
 is allocated, and every loop consumes input, so any malformed or truncated file raises
-:class:`QpdataError` (with the byte offset) within time linear in its size. Classes this reader
+:class:`QpdataError` (with the byte offset), parsing in time linear in its size (the repair of
+self-intersecting polygons aside, which costs what shapely's noding costs). Classes this reader
 does not know are skipped through their class descriptors (Serializable) or to the end of their
 block data (Externalizable); Externalizable subclasses of QuPath's path objects (plugins) are
 read as their nearest known QuPath ancestor.
@@ -68,10 +84,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import shapely
@@ -80,12 +99,15 @@ from shapely.geometry.base import BaseGeometry
 from mammotools.annotations import Annotation
 from mammotools.errors import InputError, MissingFileError
 
+_T = TypeVar("_T")
+
 MAX_FILE_BYTES = 4 * 1024**3  # refuse absurd inputs instead of exhausting memory
-MAX_DEPTH = 150  # nesting of objects in the stream (each hierarchy level costs about two)
+MAX_DEPTH = 200  # nesting of objects in the stream (each hierarchy level costs two)
 MAX_OBJECTS = 100_000_000  # Java objects (handles) in one stream
 MAX_CLASS_CHAIN = 64  # superclasses of one class
 HEADER_READ_BYTES = 1 << 20  # read_qpdata_header reads this much first (more only if needed)
 QUPATH_ELLIPSE_VERTICES = 100  # JTS GeometricShapeFactory's default, which QuPath uses
+MAX_ELLIPSE_VERTICES = 100_000  # with ellipse_tolerance
 
 _FIX_CORRUPT = (
     "the file is damaged or truncated: open the project in QuPath and save the image again, "
@@ -115,6 +137,7 @@ SC_WRITE_METHOD = 0x01
 SC_SERIALIZABLE = 0x02
 SC_EXTERNALIZABLE = 0x04
 SC_BLOCK_DATA = 0x08
+SC_ENUM = 0x10
 
 _U1 = struct.Struct(">B")
 _U2 = struct.Struct(">H")
@@ -166,6 +189,7 @@ _ROI_KINDS = {
     "qupath.lib.roi.AreaROI$SerializationProxy": "area",
     "qupath.lib.roi.GeometryROI$WKBSerializationProxy": "wkb",
 }
+_POLYGON_PROXY = "qupath.lib.roi.PolygonROI$SerializationProxy"
 _PATH_CLASS = "qupath.lib.objects.classes.PathClass"
 _METADATA_MAP = "qupath.lib.objects.MetadataMap"
 _HIERARCHY = "qupath.lib.objects.hierarchy.PathObjectHierarchy"
@@ -207,19 +231,40 @@ class QpdataNode:
 
 
 class _ClassDesc:
-    __slots__ = ("chain", "fields", "flags", "kind", "name", "obj_fields", "prim_fields", "prim_struct", "super", "suid")
+    __slots__ = (
+        "chain",
+        "fields",
+        "flags",
+        "handle",
+        "kind",
+        "name",
+        "obj_fields",
+        "placeholder",
+        "plan",
+        "prim_fields",
+        "prim_struct",
+        "run",
+        "suid",
+        "super",
+    )
 
     def __init__(self, name: str, suid: int) -> None:
         self.name = name
         self.suid = suid
         self.flags = 0
-        self.fields: list[tuple[int, str]] = []
+        self.fields: list[tuple[int, str, str | None]] = []  # (type code, name, class of an object field)
         self.super: _ClassDesc | None = None
         self.chain: list[_ClassDesc] | None = None  # serializable classes, top superclass first
         self.kind: str | None = None  # path-object kind of the nearest known QuPath ancestor
         self.prim_struct: struct.Struct | None = None
         self.prim_fields: tuple[str, ...] = ()
         self.obj_fields: tuple[str, ...] = ()
+        self.handle = -1
+        # fast skipping of runs of objects of this class whose values are never needed
+        self.run: tuple[re.Pattern[bytes], int] | None = None  # (pattern of a run, bytes per object)
+        self.placeholder: _JObj | None = None
+        # per serializable class of the chain: (primitive fields struct, their names, object field names, has writeObject)
+        self.plan: tuple[tuple[struct.Struct | None, tuple[str, ...], tuple[str, ...], bool], ...] = ()
 
 
 class _JObj:
@@ -287,12 +332,11 @@ class _PathNode:
 class _Stream:
     """Reads Java serialization grammar from bytes; values become the classes above."""
 
-    def __init__(self, data: bytes, where: str, complete: bool = True) -> None:
+    def __init__(self, data: bytes, where: str) -> None:
         self.data = data
         self.n = len(data)
         self.pos = 0
         self.where = where
-        self.complete = complete  # False: data is a prefix of the file (header reading)
         self.handles: list[object] = []
         self.depth = 0
 
@@ -309,6 +353,13 @@ class _Stream:
             truncated=True,
         )
         return err
+
+    def too_deep(self, pos: int) -> QpdataError:
+        return self.fail(
+            f"Java objects nested more than {MAX_DEPTH} deep (QuPath objects more than about {MAX_DEPTH // 2 - 3} levels)",
+            pos,
+            fix="a damaged file, or a hierarchy too deep for this reader: flatten it in QuPath or export GeoJSON",
+        )
 
     def need(self, count: int) -> None:
         if self.pos + count > self.n:
@@ -352,36 +403,62 @@ class _Stream:
 
     def obj(self) -> object:
         """One ``content`` that must be an object (readObject)."""
-        pos = self.pos
-        if pos >= self.n:
-            raise self.eof(1)
-        tc = self.data[pos]
-        self.pos = pos + 1
-        if tc == TC_REFERENCE:
-            self.need(4)
-            (h,) = _I4.unpack_from(self.data, self.pos)
-            self.pos += 4
-            h -= _BASE_HANDLE
-            if h < 0 or h >= len(self.handles):
-                raise self.fail(f"reference to unknown object handle {h + _BASE_HANDLE:#x}", pos)
-            return self.handles[h]
-        if tc == TC_OBJECT:
-            return self.new_object(pos)
-        if tc == TC_NULL:
-            return None
-        if tc == TC_STRING:
-            s = self.utf()
-            self.new_handle(s)
-            return s
-        if tc == TC_ARRAY:
-            return self.new_array(pos)
+        data = self.data
+        while True:
+            pos = self.pos
+            if pos >= self.n:
+                raise self.eof(1)
+            tc = data[pos]
+            if tc == TC_REFERENCE:
+                if pos + 5 > self.n:
+                    raise self.eof(pos + 5 - self.n)
+                self.pos = pos + 5
+                h = _I4.unpack_from(data, pos + 1)[0] - _BASE_HANDLE
+                if h < 0 or h >= len(self.handles):
+                    raise self.fail(f"reference to unknown object handle {h + _BASE_HANDLE:#x}", pos)
+                return self.handles[h]
+            self.pos = pos + 1
+            if tc == TC_OBJECT:
+                return self.new_object(pos)
+            if tc == TC_NULL:
+                return None
+            if tc == TC_STRING:
+                end = pos + 3
+                if end > self.n:
+                    raise self.eof(end - self.n)
+                end += (data[pos + 1] << 8) | data[pos + 2]
+                if end > self.n:
+                    raise self.eof(end - self.n)
+                self.pos = end
+                raw = data[pos + 3 : end]
+                try:
+                    s = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    s = _decode_modified_utf8(raw)
+                self.new_handle(s)
+                return s
+            if tc == TC_ARRAY:
+                return self.new_array(pos)
+            if tc == TC_RESET:
+                if self.depth > 0:
+                    raise self.fail("stream reset inside an object", pos)
+                self.handles = []
+                continue
+            return self.rare_object(tc, pos)
+
+    def rare_object(self, tc: int, pos: int) -> object:
+        """The less common ``content`` types: enums, long strings, classes, class descriptors."""
         if tc == TC_ENUM:
             desc = self.class_desc()
             if desc is None:
                 raise self.fail("enum constant without a class", pos)
             value = _JEnum(desc.name, None)
             self.new_handle(value)
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.too_deep(pos)
             constant = self.obj()
+            self.depth -= 1
             if not isinstance(constant, str):
                 raise self.fail("enum constant whose name is not a string", pos)
             value.constant = constant
@@ -390,8 +467,8 @@ class _Stream:
             self.need(8)
             (length,) = _I8.unpack_from(self.data, self.pos)
             self.pos += 8
-            if length < 0 or length > self.n - self.pos:
-                raise self.eof(max(length, 0) - (self.n - self.pos)) if length > 0 else self.fail("negative string length", pos)
+            if length < 0:
+                raise self.fail("negative string length", pos)
             s = self.utf_bytes(length)
             self.new_handle(s)
             return s
@@ -402,11 +479,6 @@ class _Stream:
         if tc in (TC_CLASSDESC, TC_PROXYCLASSDESC):
             self.pos = pos
             return self.class_desc()
-        if tc == TC_RESET:
-            if self.depth > 0:
-                raise self.fail("stream reset inside an object", pos)
-            self.handles = []
-            return self.obj()
         if tc in (TC_BLOCKDATA, TC_BLOCKDATALONG):
             raise self.fail("primitive data where an object was expected", pos)
         if tc == TC_ENDBLOCKDATA:
@@ -436,7 +508,7 @@ class _Stream:
             (suid,) = _I8.unpack_from(self.data, self.pos)
             self.pos += 8
             desc = _ClassDesc(name, suid)
-            self.new_handle(desc)
+            desc.handle = self.new_handle(desc)
             desc.flags = self.u1()
             self.need(2)
             (count,) = _U2.unpack_from(self.data, self.pos)
@@ -449,14 +521,14 @@ class _Stream:
                 code = self.u1()
                 fname = self.utf()
                 if code in _PRIMITIVES:
-                    fields.append((code, fname))
+                    fields.append((code, fname, None))
                 elif code in (ord("L"), ord("[")):
                     self.depth += 1
                     type_name = self.obj()
                     self.depth -= 1
                     if not isinstance(type_name, str):
                         raise self.fail("field type that is not a string", fpos)
-                    fields.append((code, fname))
+                    fields.append((code, fname, type_name))
                 else:
                     raise self.fail(f"invalid field type code 0x{code:02x}", fpos)
             desc.fields = fields
@@ -501,11 +573,55 @@ class _Stream:
             d = d.super
         chain.reverse()
         desc.chain = chain
-        prim = [(code, name) for code, name in desc.fields if code in _PRIMITIVES]
+        prim = [(code, name) for code, name, _ in desc.fields if code in _PRIMITIVES]
         if prim:
             desc.prim_struct = struct.Struct(">" + "".join(_PRIMITIVES[code][0] for code, _ in prim))
             desc.prim_fields = tuple(name for _, name in prim)
-        desc.obj_fields = tuple(name for code, name in desc.fields if code not in _PRIMITIVES)
+        desc.obj_fields = tuple(name for code, name, _ in desc.fields if code not in _PRIMITIVES)
+        desc.plan = tuple(
+            (d.prim_struct, d.prim_fields, d.obj_fields, bool(d.flags & SC_WRITE_METHOD))
+            for d in chain
+            if d.flags & SC_SERIALIZABLE
+        )
+        if _skippable(desc):
+            prim_size = desc.prim_struct.size if desc.prim_struct is not None else 0
+            record = b"\x73\x71" + re.escape(_I4.pack(desc.handle + _BASE_HANDLE))
+            # object fields: references (handles from 0x7E0000 up; never followed, so not checked further)
+            record += b"." * prim_size + b"\x71\x00[\x7e-\xff].." * len(desc.obj_fields)
+            desc.run = (re.compile(b"(?:" + record + b")+", re.S), 6 + prim_size + 5 * len(desc.obj_fields))
+            desc.placeholder = _JObj(desc, -1)
+
+    def skip_run(self, pos: int, limit: int) -> int:
+        """Skip a run of up to ``limit`` objects of one skippable class (see ``_skippable``).
+
+        ``pos`` is at a TC_OBJECT. Returns how many were skipped (0: none, read normally). The
+        objects' fields must all be primitives or references, which is what a list of QuPath
+        measurements looks like (``DoubleMeasurement{value, name}`` with a shared name). The
+        skipped objects get handles (a shared placeholder) like any other.
+        """
+        data = self.data
+        if pos + 6 > self.n or data[pos + 1] != TC_REFERENCE:
+            return 0
+        (h,) = _I4.unpack_from(data, pos + 2)
+        h -= _BASE_HANDLE
+        handles = self.handles
+        if h < 0 or h >= len(handles):
+            return 0
+        desc = handles[h]
+        if type(desc) is not _ClassDesc or desc.run is None:
+            return 0
+        pattern, size = desc.run
+        m = pattern.match(data, pos)
+        if m is None:
+            return 0
+        count = min((m.end() - pos) // size, limit)
+        if count <= 0:
+            return 0
+        if len(handles) + count > MAX_OBJECTS:
+            raise self.fail(f"more than {MAX_OBJECTS} Java objects", pos, fix="split the image's objects over several images")
+        handles.extend([desc.placeholder] * count)
+        self.pos = pos + count * size
+        return count
 
     def skip_annotation(self) -> None:
         """Skip block data and objects up to TC_ENDBLOCKDATA (a class or object annotation)."""
@@ -543,21 +659,53 @@ class _Stream:
                 else:
                     items.append(bytearray(data[start : start + length]))
             else:
+                if tc == TC_OBJECT and pos + 6 <= self.n and data[pos + 1] == TC_REFERENCE:
+                    h = _I4.unpack_from(data, pos + 2)[0] - _BASE_HANDLE
+                    if 0 <= h < len(self.handles) and getattr(self.handles[h], "run", None) is not None:
+                        count = self.skip_run(pos, self.n)
+                        if count:
+                            items.extend([self.handles[-1]] * count)
+                            continue
                 self.depth += 1
                 if self.depth > MAX_DEPTH:
-                    raise self.fail(f"objects nested more than {MAX_DEPTH} deep", pos)
+                    raise self.too_deep(pos)
                 items.append(self.obj())
                 self.depth -= 1
 
     def new_object(self, pos: int) -> object:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise self.fail(f"objects nested more than {MAX_DEPTH} deep", pos)
-        desc = self.class_desc()
-        if desc is None:
-            raise self.fail("object without a class", pos)
+        depth = self.depth + 1
+        if depth > MAX_DEPTH:
+            raise self.too_deep(pos)
+        self.depth = depth
+        data = self.data
+        p = self.pos
+        handles = self.handles
+        if p + 5 <= self.n and data[p] == TC_REFERENCE:  # the usual case: a class seen before
+            h = _I4.unpack_from(data, p + 1)[0] - _BASE_HANDLE
+            desc = handles[h] if 0 <= h < len(handles) else None
+            if type(desc) is not _ClassDesc:
+                raise self.fail("reference to something that is not a class descriptor", p)
+            self.pos = p + 5
+        else:
+            desc = self.class_desc()
+            if desc is None:
+                raise self.fail("object without a class", pos)
         obj = _JObj(desc, pos)
-        handle = self.new_handle(obj)
+        handle = len(handles)
+        if handle >= MAX_OBJECTS:
+            raise self.fail(f"more than {MAX_OBJECTS} Java objects", pos, fix="split the image's objects over several images")
+        handles.append(obj)
+        if desc.placeholder is not None:  # a class whose values are never needed: skip the fields
+            st = desc.prim_struct
+            if st is not None:
+                if self.pos + st.size > self.n:
+                    raise self.eof(self.pos + st.size - self.n)
+                self.pos += st.size
+            for _ in desc.obj_fields:
+                self.obj()
+            handles[handle] = desc.placeholder
+            self.depth -= 1
+            return desc.placeholder
         if desc.flags & SC_EXTERNALIZABLE:
             if not desc.flags & SC_BLOCK_DATA:
                 raise self.fail(
@@ -566,34 +714,42 @@ class _Stream:
             items = self.annotation()
             if desc.kind is not None:
                 node = _read_path_object(self, desc, items, pos)
-                self.handles[handle] = node
+                handles[handle] = node
                 self.depth -= 1
                 return node
             obj.extra = items
         else:
             fields = obj.fields
-            data = self.data
-            for cd in desc.chain:  # type: ignore[union-attr]
-                if not cd.flags & SC_SERIALIZABLE:
-                    continue
-                st = cd.prim_struct
+            for st, prim_fields, obj_fields, write_method in desc.plan:  # type: ignore[union-attr]
                 if st is not None:
-                    if self.pos + st.size > self.n:
-                        raise self.eof(self.pos + st.size - self.n)
-                    fields.update(zip(cd.prim_fields, st.unpack_from(data, self.pos), strict=True))
-                    self.pos += st.size
-                for name in cd.obj_fields:
+                    p = self.pos
+                    if p + st.size > self.n:
+                        raise self.eof(p + st.size - self.n)
+                    fields.update(zip(prim_fields, st.unpack_from(data, p), strict=True))
+                    self.pos = p + st.size
+                for name in obj_fields:
                     fields[name] = self.obj()
-                if cd.flags & SC_WRITE_METHOD:
+                if write_method:
                     obj.extra.extend(self.annotation())
         self.depth -= 1
         return obj
 
     def new_array(self, pos: int) -> object:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise self.fail(f"objects nested more than {MAX_DEPTH} deep", pos)
-        desc = self.class_desc()
+        depth = self.depth + 1
+        if depth > MAX_DEPTH:
+            raise self.too_deep(pos)
+        self.depth = depth
+        data = self.data
+        p = self.pos
+        handles = self.handles
+        if p + 9 <= self.n and data[p] == TC_REFERENCE:  # the usual case: an array class seen before
+            h = _I4.unpack_from(data, p + 1)[0] - _BASE_HANDLE
+            desc = handles[h] if 0 <= h < len(handles) else None
+            if type(desc) is not _ClassDesc:
+                raise self.fail("reference to something that is not a class descriptor", p)
+            self.pos = p + 5
+        else:
+            desc = self.class_desc()
         if desc is None or len(desc.name) < 2 or desc.name[0] != "[":
             raise self.fail("array without an array class", pos)
         handle = self.new_handle(None)
@@ -617,7 +773,14 @@ class _Stream:
                 raise self.eof(size - left) if size > 0 else self.fail("negative array length", pos)
             items: list[object] = []
             self.handles[handle] = items
-            for _ in range(size):
+            data = self.data
+            while len(items) < size:
+                if self.pos < self.n and data[self.pos] == TC_OBJECT:
+                    start = self.pos
+                    count = self.skip_run(start, size - len(items))
+                    if count:
+                        items.extend([self.handles[-1]] * count)
+                        continue
                 items.append(self.obj())
             value = items
         else:
@@ -649,6 +812,22 @@ class _Stream:
             self.pos = start + length
             return bytearray(self.data[start : start + length])
         return self.obj()
+
+
+_NEEDED_CLASSES = {"java.util.UUID", _PATH_CLASS, _METADATA_MAP, _HIERARCHY, _IMAGE_TYPE}
+
+
+def _skippable(desc: _ClassDesc) -> bool:
+    """True for classes whose values this reader never needs and whose objects are flat
+    (Serializable, one class, default field data only): runs of them are skipped at C speed."""
+    return (
+        desc.flags & (SC_SERIALIZABLE | SC_EXTERNALIZABLE | SC_WRITE_METHOD | SC_ENUM) == SC_SERIALIZABLE
+        and desc.super is None
+        and desc.kind is None
+        and not desc.name.startswith(("java.lang.", "["))
+        and desc.name not in _NEEDED_CLASSES
+        and desc.name not in _ROI_KINDS
+    )
 
 
 def _decode_modified_utf8(raw: bytes) -> str:
@@ -817,9 +996,13 @@ def _class_name(path_class: object) -> tuple[str | None, int | None]:
 # geometry
 
 
-def _rounder(precision: float | None):
+Rounder = Callable[[np.ndarray], np.ndarray] | None
+
+
+def _rounder(precision: float | None) -> Rounder:
+    """Coordinates onto QuPath's grid: JTS ``PrecisionModel.makePrecise`` is ``floor(v * s + 0.5) / s``."""
     if not precision:
-        return lambda a: a
+        return None
     scale = 1.0 / precision
 
     def round_to_grid(a: np.ndarray) -> np.ndarray:
@@ -828,10 +1011,23 @@ def _rounder(precision: float | None):
     return round_to_grid
 
 
-def _floats(value: object, what: str) -> np.ndarray:
-    if not isinstance(value, np.ndarray) or value.ndim != 1 or value.dtype.kind != "f":
-        raise ValueError(f"{what} is not a float array")
-    return value.astype(np.float64)
+_EMPTY = shapely.GeometryCollection()
+_NON_FINITE = "has non-finite coordinates (NaN or infinity); nothing drawn"
+
+
+def _is_float_array(value: object) -> bool:
+    return isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind == "f"
+
+
+def _xy(x: object, y: object, rounder: Rounder) -> np.ndarray:
+    """(n, 2) float64 coordinates from a proxy's ``float[] x, y``."""
+    if not (_is_float_array(x) and _is_float_array(y)):
+        raise ValueError("x and y are not float arrays")
+    if len(x) != len(y):  # type: ignore[arg-type]
+        raise ValueError(f"{len(x)} x but {len(y)} y coordinates")  # type: ignore[arg-type]
+    with np.errstate(invalid="ignore"):  # a signalling NaN (a damaged file) is no reason to warn
+        xy = np.column_stack([x, y]).astype(np.float64)  # type: ignore[list-item]
+    return rounder(xy) if rounder is not None else xy
 
 
 def _double(fields: dict, name: str) -> float:
@@ -841,18 +1037,11 @@ def _double(fields: dict, name: str) -> float:
     return v
 
 
-def _xy(fields: dict) -> np.ndarray:
-    x = _floats(fields.get("x"), "x")
-    y = _floats(fields.get("y"), "y")
-    if len(x) != len(y):
-        raise ValueError(f"{len(x)} x but {len(y)} y coordinates")
-    return np.column_stack([x, y])
-
-
 def _ellipse(x0: float, y0: float, x1: float, y1: float, n: int) -> np.ndarray:
+    """The closed ring JTS's GeometricShapeFactory.createEllipse makes: vertex i at angle i * (2 pi / n)."""
     rx = (x1 - x0) / 2.0
     ry = (y1 - y0) / 2.0
-    angles = np.arange(n) * (2 * math.pi / n)  # as JTS: i * (2*PI/n)
+    angles = np.arange(n) * (2 * math.pi / n)
     ring = np.column_stack([rx * np.cos(angles) + (x0 + rx), ry * np.sin(angles) + (y0 + ry)])
     return np.vstack([ring, ring[:1]])
 
@@ -863,13 +1052,13 @@ def _ellipse_vertices(x0: float, y0: float, x1: float, y1: float, tolerance: flo
     a = max(abs(x1 - x0), abs(y1 - y0)) / 2.0
     if a <= tolerance:
         return 8
-    # chord error of n equal parametric steps is at most a * (1 - cos(pi / n))
+    # the chord error of n equal parametric steps is at most a * (1 - cos(pi / n))
     n = math.ceil(math.pi / math.acos(1.0 - tolerance / a))
-    return int(min(max(n, 8), 1_000_000))
+    return int(min(max(n, 8), MAX_ELLIPSE_VERTICES))
 
 
 def _winding_numbers(points: np.ndarray, ring: np.ndarray) -> np.ndarray:
-    """Winding number of a closed ring around each point (Sunday's crossing rule)."""
+    """Winding number of a closed ring around each point (the crossing rule with edge directions)."""
     x0 = ring[:-1, 0][None, :]
     y0 = ring[:-1, 1][None, :]
     x1 = ring[1:, 0][None, :]
@@ -883,10 +1072,15 @@ def _winding_numbers(points: np.ndarray, ring: np.ndarray) -> np.ndarray:
 
 
 def _fill_nonzero(rings: list[np.ndarray]) -> BaseGeometry:
-    """The region Java's ``Area`` gives closed paths under the non-zero winding rule."""
+    """The region that closed paths enclose under the non-zero winding rule (Java's ``Area``).
+
+    The paths' linework is noded and polygonized into faces; a face is kept where the sum of the
+    paths' winding numbers around it is not zero. A hole is thus a contour running the other
+    way round from its shell, as ``java.awt.geom.Area`` writes them.
+    """
     closed = []
     for ring in rings:
-        if len(ring) == 0:
+        if len(ring) < 3:
             continue
         if not np.array_equal(ring[0], ring[-1]):
             ring = np.vstack([ring, ring[:1]])
@@ -902,84 +1096,86 @@ def _fill_nonzero(rings: list[np.ndarray]) -> BaseGeometry:
     faces = np.asarray(shapely.get_parts(shapely.polygonize(shapely.get_parts(noded))))
     if len(faces) == 0:
         return shapely.Polygon()
-    inside = shapely.get_coordinates(shapely.point_on_surface(faces))
+    points = shapely.point_on_surface(faces)
+    inside = shapely.get_coordinates(points)
     winding = np.zeros(len(faces), dtype=np.int64)
-    for ring in closed:
-        winding += _winding_numbers(inside, ring)
+    lines = shapely.linestrings(closed) if len(closed) > 1 else np.array([shapely.LineString(closed[0])])
+    # only rings whose bounding box holds a face's point can wind around it
+    point_idx, ring_idx = shapely.STRtree(lines).query(points)
+    order = np.argsort(ring_idx, kind="stable")
+    point_idx, ring_idx = point_idx[order], ring_idx[order]
+    bounds = np.flatnonzero(np.diff(ring_idx)) + 1
+    for pts, rings_of in zip(np.split(point_idx, bounds), np.split(ring_idx, bounds), strict=True):
+        if len(pts):
+            winding[pts] += _winding_numbers(inside[pts], closed[rings_of[0]])
     kept = faces[winding != 0]
     if len(kept) == 0:
         return shapely.Polygon()
-    merged = shapely.union_all(kept)
-    return merged
+    return shapely.union_all(kept)
 
 
-def _roi_geometry(roi: object, rounder, ellipse_tolerance: float | None) -> tuple[BaseGeometry, str | None]:
-    """Shapely geometry of a ROI proxy, and a problem to record (or None)."""
+def _roi_geometry(roi: object, rounder: Rounder, ellipse_tolerance: float | None) -> tuple[BaseGeometry, str | None]:
+    """Shapely geometry of a ROI proxy (polygons are made in ``_make_polygons``) and a problem, or None."""
     if roi is None:
-        return shapely.GeometryCollection(), "has no ROI"
+        return _EMPTY, "has no ROI; nothing drawn"
     if not isinstance(roi, _JObj):
         raise ValueError("the ROI is not an object")
     kind = _ROI_KINDS.get(roi.desc.name)
     f = roi.fields
-    if kind == "polygon":
-        xy = rounder(_xy(f))
-        if len(np.unique(xy, axis=0)) < 3:
-            return shapely.Polygon(), "polygon with fewer than 3 distinct vertices"
-        ring = xy if np.array_equal(xy[0], xy[-1]) else np.vstack([xy, xy[:1]])
-        poly = shapely.Polygon(ring)
-        if not poly.is_valid:
-            return _fill_nonzero([xy]), None
-        return poly, None
     if kind in ("rectangle", "ellipse", "line"):
         x0, y0, x1, y1 = (_double(f, k) for k in ("x", "y", "x2", "y2"))
-        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-            return shapely.GeometryCollection(), f"{kind} with non-finite coordinates"
+        if not np.isfinite([x0, y0, x1, y1]).all():
+            return (shapely.LineString() if kind == "line" else shapely.Polygon()), _NON_FINITE
         if kind == "line":
-            return shapely.LineString(rounder(np.array([[x0, y0], [x1, y1]]))), None
-        x0, x1 = min(x0, x1), max(x0, x1)
-        y0, y1 = min(y0, y1), max(y0, y1)
-        if kind == "rectangle":
-            c = rounder(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]))
+            c = np.array([[x0, y0], [x1, y1]])
         else:
-            c = rounder(_ellipse(x0, y0, x1, y1, _ellipse_vertices(x0, y0, x1, y1, ellipse_tolerance)))
-        if x1 - x0 <= 0 or y1 - y0 <= 0:
-            return shapely.Polygon(), f"{kind} with zero width or height"
-        return shapely.Polygon(c), None
-    if kind == "polyline":
-        xy = rounder(_xy(f))
+            x0, x1 = min(x0, x1), max(x0, x1)
+            y0, y1 = min(y0, y1), max(y0, y1)
+            if x1 - x0 <= 0 or y1 - y0 <= 0:
+                return shapely.Polygon(), f"{kind} with zero width or height; nothing drawn"
+            if kind == "rectangle":
+                c = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]])
+            else:
+                c = _ellipse(x0, y0, x1, y1, _ellipse_vertices(x0, y0, x1, y1, ellipse_tolerance))
+        if rounder is not None:
+            c = rounder(c)
+        if not np.isfinite(c).all():
+            return (shapely.LineString() if kind == "line" else shapely.Polygon()), _NON_FINITE
+        return (shapely.LineString(c) if kind == "line" else shapely.Polygon(c)), None
+    if kind in ("polyline", "points", "polygon"):
+        xy = _xy(f.get("x"), f.get("y"), rounder)
+        if not np.isfinite(xy).all():
+            return _EMPTY, _NON_FINITE
+        if kind == "polygon":
+            geom = _fill_nonzero([xy])
+            return geom, ("polygon with fewer than 3 distinct vertices; nothing drawn" if geom.is_empty else None)
         if len(xy) == 0:
-            return shapely.LineString(), "polyline without points"
+            return (shapely.LineString() if kind == "polyline" else shapely.MultiPoint()), f"{kind} without points; nothing drawn"
         if len(xy) == 1:
-            return shapely.Point(xy[0]), "polyline with a single point, read as a point"
-        return shapely.LineString(xy), None
-    if kind == "points":
-        xy = rounder(_xy(f))
-        if len(xy) == 0:
-            return shapely.MultiPoint(), "points ROI without points"
-        if len(xy) == 1:
-            return shapely.Point(xy[0]), None
-        return shapely.MultiPoint(xy), None
+            return shapely.Point(xy[0]), ("polyline with a single point, read as a point" if kind == "polyline" else None)
+        return (shapely.LineString(xy) if kind == "polyline" else shapely.MultiPoint(xy)), None
     if kind == "area":
         xs, ys = f.get("x"), f.get("y")
         if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
             raise ValueError("area ROI without matching x and y contour arrays")
-        rings = []
-        for x, y in zip(xs, ys, strict=True):
-            x, y = _floats(x, "x"), _floats(y, "y")
-            if len(x) != len(y):
-                raise ValueError("area contour with different numbers of x and y coordinates")
-            rings.append(rounder(np.column_stack([x, y])))
-        return _fill_nonzero(rings), None
+        rings = [_xy(x, y, rounder) for x, y in zip(xs, ys, strict=True)]
+        if not all(np.isfinite(r).all() for r in rings):
+            return shapely.Polygon(), _NON_FINITE
+        geom = _fill_nonzero(rings)
+        return geom, ("area without any enclosed region; nothing drawn" if geom.is_empty else None)
     if kind == "wkb":
         wkb = f.get("wkb")
         if not isinstance(wkb, bytes):
             raise ValueError("geometry ROI without WKB bytes")
         _check_wkb(wkb)
-        geom = shapely.from_wkb(wkb)
+        with np.errstate(invalid="ignore"):
+            geom = shapely.from_wkb(wkb)
+        if not np.isfinite(shapely.get_coordinates(geom)).all():
+            return _EMPTY, _NON_FINITE
         if rounder is not None:
             geom = shapely.transform(geom, rounder)
         return geom, None
-    return shapely.GeometryCollection(), f"unsupported ROI type {roi.desc.name}; nothing drawn"
+    return _EMPTY, f"unsupported ROI type {roi.desc.name}; nothing drawn"
 
 
 def _check_wkb(wkb: bytes) -> None:
@@ -1129,31 +1325,42 @@ def read_qpdata_header(path: str | Path) -> QpdataHeader:
     """
     path = Path(path)
     data, complete = _read_bytes(path, HEADER_READ_BYTES)
+    stream = _Stream(data, str(path))
     try:
-        return _read_header(_Stream(data, str(path), complete))
+        return _guarded(stream, lambda: _read_header(stream))
     except QpdataError as err:
         if complete or not err.truncated:
             raise
-    data, complete = _read_bytes(path)
-    return _read_header(_Stream(data, str(path), complete))
+    data, _ = _read_bytes(path)  # a header longer than HEADER_READ_BYTES
+    stream = _Stream(data, str(path))
+    return _guarded(stream, lambda: _read_header(stream))
 
 
 def _read_header(stream: _Stream) -> QpdataHeader:
+    version, _ = _start(stream)
+    header = QpdataHeader(version, None, None, None)
+    _header_from_string(header, stream.top_level())
+    for _ in range(3):  # the Locale, then the ImageType enum
+        value = stream.top_level()
+        if isinstance(value, _JEnum) and value.class_name == _IMAGE_TYPE:
+            header.image_type = value.constant  # type: ignore[assignment]
+            break
+        if isinstance(value, _JObj) and value.desc.name == _HIERARCHY:
+            break
+    return header
+
+
+def _guarded(stream: _Stream, work: Callable[[], _T]) -> _T:
+    """Run ``work``; any failure other than QpdataError (a safety net) becomes one too."""
     try:
-        version, _ = _start(stream)
-        header = QpdataHeader(version, None, None, None)
-        _header_from_string(header, stream.top_level())
-        for _ in range(3):  # Locale, then the ImageType enum
-            value = stream.top_level()
-            if isinstance(value, _JEnum) and value.class_name == _IMAGE_TYPE:
-                header.image_type = value.constant  # type: ignore[assignment]
-                break
-            if isinstance(value, _JObj) and value.desc.name == _HIERARCHY:
-                break
-        return header
+        return work()
     except QpdataError:
         raise
-    except Exception as exc:  # a safety net: any other failure is a malformed file too
+    except RecursionError:
+        raise stream.fail("objects nested too deeply") from None
+    except MemoryError:
+        raise stream.fail("too large to read into memory", fix="split the image's objects over several images") from None
+    except Exception as exc:
         raise stream.fail(f"unreadable data ({type(exc).__name__}: {exc})") from None
 
 
@@ -1197,19 +1404,10 @@ def read_qpdata_tree(
     path = Path(path)
     data, _ = _read_bytes(path)
     stream = _Stream(data, str(path))
-    try:
-        _, root = _read_root(stream)
-    except QpdataError:
-        raise
-    except RecursionError:
-        raise stream.fail("objects nested too deeply") from None
-    except MemoryError:
-        raise stream.fail("too large to read into memory", fix="split the image's objects over several images") from None
-    except Exception as exc:  # a safety net: any other failure is a malformed file too
-        raise stream.fail(f"unreadable data ({type(exc).__name__}: {exc})") from None
+    _, root = _guarded(stream, lambda: _read_root(stream))
     if root is None:
         return []
-    return _build_nodes(stream, root, precision, ellipse_tolerance)
+    return _guarded(stream, lambda: _build_nodes(stream, root, precision, ellipse_tolerance))
 
 
 def read_qpdata(path: str | Path, *, precision: float | None = 0.01, ellipse_tolerance: float | None = None) -> list[Annotation]:
@@ -1233,6 +1431,8 @@ def _build_nodes(stream: _Stream, root: _PathNode, precision: float | None, elli
     source = stream.where
     index = 0
     top: list[QpdataNode] = []
+    polygons: list[tuple[Annotation, _JObj]] = []  # polygon ROIs, made in one vectorized batch
+    classes: dict[int, tuple[str | None, int | None]] = {}
     # (node, depth, the list its QpdataNode goes into); children pushed in reverse for pre-order
     stack: list[tuple[_PathNode, int, list[QpdataNode]]] = [(child, 1, top) for child in reversed(root.children)]
     seen: set[int] = {id(root)}
@@ -1245,33 +1445,77 @@ def _build_nodes(stream: _Stream, root: _PathNode, precision: float | None, elli
             stack.extend((child, depth, siblings) for child in reversed(node.children))
             continue
         index += 1
-        ann = _annotation(stream, node, rounder, ellipse_tolerance, source, index)
+        key = id(node.path_class)
+        if key not in classes:
+            classes[key] = _class_name(node.path_class)
+        class_name, class_color = classes[key]
+        rgb = node.color if node.color is not None else class_color
+        ann = Annotation(
+            geometry=_EMPTY,
+            class_name=class_name,
+            object_type=node.kind,
+            name=node.name,
+            object_id=node.object_id,
+            color=None if rgb is None else ((rgb >> 16) & 0xFF, (rgb >> 8) & 0xFF, rgb & 0xFF),
+            locked=node.locked,
+            source=source,
+            index=index,
+            problems=list(node.problems),
+        )
+        roi = node.roi
+        if isinstance(roi, _JObj) and roi.desc.name == _POLYGON_PROXY:
+            polygons.append((ann, roi))
+        else:
+            try:
+                geometry, problem = _roi_geometry(roi, rounder, ellipse_tolerance)
+            except (ValueError, TypeError, shapely.errors.GEOSException) as exc:
+                offset = roi.offset if isinstance(roi, _JObj) else node.offset
+                raise stream.fail(f"{ann.describe()} has a malformed ROI ({exc})", offset) from None
+            ann.geometry = geometry
+            if problem:
+                ann.problems.append(problem)
         qn = QpdataNode(ann, depth)
         siblings.append(qn)
         stack.extend((child, depth + 1, qn.children) for child in reversed(node.children))
+    if polygons:
+        _make_polygons(stream, polygons, rounder)
     return top
 
 
-def _annotation(stream: _Stream, node: _PathNode, rounder, ellipse_tolerance: float | None, source: str, index: int) -> Annotation:
-    class_name, class_color = _class_name(node.path_class)
-    rgb = node.color if node.color is not None else class_color
-    roi_offset = node.roi.offset if isinstance(node.roi, _JObj) else node.offset
-    try:
-        geometry, problem = _roi_geometry(node.roi, rounder, ellipse_tolerance)
-    except (ValueError, TypeError, shapely.errors.GEOSException) as exc:
-        raise stream.fail(f"{node.kind} #{index} has a malformed ROI ({exc})", roi_offset) from None
-    problems = list(node.problems)
-    if problem:
-        problems.append(problem)
-    return Annotation(
-        geometry=geometry,
-        class_name=class_name,
-        object_type=node.kind,
-        name=node.name,
-        object_id=node.object_id,
-        color=None if rgb is None else ((rgb >> 16) & 0xFF, (rgb >> 8) & 0xFF, rgb & 0xFF),
-        locked=node.locked,
-        source=source,
-        index=index,
-        problems=problems,
-    )
+def _make_polygons(stream: _Stream, polygons: list[tuple[Annotation, _JObj]], rounder: Rounder) -> None:
+    """Geometries of all polygon ROIs at once (shapely's vectorized constructors)."""
+    xs, ys = [], []
+    for ann, roi in polygons:
+        x, y = roi.fields.get("x"), roi.fields.get("y")
+        if not (_is_float_array(x) and _is_float_array(y) and len(x) == len(y)):  # type: ignore[arg-type]
+            raise stream.fail(f"{ann.describe()} has a malformed polygon ROI (x and y are not matching float arrays)", roi.offset)
+        xs.append(x)
+        ys.append(y)
+    lengths = np.fromiter((len(x) for x in xs), dtype=np.int64, count=len(xs))
+    ring_of = np.repeat(np.arange(len(lengths)), lengths)
+    with np.errstate(invalid="ignore"):
+        coords = np.column_stack([np.concatenate(xs), np.concatenate(ys)]).astype(np.float64)
+    if rounder is not None:
+        coords = rounder(coords)
+    ok = lengths >= 3
+    finite = np.isfinite(coords).all(axis=1)
+    if not finite.all():
+        ok[np.unique(ring_of[~finite])] = False
+    geoms = np.empty(len(polygons), dtype=object)
+    rings = shapely.linearrings(coords[ok[ring_of]], indices=np.repeat(np.arange(int(ok.sum())), lengths[ok]))
+    geoms[ok] = shapely.polygons(rings)
+    valid = np.zeros(len(polygons), dtype=bool)
+    valid[ok] = shapely.is_valid(geoms[ok])
+    ends = np.cumsum(lengths)
+    for i in np.flatnonzero(~valid):
+        ann = polygons[i][0]
+        ring = coords[ends[i] - lengths[i] : ends[i]]
+        if not np.isfinite(ring).all():
+            geoms[i] = shapely.Polygon()
+            ann.problems.append(_NON_FINITE)
+            continue
+        geoms[i] = _fill_nonzero([ring])  # self-intersecting: filled as QuPath's Area does
+        if geoms[i].is_empty:
+            ann.problems.append("polygon with fewer than 3 distinct vertices; nothing drawn")
+    for (ann, _), geom in zip(polygons, geoms, strict=True):
+        ann.geometry = geom

@@ -102,7 +102,6 @@ def test_ellipse_plane_and_duplicate_keys(tmp_path: Path) -> None:
         ("", "the file is empty"),
         ('{"type": "FeatureCollection", "features": [', "not valid JSON"),
         ('{"hello": 1}', "not a GeoJSON"),
-        ('[{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": "x"}}]', "malformed geometry"),
     ],
 )
 def test_bad_files_name_the_file(tmp_path: Path, content: str, message: str) -> None:
@@ -111,6 +110,27 @@ def test_bad_files_name_the_file(tmp_path: Path, content: str, message: str) -> 
     with pytest.raises(InputError, match=message) as err:
         read_geojson(path)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    ['{"type": "Polygon", "coordinates": "x"}', '{"type": "Polygon", "coordinates": [[[0, 0], [NaN, 1], [1, 1], [0, 0]]]}',
+     '{"type": "Point", "coordinates": [Infinity, 3]}'],
+)  # fmt: skip
+def test_unreadable_geometry_is_kept_as_a_problem(tmp_path: Path, geometry: str) -> None:
+    path = tmp_path / "g.geojson"
+    path.write_text(f'[{{"type": "Feature", "geometry": {geometry}, "properties": {{"objectType": "annotation"}}}}, '
+                    '{"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}]')  # fmt: skip
+    bad, good = read_geojson(path)
+    assert bad.malformed and bad.geometry.is_empty and ("malformed" in bad.problems[0] or "NaN" in bad.problems[0])
+    assert not good.malformed and good.geometry.x == 1
+
+
+def test_deeply_nested_json(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(InputError, match="nested too deeply"):
+        read_geojson(path)
 
 
 def test_corrupt_gzip(tmp_path: Path) -> None:
