@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from mammotools.errors import InputError
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, read_image
@@ -40,6 +42,10 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
     image_warnings: list[str] = []
     t = time.perf_counter()
     image = read_image(job.image_path, voi=settings.dicom_voi, notes=image_warnings)
+    rotation = job.record.rotation
+    if rotation:  # QuPath showed (and the annotator drew on) the image turned clockwise
+        image = np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
+        image_warnings.append(f"turned {rotation} degrees clockwise, as QuPath shows it (a rotated image server)")
     timings["decode"] = time.perf_counter() - t
     height, width = image.shape[:2]
     if (width, height) != (job.width, job.height):
@@ -50,7 +56,7 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
         )
     t = time.perf_counter()
     target = out / "images" / f"{job.name}.png"
-    if job.image_path.suffix.lower() == ".png":
+    if job.image_path.suffix.lower() == ".png" and not rotation:
         # Already lossless PNG and verified by the decode above: copy the bytes, no re-encode.
         with atomic_path(target) as tmp:
             shutil.copyfile(job.image_path, tmp)

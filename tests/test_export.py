@@ -368,3 +368,18 @@ def test_dicom_window_is_recorded_and_can_be_skipped(tmp_path: Path) -> None:
     assert not any("VOI" in w for w in raw.warnings)
     kept = cv2.imread(str(tmp_path / "b" / "images" / "w.png"), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(kept.ravel(), np.arange(64) * 60)
+
+
+def test_rotated_entry_is_exported_as_quPath_shows_it(tmp_path: Path) -> None:
+    original = np.arange(20 * 30, dtype=np.uint16).reshape(20, 30)  # 30 wide, 20 high on disk
+    project = write_project(tmp_path, {"r.png": (original, [feature(rect(0, 0, 5, 3), "Tumor")])})
+    data = json.loads((project / "project.qpproj").read_text())
+    inner = data["images"][0]["serverBuilder"]
+    data["images"][0]["serverBuilder"] = {"builderType": "rotated", "rotation": "ROTATE_90", "builder": inner}
+    (project / "project.qpproj").write_text(json.dumps(data))
+    summary = export_dataset(project, tmp_path / "ds", tmp_path / "images", settings=EXACT)
+    assert summary.exported == ["r"] and not summary.failed
+    image = cv2.imread(str(tmp_path / "ds" / "images" / "r.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(image, np.rot90(original, k=-1))  # QuPath's ROTATE_90 is clockwise: 20 wide, 30 high
+    label = np.array(Image.open(tmp_path / "ds" / "labels" / "r.png"))
+    assert label.shape == (30, 20) and int((label[:3, :5] == 1).sum()) == 15 and int((label == 1).sum()) == 15

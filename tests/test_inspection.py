@@ -61,3 +61,36 @@ def test_synthetic_project_counts_and_problems(tmp_path: Path) -> None:
     assert "outside the 20x20 image" in problems
     text = format_report(report)
     assert "m.png (20x20): 6 annotation(s)" in text and "3 problem(s)" in text
+
+
+def test_project_with_only_qpdata_matches_every_summary(tmp_path: Path) -> None:
+    import shutil
+
+    folder = shared("qupath", "coscialab-0.6.0")
+    # only project.qpproj and data/<id>/: no GeoJSON exports, no image files
+    project = tmp_path / "proj"
+    shutil.copytree(folder / "data", project / "data")
+    shutil.copy(folder / "project.qpproj", project / "project.qpproj")
+    report = inspect_source(project)
+    assert report["images"], "the project lists images"
+    for image in report["images"]:
+        summary = json.loads((project / "data" / str(image["entry_id"]) / "summary.json").read_text())
+        assert image["annotation_counts"] == summary["hierarchy"]["annotationClassificationCounts"]
+        assert sum(image["other_objects"].values()) == summary["hierarchy"]["objectTypeCounts"]["Cells"]
+        assert image["problems"] == []  # includes the cross-check against summary.json
+
+
+def test_qpdata_project_exports_with_a_class_map(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from mammotools.export import ExportSettings, export_dataset
+
+    folder = shared("qupath", "coscialab-0.6.0")
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((1000, 1000), np.uint16)).save(images / "TD_01_verysmall_mIF.ome.tif")
+    settings = ExportSettings(sigma=0, class_map=(("circles", "Tumor"), ("two_circles", "Tumor"), ("class_1", "Text")))
+    summary = export_dataset(folder, tmp_path / "ds", images, settings=settings)
+    assert summary.exported == ["TD_01_verysmall_mIF.ome"] and not summary.failed
+    assert any("3 unclassified" in w for w in summary.warnings) and any("121" in w for w in summary.warnings)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -152,7 +153,9 @@ def _parse_feature(feature: object, where: str, index: int) -> Annotation:
         ann.problems.append("has no geometry")
         return ann
     try:
-        geom = shapely.geometry.shape(geometry)
+        with warnings.catch_warnings():  # NaN coordinates make GEOS warn; they are reported below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            geom = shapely.geometry.shape(geometry)
         finite = bool(np.isfinite(shapely.get_coordinates(geom)).all())
     except Exception as exc:  # shapely raises several types for malformed coordinates
         ann.malformed = True

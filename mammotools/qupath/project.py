@@ -29,6 +29,7 @@ class ProjectEntry:
     uri: str | None  # where the image was on the annotator's machine
     data_dir: Path | None  # data/<entryID>/ (data.qpdata, summary.json...), if present
     metadata: dict[str, str] = field(default_factory=dict)
+    rotation: int = 0  # clockwise degrees QuPath shows the image turned by (a "rotated" server)
 
     @property
     def uri_path(self) -> Path | None:
@@ -77,13 +78,15 @@ def _entry(item: object, index: int, qpproj: Path, folder: Path) -> ProjectEntry
     entry_id = item.get("entryID")
     entry_id = int(entry_id) if isinstance(entry_id, (int, str)) and str(entry_id).isdigit() else None
     builder = item.get("serverBuilder") if isinstance(item.get("serverBuilder"), dict) else {}
-    uri, meta = _innermost_builder(builder)
+    uri, meta, rotation = _innermost_builder(builder)
     data_dir = folder / "data" / str(entry_id) if entry_id is not None else None
     if data_dir is not None and not data_dir.is_dir():
         data_dir = None
     width, height = _size(meta)
     if (width is None or height is None) and data_dir is not None:
         width, height = _size_from_data_dir(data_dir)
+    if rotation in (90, 270):  # annotations are drawn on the turned image: its size is swapped
+        width, height = height, width
     name = item.get("imageName") or meta.get("name")
     if not name and uri:
         name = Path(unquote(urlparse(uri).path)).name
@@ -96,13 +99,20 @@ def _entry(item: object, index: int, qpproj: Path, folder: Path) -> ProjectEntry
         uri=uri,
         data_dir=data_dir,
         metadata={str(k): str(v) for k, v in metadata.items()},
+        rotation=rotation,
     )
 
 
-def _innermost_builder(builder: dict) -> tuple[str | None, dict]:
-    """The image URI and metadata of a possibly wrapped server builder."""
-    uri, meta = None, {}
+ROTATIONS = {"ROTATE_NONE": 0, "ROTATE_90": 90, "ROTATE_180": 180, "ROTATE_270": 270}
+
+
+def _innermost_builder(builder: dict) -> tuple[str | None, dict, int]:
+    """The image URI and metadata of a possibly wrapped server builder, and the clockwise
+    rotation (0/90/180/270) of any ``rotated`` wrappers (QuPath's RotatedImageServer)."""
+    uri, meta, rotation = None, {}, 0
     for _ in range(MAX_BUILDER_DEPTH):
+        if builder.get("builderType") == "rotated":
+            rotation = (rotation + ROTATIONS.get(str(builder.get("rotation")), 0)) % 360
         if isinstance(builder.get("metadata"), dict) and not meta:
             meta = builder["metadata"]
         if isinstance(builder.get("uri"), str):
@@ -114,7 +124,7 @@ def _innermost_builder(builder: dict) -> tuple[str | None, dict]:
         if not isinstance(inner, dict):
             break
         builder = inner
-    return uri, meta
+    return uri, meta, rotation
 
 
 def _size(meta: dict) -> tuple[int | None, int | None]:
@@ -128,7 +138,7 @@ def _size_from_data_dir(data_dir: Path) -> tuple[int | None, int | None]:
     server = data_dir / "server.json"
     if server.is_file():
         try:
-            _, meta = _innermost_builder(json.loads(server.read_text("utf-8")))
+            _, meta, _ = _innermost_builder(json.loads(server.read_text("utf-8")))
             if _size(meta) != (None, None):
                 return _size(meta)
         except (ValueError, AttributeError):

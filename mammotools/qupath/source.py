@@ -73,6 +73,7 @@ class ImageRecord:
     reader: str | None = None  # key of READERS; None = no annotations found
     metadata: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    rotation: int = 0  # clockwise degrees QuPath turns the image by; annotations are on the turned image
 
     @property
     def stem(self) -> str:
@@ -147,6 +148,7 @@ def _open_project(path: Path, reader: str) -> AnnotationSource:
             image_uri=entry.uri,
             image_path_hint=entry.uri_path,
             metadata=entry.metadata,
+            rotation=entry.rotation,
         )
         keys = dict.fromkeys([entry.name, record.stem, safe_file_name(record.stem)])
         found = next((exports[k] for k in keys if k in exports), [])
