@@ -147,6 +147,8 @@ def load_class_table(path: str | Path | None) -> ClassTable:
         raise MissingFileError(f"{path}: class table file not found; give a JSON file to --classes")
     try:
         data = json.loads(path.read_text("utf-8"))
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply; fix the file or omit --classes") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc}); fix the file or omit --classes") from None
     return parse_class_table(data, source=str(path))

@@ -194,10 +194,12 @@ def export_dataset(
         summary.warnings.extend(f"{record['name']}: {w}" for w in record["image_warnings"])
 
     args = (out, table, settings)
-    run_tracked(export_image, todo, args, workers, summary, lambda job: job.name, on_image, add_result)
     current = {j.name for j in todo} | {j.name for j in done} | {name for name, _ in summary.failed}
-    summary.warnings.extend(_leftovers(out, current, overwrite))
-    write_manifest(out, table, current)
+    try:
+        run_tracked(export_image, todo, args, workers, summary, lambda job: job.name, on_image, add_result)
+        summary.warnings.extend(_leftovers(out, current, overwrite))
+    finally:  # also after Ctrl-C: the manifest lists what is complete
+        write_manifest(out, table, current)
     summary.seconds = time.perf_counter() - start
     return summary
 

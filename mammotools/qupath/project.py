@@ -172,5 +172,7 @@ def _path_classes(folder: Path) -> list[tuple[str, tuple[int, int, int]]]:
 def _load_json(path: Path) -> object:
     try:
         return json.loads(path.read_text("utf-8-sig"))
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply; the file is corrupt") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc}); the file is corrupt") from None
