@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from mammotools.augment import VARIANTS, apply_variant
+from mammotools.crop_image import image_bits
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, read_image
 from mammotools.palette import encode_label_png, read_label_png
@@ -21,12 +22,11 @@ if TYPE_CHECKING:
     from mammotools.classes import ClassTable
 
 
-def augment_crop(job: AugmentJob, crops: Path, out: Path, seed: int, table: ClassTable) -> dict:
+def augment_crop(job: AugmentJob, out: Path, seed: int, table: ClassTable) -> dict:
     """Write the crop's variants (and/or a copy of it) and its record; return the record."""
     from PIL import Image
 
-    src_image = crops / job.split / "images" / f"{job.crop}.png"
-    src_label = crops / job.split / "labels" / f"{job.crop}.png"
+    src_image, src_label = job.image_path, job.label_path
     label = read_label_png(src_label)
     with Image.open(src_label) as im:
         palette = bytes(im.getpalette() or [])[:768].ljust(768, b"\0")
@@ -49,15 +49,16 @@ def augment_crop(job: AugmentJob, crops: Path, out: Path, seed: int, table: Clas
 
     if job.keep_original:
         for src, kind in ((src_image, "images"), (src_label, "labels")):
-            with atomic_path(out / job.split / kind / src.name) as tmp:
+            with atomic_path(out / job.split / kind / f"{job.crop}.png") as tmp:
                 shutil.copyfile(src, tmp)
         record(job.crop, "original", "", label)
     if job.variants:
         image = read_image(src_image)
+        bits = job.bits or image_bits(image)
         for index, name in enumerate(job.variants):
             variant_seed = crop_seed(seed, f"{job.crop}/{name}", index)
             rng = np.random.default_rng(variant_seed)
-            new_image, new_label = apply_variant(name, image, label, rng, job.bits, table.bottom.label)
+            new_image, new_label = apply_variant(name, image, label, rng, bits, table.bottom.label)
             file = f"{job.crop}_{name}"
             atomic_write_bytes(out / job.split / "images" / f"{file}.png", encode_png(new_image))
             atomic_write_bytes(out / job.split / "labels" / f"{file}.png", encode_label_png(new_label, palette))

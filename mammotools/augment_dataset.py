@@ -1,4 +1,5 @@
-"""``augment``: the offline variants of every training crop of a ``make-crops`` dataset.
+"""``augment``: the offline variants of every training crop of a ``make-crops`` dataset (or of
+every training image of an ``export-qupath`` dataset).
 
 Output layout (the same as make-crops', so training reads either)::
 
@@ -26,10 +27,11 @@ from pathlib import Path
 
 from mammotools.classes import load_class_table
 from mammotools.crops import class_weights, write_records_manifest
+from mammotools.dataset import open_dataset
 from mammotools.errors import InputError
 from mammotools.files import atomic_path, atomic_write_text, remove_stale_temporaries
 from mammotools.runner import Outcome
-from mammotools.split import TRAIN, VAL
+from mammotools.split import TRAIN, VAL, load_or_draw_split, subject_from_name
 
 DEFAULT_KEEP_ORIGINALS = True
 MANIFEST_FIELDS = ["file", "split", "crop", "source", "subject", "variant", "seed"]
@@ -37,15 +39,17 @@ MANIFEST_FIELDS = ["file", "split", "crop", "source", "subject", "variant", "see
 
 @dataclass
 class AugmentJob:
-    """One crop and what to make of it."""
+    """One crop (or whole image) and what to make of it."""
 
     crop: str
     split: str
     source: str
     subject: str
-    bits: int
+    bits: int  # 0: found from the image
     variants: tuple[str, ...]  # empty for validation crops: copied as they are
     keep_original: bool
+    image_path: Path
+    label_path: Path
 
 
 @dataclass
@@ -82,26 +86,28 @@ def augment_crops(
     on_plan: Callable[[int, int], None] | None = None,
     on_item: Callable[[str], None] | None = None,
 ) -> AugmentSummary:
-    """Write the augmented dataset (layout above) from a make-crops dataset."""
+    """Write the augmented dataset (layout above) from a make-crops dataset, or from an
+    export-qupath dataset (whole images; its subject split is drawn or read as make-crops does)."""
     from mammotools.augment_crop import augment_crop
     from mammotools.runner import run_tracked
 
     start = time.perf_counter()
     crops, out = Path(crops_path), Path(out)
-    rows = _open_crops(crops)
+    rows, source_settings = _open_crops(crops) if (crops / "settings.json").is_file() else _open_images(crops)
     table = load_class_table(crops / "classes.json")
     recorded = {
         "crops": str(crops.resolve()),
         "variants": list(variants),
         "seed": seed,
         "keep_originals": keep_originals,
-        "crop_settings": json.loads((crops / "settings.json").read_text("utf-8")),
+        "crop_settings": source_settings,
     }  # JSON types only: compared with the settings.json of an earlier run
     _prepare_out(out, crops, recorded, overwrite)
     jobs = [
         AugmentJob(
             r["crop"], r["split"], r["source"], r["subject"], int(r["bits"]),
             variants if r["split"] == TRAIN else (), keep_originals or r["split"] != TRAIN,
+            Path(r["image_path"]), Path(r["label_path"]),
         )
         for r in rows
     ]  # fmt: skip
@@ -115,7 +121,7 @@ def augment_crops(
     if on_plan:
         on_plan(len(todo), len(summary.skipped))
 
-    run_tracked(augment_crop, todo, (crops, out, seed, table), workers, summary, lambda job: job.crop, on_item)
+    run_tracked(augment_crop, todo, (out, seed, table), workers, summary, lambda job: job.crop, on_item)
     outputs = write_records_manifest(out, "outputs", MANIFEST_FIELDS, table)
     for row in outputs:
         summary.files[row["split"]] += 1
@@ -125,7 +131,7 @@ def augment_crops(
     return summary
 
 
-def _open_crops(crops: Path) -> list[dict[str, str]]:
+def _open_crops(crops: Path) -> tuple[list[dict[str, str]], dict]:
     needed = [crops / n for n in ("settings.json", "manifest.csv", "classes.json")]
     if not crops.is_dir() or not all(p.is_file() for p in needed):
         raise InputError(
@@ -134,9 +140,31 @@ def _open_crops(crops: Path) -> list[dict[str, str]]:
         )
     with (crops / "manifest.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    if not rows:
+    if not rows or "crop" not in rows[0]:
         raise InputError(f"{crops / 'manifest.csv'}: holds no crop; run make-crops first")
-    return rows
+    for r in rows:
+        r["image_path"] = str(crops / r["split"] / "images" / f"{r['crop']}.png")
+        r["label_path"] = str(crops / r["split"] / "labels" / f"{r['crop']}.png")
+    return rows, json.loads((crops / "settings.json").read_text("utf-8"))
+
+
+def _open_images(path: Path) -> tuple[list[dict[str, str]], dict]:
+    """Whole images of an export-qupath dataset, with the dataset's subject split."""
+    try:
+        dataset = open_dataset(path)
+    except InputError:
+        raise InputError(
+            f"{path}: neither a crop dataset (make-crops) nor an image dataset (export-qupath); "
+            "make one with `mammotools make-crops DATASET --size N --out CROPS`"
+        ) from None
+    subjects = {r["name"]: r.get("subject") or subject_from_name(r["name"]) for r in dataset.rows}
+    splits = load_or_draw_split(dataset.path, subjects)
+    rows = [
+        {"crop": name, "split": split, "source": name, "subject": subject, "bits": "0",
+         "image_path": str(dataset.image_path(name)), "label_path": str(dataset.label_path(name))}
+        for name, (subject, split) in sorted(splits.items())
+    ]  # fmt: skip
+    return rows, {"dataset": str(path.resolve()), "whole_images": True}
 
 
 def _prepare_out(out: Path, crops: Path, recorded: dict, overwrite: bool) -> None:

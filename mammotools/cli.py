@@ -306,7 +306,8 @@ def make_crops_cmd(dataset, size, out, per_image, seed, task, common, subjects_c
 def augment_cmd(crops, out, variants, seed, originals, workers, overwrite):  # type: ignore[no-untyped-def]
     """Write the offline augmentation variants of each training crop of CROPS (a make-crops folder).
 
-    Validation crops are copied unchanged, never augmented.
+    CROPS may also be an export-qupath dataset: its whole training images are augmented. Validation
+    crops (or images) are copied unchanged, never augmented.
     """
     from mammotools.augment_dataset import augment_crops, parse_variants
 

@@ -73,5 +73,16 @@ def test_only_training_crops_are_augmented(tmp_path: Path) -> None:
     augment_crops(tmp_path / "c", tmp_path / "b", parse_variants(None), seed=3, workers=2)
     for p in (tmp_path / "a" / "train" / "images").iterdir():
         assert p.read_bytes() == (tmp_path / "b" / "train" / "images" / p.name).read_bytes()
-    with pytest.raises(InputError, match="not a crop dataset"):
-        augment_crops(dataset, tmp_path / "x", parse_variants(None))
+    with pytest.raises(InputError, match="neither a crop dataset"):
+        augment_crops(tmp_path / "c" / "train", tmp_path / "x", parse_variants(None))
+
+
+def test_whole_images_of_an_export_dataset(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)
+    summary = augment_crops(dataset, tmp_path / "a", parse_variants("flip_lr,noise"), workers=1)
+    split = {r["name"]: r["split"] for r in csv.DictReader((dataset / "split.csv").open())}
+    n_train = sum(v == "train" for v in split.values())
+    assert summary.files == {"train": n_train * 3, "val": len(split) - n_train}
+    for name, side in split.items():
+        variants = {p.name for p in (tmp_path / "a" / side / "images").glob(f"{name}*.png")}
+        assert variants == ({f"{name}.png", f"{name}_flip_lr.png", f"{name}_noise.png"} if side == "train" else {f"{name}.png"})
