@@ -107,6 +107,9 @@ MAX_OBJECTS = 100_000_000  # Java objects (handles) in one stream
 MAX_CLASS_CHAIN = 64  # superclasses of one class
 HEADER_READ_BYTES = 1 << 20  # read_qpdata_header reads this much first (more only if needed)
 QUPATH_ELLIPSE_VERTICES = 100  # JTS GeometricShapeFactory's default, which QuPath uses
+SAFETY_NET = True  # unexpected exceptions become QpdataError (tests switch it off)
+WINDING_CHUNK = 1 << 21  # elements per temporary when filling self-crossing areas
+MAX_WINDING_WORK = 50_000_000  # faces x vertices beyond which an area is refused, not filled
 MAX_ELLIPSE_VERTICES = 100_000  # with ellipse_tolerance
 
 _FIX_CORRUPT = (
@@ -836,7 +839,11 @@ def _decode_modified_utf8(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    text = raw.replace(b"\xc0\x80", b"\x00").decode("utf-8", "surrogatepass")
+    # invalid bytes are replaced, not raised: a name is never worth failing a whole file for
+    try:
+        text = raw.replace(b"\xc0\x80", b"\x00").decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
@@ -1006,7 +1013,8 @@ def _rounder(precision: float | None) -> Rounder:
     scale = 1.0 / precision
 
     def round_to_grid(a: np.ndarray) -> np.ndarray:
-        return np.floor(a * scale + 0.5) / scale
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values become inf: reported as non-finite
+            return np.floor(a * scale + 0.5) / scale
 
     return round_to_grid
 
@@ -1058,17 +1066,25 @@ def _ellipse_vertices(x0: float, y0: float, x1: float, y1: float, tolerance: flo
 
 
 def _winding_numbers(points: np.ndarray, ring: np.ndarray) -> np.ndarray:
-    """Winding number of a closed ring around each point (the crossing rule with edge directions)."""
+    """Winding number of a closed ring around each point (the crossing rule with edge directions).
+
+    Points are taken in chunks so that no temporary exceeds WINDING_CHUNK elements: memory stays
+    bounded whatever the file claims (a crafted self-crossing polygon has many faces and edges).
+    """
     x0 = ring[:-1, 0][None, :]
     y0 = ring[:-1, 1][None, :]
     x1 = ring[1:, 0][None, :]
     y1 = ring[1:, 1][None, :]
-    px = points[:, 0][:, None]
-    py = points[:, 1][:, None]
-    side = (x1 - x0) * (py - y0) - (px - x0) * (y1 - y0)
-    up = (y0 <= py) & (y1 > py) & (side > 0)
-    down = (y0 > py) & (y1 <= py) & (side < 0)
-    return up.sum(axis=1) - down.sum(axis=1)
+    out = np.empty(len(points), dtype=np.int64)
+    step = max(1, WINDING_CHUNK // max(1, len(ring) - 1))
+    for start in range(0, len(points), step):
+        px = points[start : start + step, 0][:, None]
+        py = points[start : start + step, 1][:, None]
+        side = (x1 - x0) * (py - y0) - (px - x0) * (y1 - y0)
+        up = (y0 <= py) & (y1 > py) & (side > 0)
+        down = (y0 > py) & (y1 <= py) & (side < 0)
+        out[start : start + step] = up.sum(axis=1) - down.sum(axis=1)
+    return out
 
 
 def _fill_nonzero(rings: list[np.ndarray]) -> BaseGeometry:
@@ -1096,6 +1112,10 @@ def _fill_nonzero(rings: list[np.ndarray]) -> BaseGeometry:
     faces = np.asarray(shapely.get_parts(shapely.polygonize(shapely.get_parts(noded))))
     if len(faces) == 0:
         return shapely.Polygon()
+    if len(faces) * sum(len(r) for r in closed) > MAX_WINDING_WORK:
+        raise ValueError(
+            f"a self-crossing area of {len(faces)} faces and {sum(len(r) for r in closed)} vertices is too complex to fill"
+        )
     points = shapely.point_on_surface(faces)
     inside = shapely.get_coordinates(points)
     winding = np.zeros(len(faces), dtype=np.int64)
@@ -1361,6 +1381,8 @@ def _guarded(stream: _Stream, work: Callable[[], _T]) -> _T:
     except MemoryError:
         raise stream.fail("too large to read into memory", fix="split the image's objects over several images") from None
     except Exception as exc:
+        if not SAFETY_NET:  # tests turn the net off to see the reader's own failures
+            raise
         raise stream.fail(f"unreadable data ({type(exc).__name__}: {exc})") from None
 
 

@@ -468,8 +468,15 @@ def mutants(data: bytes, count: int, rng: random.Random):
         yield kind, bytes(d)
 
 
-def test_fuzz(tmp_path: Path) -> None:
-    """300 mutants of the real file and a fixture: each read succeeds or raises QpdataError, fast."""
+def test_fuzz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 mutants of the real file and a fixture: each read succeeds or raises QpdataError, fast.
+
+    The reader's safety net (which turns any unexpected exception into a QpdataError) is off, so
+    every QpdataError here is one the parser raised on purpose, with the offset it found.
+    """
+    from mammotools.qupath import qpdata
+
+    monkeypatch.setattr(qpdata, "SAFETY_NET", False)
     sources = [committed("0.6"), committed("0.2")]
     if (COSCIA / "data" / "1" / "data.qpdata").exists():
         sources.append(COSCIA / "data" / "1" / "data.qpdata")
@@ -477,6 +484,7 @@ def test_fuzz(tmp_path: Path) -> None:
     path = tmp_path / "mutant.qpdata"
     outcomes: Counter[tuple[str, str]] = Counter()
     slowest = 0.0
+    tracemalloc.start()
     for source in sources:
         for kind, data in mutants(source.read_bytes(), 300 // len(sources), rng):
             path.write_bytes(data)
@@ -492,7 +500,10 @@ def test_fuzz(tmp_path: Path) -> None:
                 slowest = max(slowest, elapsed)
                 assert elapsed < 2, (kind, source, read.__name__)
             outcomes[(kind, outcome)] += 1  # of read_qpdata
-    print(f"fuzz: {dict(outcomes)}, slowest read {slowest:.3f} s")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"fuzz: {dict(outcomes)}, slowest read {slowest:.3f} s, peak {peak / 2**20:.0f} MiB")
+    assert peak < 200 * 2**20  # no mutant makes the reader allocate beyond its bounds
     assert sum(outcomes.values()) >= 300
     assert sum(n for (_, outcome), n in outcomes.items() if outcome == "QpdataError") > 100  # most mutants are caught
 
