@@ -517,3 +517,19 @@ if __name__ == "__main__":  # regenerate the committed fixtures
             shutil.copy(path, FIXTURES / STYLES[style][0])
             print(f"{style}: {FIXTURES / STYLES[style][0]} ({path.stat().st_size} bytes)")
     sys.exit(0)
+
+
+def test_self_crossing_area_keeps_memory_bounded() -> None:
+    """A crafted zigzag area crossing itself thousands of times: filled with bounded memory."""
+    from mammotools.qupath.qpdata import _fill_nonzero
+
+    n = 3000
+    zigzag = np.c_[np.arange(n, dtype=float), np.where(np.arange(n) % 2 == 0, 0.0, 100.0)]
+    ring = np.vstack([zigzag, [[n, 50.0], [-1, 50.0]], zigzag[:1]])
+    tracemalloc.start()
+    try:
+        area = _fill_nonzero([ring]).area
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert area > 0 and peak < 100 * 2**20
