@@ -15,16 +15,36 @@ from mammotools.crop_image import image_bits
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, read_image
 from mammotools.palette import encode_label_png, read_label_png
+from mammotools.records import forget
 from mammotools.sampling import crop_seed
+from mammotools.split import TRAIN, VAL
 
 if TYPE_CHECKING:
     from mammotools.augment_dataset import AugmentJob
     from mammotools.classes import ClassTable
 
 
+def augment_files(out: Path, record: dict) -> list[Path]:
+    """The files an augment record stands for (used to remove them before a redo)."""
+    return [
+        out / o["split"] / kind / f"{o['file']}.png"
+        for o in record.get("outputs", [])
+        if o.get("split") in (TRAIN, VAL) and "/" not in str(o.get("file", "/"))
+        for kind in ("images", "labels")
+    ]
+
+
+def source_stamp(job: AugmentJob) -> list[int]:
+    """Size and modification time of the crop's image and label: they change when it is remade."""
+    stats = [job.image_path.stat(), job.label_path.stat()]
+    return [v for st in stats for v in (st.st_size, st.st_mtime_ns)]
+
+
 def augment_crop(job: AugmentJob, out: Path, seed: int, table: ClassTable) -> dict:
     """Write the crop's variants (and/or a copy of it) and its record; return the record."""
     from PIL import Image
+
+    forget(out, job.crop, augment_files)  # an earlier run's outputs of this crop, wherever they went
 
     src_image, src_label = job.image_path, job.label_path
     label = read_label_png(src_label)
@@ -55,14 +75,14 @@ def augment_crop(job: AugmentJob, out: Path, seed: int, table: ClassTable) -> di
     if job.variants:
         image = read_image(src_image)
         bits = job.bits or image_bits(image)
-        for index, name in enumerate(job.variants):
-            variant_seed = crop_seed(seed, f"{job.crop}/{name}", index)
+        for name in job.variants:
+            variant_seed = crop_seed(seed, f"{job.crop}/{name}", 0)  # by name: the order of --variants does not matter
             rng = np.random.default_rng(variant_seed)
             new_image, new_label = apply_variant(name, image, label, rng, bits, table.bottom.label)
             file = f"{job.crop}_{name}"
             atomic_write_bytes(out / job.split / "images" / f"{file}.png", encode_png(new_image))
             atomic_write_bytes(out / job.split / "labels" / f"{file}.png", encode_label_png(new_label, palette))
             record(file, name, variant_seed, new_label if VARIANTS[name].geometric else label)
-    result = {"crop": job.crop, "outputs": outputs}
+    result = {"crop": job.crop, "split": job.split, "stamp": source_stamp(job), "outputs": outputs}
     atomic_write_text(out / "records" / f"{job.crop}.json", json.dumps(result, indent=1))
     return result

@@ -30,6 +30,7 @@ from mammotools.crops import class_weights, write_records_manifest
 from mammotools.dataset import open_dataset
 from mammotools.errors import InputError
 from mammotools.files import atomic_path, atomic_write_text, remove_stale_temporaries
+from mammotools.records import forget, leftovers, read_record
 from mammotools.runner import Outcome
 from mammotools.split import TRAIN, VAL, load_or_draw_split, subject_from_name
 
@@ -88,7 +89,7 @@ def augment_crops(
 ) -> AugmentSummary:
     """Write the augmented dataset (layout above) from a make-crops dataset, or from an
     export-qupath dataset (whole images; its subject split is drawn or read as make-crops does)."""
-    from mammotools.augment_crop import augment_crop
+    from mammotools.augment_crop import augment_crop, augment_files, source_stamp
     from mammotools.runner import run_tracked
 
     start = time.perf_counter()
@@ -97,7 +98,7 @@ def augment_crops(
     table = load_class_table(crops / "classes.json")
     recorded = {
         "crops": str(crops.resolve()),
-        "variants": list(variants),
+        "variants": sorted(variants),
         "seed": seed,
         "keep_originals": keep_originals,
         "crop_settings": source_settings,
@@ -114,14 +115,18 @@ def augment_crops(
     summary = AugmentSummary()
     todo = []
     for job in jobs:
-        if (out / "records" / f"{job.crop}.json").is_file() and not overwrite:
+        record = read_record(out, job.crop)
+        current = [job.split, source_stamp(job)]
+        if record is not None and not overwrite and [record.get("split"), record.get("stamp")] == current:
             summary.skipped.append(job.crop)
         else:
-            todo.append(job)
+            todo.append(job)  # new, remade by make-crops, or moved to the other side of the split
     if on_plan:
         on_plan(len(todo), len(summary.skipped))
 
     run_tracked(augment_crop, todo, (out, seed, table), workers, summary, lambda job: job.crop, on_item)
+    for name in leftovers(out, {job.crop for job in jobs}):  # crops no longer in the source
+        forget(out, name, augment_files)
     outputs = write_records_manifest(out, "outputs", MANIFEST_FIELDS, table)
     for row in outputs:
         summary.files[row["split"]] += 1

@@ -284,6 +284,8 @@ def make_crops_cmd(dataset, size, out, per_image, seed, task, common, subjects_c
         f"{summary.crops['train']} training and {summary.crops['val']} validation crops of {size} px; "
         f"{summary.seconds:.1f} s"
     )
+    for note in summary.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(f"Crops: {out}  (manifest: {out / 'manifest.csv'}, class weights: {out / 'class_weights.json'})")
     _report_failures(summary.failed)
 

@@ -13,7 +13,9 @@ from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, read_image
 from mammotools.palette import encode_label_png, read_label_png
+from mammotools.records import forget
 from mammotools.sampling import PixelPicker, choose_centre, crop_seed, cut, window_around
+from mammotools.split import TRAIN, VAL
 
 if TYPE_CHECKING:
     from mammotools.classes import ClassTable
@@ -28,6 +30,16 @@ def image_bits(image: np.ndarray) -> int:
     return max(8, int(image.max()).bit_length())
 
 
+def crop_files(out: Path, record: dict) -> list[Path]:
+    """The files a make-crops record stands for (used to remove them before a redo)."""
+    return [
+        out / crop["split"] / kind / f"{crop['crop']}.png"
+        for crop in record.get("crops", [])
+        if crop.get("split") in (TRAIN, VAL) and "/" not in str(crop.get("crop", "/"))
+        for kind in ("images", "labels")
+    ]
+
+
 def crop_image(
     job: CropJob,
     out: Path,
@@ -38,6 +50,7 @@ def crop_image(
     settings: CropSettings,
 ) -> dict:
     """Write ``settings.per_image`` crops of one image and its record; return the record."""
+    forget(out, job.name, crop_files)  # an earlier run's crops of this image, wherever they went
     image = read_image(job.image_path)
     label = read_label_png(job.label_path)
     if image.shape[:2] != label.shape:
@@ -81,6 +94,11 @@ def crop_image(
                 "pixels": {c.name: int(counts[c.label]) for c in out_table},
             }
         )
-    record = {"name": job.name, "split": job.split, "source_fingerprint": job.source_fingerprint, "crops": crops}
+    record = {
+        "name": job.name,
+        "split": job.split,
+        "source_fingerprint": job.source_fingerprint,
+        "crops": crops,
+    }
     atomic_write_text(out / "records" / f"{job.name}.json", json.dumps(record, indent=1))
     return record

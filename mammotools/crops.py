@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,7 @@ from mammotools.dataset import Dataset, open_dataset
 from mammotools.defaults import DEFAULT_PER_IMAGE
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from mammotools.records import forget, leftovers, read_record
 from mammotools.runner import Outcome
 from mammotools.split import DEFAULT_VAL_FRACTION, TRAIN, VAL, load_or_draw_split, read_subjects_csv, subject_from_name
 
@@ -73,6 +75,7 @@ class CropSummary(Outcome):
 
     crops: dict[str, int] = field(default_factory=lambda: {TRAIN: 0, VAL: 0})
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
 
 def two_class_table(table: ClassTable) -> tuple[ClassTable, list[int]]:
@@ -102,7 +105,7 @@ def make_crops(
     on_item: Callable[[str], None] | None = None,
 ) -> CropSummary:
     """Write a crop dataset (layout above) from an export-qupath dataset."""
-    from mammotools.crop_image import crop_image
+    from mammotools.crop_image import crop_files, crop_image
     from mammotools.runner import run_tracked
 
     start = time.perf_counter()
@@ -111,13 +114,18 @@ def make_crops(
     dataset = open_dataset(dataset_path)
     common = _common_labels(dataset.table, settings.common)
     out_table, lut = two_class_table(dataset.table) if settings.task == "tumor" else (dataset.table, list(range(256)))
+    if (dataset.path / "split.csv").is_file() and (val_fraction, split_seed) != (DEFAULT_VAL_FRACTION, 0):
+        note = f"the split recorded in {dataset.path / 'split.csv'} is used; --val-fraction and --split-seed apply only"
+        summary_notes = [note + " when it is drawn (delete the file to redraw it)"]
+    else:
+        summary_notes = []
     jobs = _jobs(dataset, subjects_csv, val_fraction, split_seed)
     recorded = json.loads(json.dumps({"settings": asdict(settings), "dataset": str(Path(dataset_path).resolve())}))
     _prepare_out(out, recorded, out_table, overwrite, dataset.path / "split.csv")
-    summary = CropSummary()
+    summary = CropSummary(notes=summary_notes)
     todo = []
     for job in jobs:
-        record = _read_record(out, job.name)
+        record = read_record(out, job.name)
         current = (job.split, job.source_fingerprint)
         if record is not None and not overwrite and (record.get("split"), record.get("source_fingerprint")) == current:
             summary.skipped.append(job.name)
@@ -128,6 +136,11 @@ def make_crops(
 
     args = (out, dataset.table, out_table, lut, sorted(common), settings)
     run_tracked(crop_image, todo, args, workers, summary, lambda job: job.name, on_item)
+    gone = leftovers(out, {job.name for job in jobs})
+    for name in gone:  # images no longer in the dataset: their crops go too
+        forget(out, name, crop_files)
+    if gone:
+        summary.notes.append(f"removed the crops of {len(gone)} image(s) no longer in the dataset: {', '.join(gone[:8])}")
     rows = write_crop_manifest(out, out_table)
     for row in rows:
         summary.crops[row["split"]] += 1
@@ -182,23 +195,15 @@ def _prepare_out(out: Path, recorded: dict, table: ClassTable, overwrite: bool, 
                 f"{settings_file}: these crops were made with other settings or from another dataset; "
                 "pass --overwrite to remake them, or choose another --out"
             )
-    if overwrite and (out / "records").is_dir():
-        for p in (out / "records").glob("*.json"):
-            p.unlink()
+    if overwrite:  # every crop is remade: earlier ones must not linger beside them
+        for sub in ("records", TRAIN, VAL):
+            shutil.rmtree(out / sub, ignore_errors=True)
     for sub in ("records", f"{TRAIN}/images", f"{TRAIN}/labels", f"{VAL}/images", f"{VAL}/labels"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     atomic_write_text(settings_file, json.dumps(recorded, indent=1))
     atomic_write_text(out / "classes.json", table.to_json())
     atomic_write_bytes(out / "split.csv", split_file.read_bytes())
-
-
-def _read_record(out: Path, name: str) -> dict | None:
-    path = out / "records" / f"{name}.json"
-    try:
-        return json.loads(path.read_text("utf-8")) if path.is_file() else None
-    except ValueError:
-        return None
 
 
 def write_crop_manifest(out: Path, table: ClassTable) -> list[dict]:
@@ -212,7 +217,7 @@ def write_records_manifest(out: Path, key: str, fields: list[str], table: ClassT
     is redone on the next run)."""
     rows: list[dict] = []
     for path in sorted((out / "records").glob("*.json")):
-        record = _read_record(out, path.stem)
+        record = read_record(out, path.stem)
         if record is not None and isinstance(record.get(key), list):
             rows.extend(record[key])
     buf = io.StringIO()

@@ -72,6 +72,31 @@ def draw_split(subjects: list[str], val_fraction: float, seed: int) -> dict[str,
     return {s: (VAL if s in val else TRAIN) for s in unique}
 
 
+def read_split(path: Path) -> dict[str, tuple[str, str]]:
+    """``name -> (subject, split)`` from a split.csv, checked: known sides, one side per subject."""
+    fix = "fix the file or delete it to redraw the split"
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"name", "subject", "split"} <= set(reader.fieldnames):
+            raise InputError(f"{path}: needs the columns name,subject,split (found {reader.fieldnames}); {fix}")
+        recorded: dict[str, tuple[str, str]] = {}
+        side_of: dict[str, tuple[str, int]] = {}
+        for line, row in enumerate(reader, start=2):
+            name, subject, split = (row.get(k) or "" for k in ("name", "subject", "split"))
+            if split not in (TRAIN, VAL):
+                raise InputError(f"{path}:{line}: split {split!r} for {name!r}; it must be {TRAIN} or {VAL}; {fix}")
+            if not name or not subject:
+                raise InputError(f"{path}:{line}: empty name or subject; {fix}")
+            if subject in side_of and side_of[subject][0] != split:
+                raise InputError(
+                    f"{path}:{line}: subject {subject!r} is on both sides ({side_of[subject][0]} at line "
+                    f"{side_of[subject][1]}, {split} here); a subject's images must all be on one side; {fix}"
+                )
+            side_of.setdefault(subject, (split, line))
+            recorded[name] = (subject, split)
+    return recorded
+
+
 def load_or_draw_split(
     dataset: Path,
     subjects: dict[str, str],
@@ -90,10 +115,7 @@ def load_or_draw_split(
         writer.writerows([name, subj, split] for name, (subj, split) in rows.items())
         atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
         return rows
-    recorded: dict[str, tuple[str, str]] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            recorded[row["name"]] = (row["subject"], row["split"])
+    recorded = read_split(path)
     subject_split = {subj: split for subj, split in recorded.values()}
     out = {}
     for name, subj in subjects.items():

@@ -86,3 +86,12 @@ def test_whole_images_of_an_export_dataset(tmp_path: Path) -> None:
     for name, side in split.items():
         variants = {p.name for p in (tmp_path / "a" / side / "images").glob(f"{name}*.png")}
         assert variants == ({f"{name}.png", f"{name}_flip_lr.png", f"{name}_noise.png"} if side == "train" else {f"{name}.png"})
+
+
+def test_variant_seeds_do_not_depend_on_the_order(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise,flip_lr"))
+    augment_crops(tmp_path / "c", tmp_path / "b", parse_variants("flip_lr,noise"))
+    for p in (tmp_path / "a" / "train" / "images").glob("*_noise.png"):
+        assert p.read_bytes() == (tmp_path / "b" / "train" / "images" / p.name).read_bytes()

@@ -94,3 +94,47 @@ def test_rerun_and_bad_input(dataset: Path, tmp_path: Path) -> None:
         make_crops(dataset, tmp_path / "d", CropSettings(size=10000))
     with pytest.raises(InputError, match="not a mammotools dataset"):
         make_crops(tmp_path / "c", tmp_path / "e", CropSettings(size=64))
+
+
+def test_moving_a_subject_to_validation_leaves_nothing_in_training(tmp_path: Path) -> None:
+    from mammotools.augment_dataset import augment_crops, parse_variants
+
+    dataset = make_dataset(tmp_path)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=2))
+    augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise,flip_lr"))
+    rows_ = list(csv.DictReader((dataset / "split.csv").open()))
+    moved = next(r["subject"] for r in rows_ if r["split"] == "train")
+    text = "name,subject,split\n" + "".join(
+        f"{r['name']},{r['subject']},{'val' if r['subject'] == moved else r['split']}\n" for r in rows_
+    )
+    (dataset / "split.csv").write_text(text)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=2))
+    augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise,flip_lr"))
+    for folder in (tmp_path / "c", tmp_path / "a"):
+        train_files = [p.name for p in (folder / "train").rglob("*.png")]
+        assert train_files and not [n for n in train_files if n.startswith(moved + "_")]
+        manifest = list(csv.DictReader((folder / "manifest.csv").open()))
+        assert {r["split"] for r in manifest if r["subject"] == moved} == {"val"}
+        assert len(list(folder.rglob("*/images/*.png"))) == len(manifest)  # no file outlives its row
+
+
+def test_fewer_crops_with_overwrite_leave_no_extra_files(dataset: Path, tmp_path: Path) -> None:
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=3))
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1), overwrite=True)
+    assert len(list((tmp_path / "c").rglob("*/images/*.png"))) == len(rows(tmp_path / "c")) == 6
+
+
+@pytest.mark.parametrize(("edit", "message"), [("Train", "must be train or val"), ("mixed", "on both sides")])
+def test_edited_split_files_are_checked(tmp_path: Path, edit: str, message: str) -> None:
+    dataset = make_dataset(tmp_path)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    lines = (dataset / "split.csv").read_text().splitlines()
+    if edit == "Train":
+        lines[1] = lines[1].rsplit(",", 1)[0] + ",Train"
+    else:  # one image of a subject on the other side
+        name, subject, side = lines[1].split(",")
+        lines[1] = f"{name},{subject},{'train' if side == 'val' else 'val'}"
+    (dataset / "split.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=message):
+        make_crops(dataset, tmp_path / "d", CropSettings(size=64, per_image=1))
+    assert not (tmp_path / "d" / "Train").exists()

@@ -1,0 +1,49 @@
+"""Per-item records: ``<out>/records/<name>.json``, written last, mark an item's outputs complete.
+
+Every command that writes many files (export-qupath, make-crops, augment) keeps one record per
+item listing what it wrote. Before an item is redone its old record goes first, then the files it
+lists, so an interrupted redo is never mistaken for a complete one and no stale file outlives
+its record (a crop that moved to the validation side leaves nothing behind in training).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+RECORDS = "records"
+
+FilesOf = Callable[[Path, dict], Iterable[Path]]  # (out, record) -> the files and folders it stands for
+
+
+def read_record(out: Path, name: str) -> dict | None:
+    """The record of ``name`` in ``out``, or None if it has none (or a damaged one: not complete)."""
+    path = out / RECORDS / f"{name}.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def forget(out: Path, name: str, files_of: FilesOf) -> None:
+    """Delete ``name``'s record, then every file it lists (the record first: see module doc)."""
+    record = read_record(out, name)
+    (out / RECORDS / f"{name}.json").unlink(missing_ok=True)
+    if record is None:
+        return
+    for path in files_of(out, record):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def leftovers(out: Path, current: set[str]) -> list[str]:
+    """Names with a record in ``out`` that are not in ``current`` (no longer in the input)."""
+    folder = out / RECORDS
+    return sorted(p.stem for p in folder.glob("*.json") if p.stem not in current) if folder.is_dir() else []
