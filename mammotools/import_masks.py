@@ -25,7 +25,7 @@ from pathlib import Path
 from mammotools.classes import ClassTable
 from mammotools.defaults import DEFAULT_TOLERANCE
 from mammotools.errors import InputError, MissingFileError
-from mammotools.files import image_stem
+from mammotools.files import atomic_path, image_stem
 from mammotools.qupath.writer import annotation_feature, check_new_project, project_entry, write_annotations, write_project
 
 KNOWN_SUFFIXES = ("_LI", "_label", "_labels", "_mask", "_masks", "_seg", "_gt", "-label", "-mask")
@@ -56,21 +56,77 @@ def parse_values(text: str, table: ClassTable) -> dict[int, str]:
     return out
 
 
-def match_labels(labels_dir: Path, images_dir: Path, suffix: str | None) -> list[tuple[Path, Path]]:
-    """(label file, image file) pairs, matched by stem with an optional suffix on the label."""
+def match_labels(labels_dir: Path, images_dir: Path, suffix: str | None) -> list[tuple[Path, Path | None]]:
+    """(label file, image file or None) pairs: a label's stem is an image's stem plus a suffix
+    (``--suffix``, else one of KNOWN_SUFFIXES, else none). Label files are never taken for images,
+    even in a shared folder; an image stem with two files, or an image with two labels, is an
+    error naming them."""
     from mammotools.images import is_image_file
 
-    images = {image_stem(p.name): p for p in sorted(images_dir.iterdir()) if p.is_file() and is_image_file(p)}
-    pairs = []
-    suffixes = (suffix,) if suffix is not None else ("", *KNOWN_SUFFIXES)
-    for label in sorted(p for p in labels_dir.iterdir() if p.is_file() and is_image_file(p)):
+    suffixes = (suffix,) if suffix is not None else (*KNOWN_SUFFIXES, "")
+    shared = labels_dir.resolve() == images_dir.resolve()
+    files = sorted(p for p in labels_dir.iterdir() if p.is_file() and is_image_file(p))
+    if shared:  # one folder: a label is a file named like another file plus a suffix
+        stems = {image_stem(p.name) for p in files}
+        labels = [
+            p for p in files
+            if any(s and image_stem(p.name).endswith(s) and image_stem(p.name)[: -len(s)] in stems for s in suffixes)
+        ]  # fmt: skip
+    else:
+        labels = files
+    label_set = {p.resolve() for p in labels}
+    images: dict[str, Path] = {}
+    for p in sorted(images_dir.iterdir()):
+        if not p.is_file() or not is_image_file(p) or p.resolve() in label_set:
+            continue
+        stem = image_stem(p.name)
+        if stem in images:
+            raise InputError(f"{images_dir}: {images[stem].name} and {p.name} are both image {stem!r}; keep one")
+        images[stem] = p
+    pairs: list[tuple[Path, Path | None]] = []
+    label_of: dict[Path, Path] = {}
+    for label in labels:
         stem = image_stem(label.name)
-        match = next(
-            (images[stem[: len(stem) - len(s)]] for s in suffixes if stem.endswith(s) and stem[: len(stem) - len(s)] in images),
-            None,
-        )
-        pairs.append((label, match))  # type: ignore[arg-type]
+        match = None
+        for s in suffixes:
+            if s == "" and shared:
+                continue  # in one folder, a file without a suffix is an image, not its own label
+            if stem.endswith(s) and stem[: len(stem) - len(s)] in images:
+                match = images[stem[: len(stem) - len(s)]]
+                break
+        if shared and match is None and stem in images:
+            continue  # an image of the shared folder, not a label
+        if match is not None and match in label_of:
+            raise InputError(f"{labels_dir}: {label_of[match].name} and {label.name} are both labels of {match.name}; keep one")
+        if match is not None:
+            label_of[match] = label
+        pairs.append((label, match))
     return pairs
+
+
+def read_label_image(path: Path):  # type: ignore[no-untyped-def]
+    """A label image's values: (H, W) uint8. Palette PNGs give their indices (as mammotools writes
+    label maps), grayscale PNG/TIFF/PGM their values; anything else is refused."""
+    import numpy as np
+    from PIL import Image
+
+    from mammotools.images import read_image
+
+    if path.suffix.lower() == ".png":
+        try:
+            with Image.open(path) as im:
+                if im.mode == "P":
+                    return np.asarray(im).astype(np.uint8, copy=False)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the label image ({exc})") from None
+    label = read_image(path)
+    if label.ndim != 2 or label.dtype != np.uint8:
+        kind = f"{label.shape[2]}-channel colour" if label.ndim == 3 else f"{label.dtype}"
+        raise InputError(
+            f"{path}: a label image must hold one 8-bit value per pixel (grayscale or palette), not {kind}; "
+            "convert it to 8-bit grayscale with the class values"
+        )
+    return label
 
 
 def label_polygons(label, value: int, tolerance: float) -> list:  # type: ignore[no-untyped-def]
@@ -100,10 +156,6 @@ def import_masks(
     on_item: Callable[[str], None] | None = None,
 ) -> ImportSummary:
     """Write a QuPath project (layout above) from label images; see the module docstring."""
-    import numpy as np
-
-    from mammotools.images import read_image
-
     labels_dir, images_dir, out = Path(labels_dir), Path(images_dir), Path(out)
     for d, opt in ((labels_dir, "LABELS_DIR"), (images_dir, "--images")):
         if not d.is_dir():
@@ -112,18 +164,25 @@ def import_masks(
     pairs = match_labels(labels_dir, images_dir, suffix)
     summary = ImportSummary(out)
     summary.unmatched_labels = [p.name for p, img in pairs if img is None]
-    pairs = [(p, img) for p, img in pairs if img is not None]
-    if not pairs:
+    matched = [(p, img) for p, img in pairs if img is not None]
+    if not matched:
+        tried = f"the suffix {suffix!r}" if suffix is not None else f"the suffixes {', '.join(KNOWN_SUFFIXES)} and none"
         raise InputError(
-            f"{labels_dir}: no label file matches an image in {images_dir} by name (tried the suffixes "
-            f"{', '.join(KNOWN_SUFFIXES)}); pass --suffix"
+            f"{labels_dir}: no label file matches an image in {images_dir} by name (tried {tried}); "
+            "pass --suffix with the text after the image's name"
         )
+    with atomic_path(out) as tmp:  # the whole project appears at once, or not at all
+        _write_import(matched, values, tmp, table, tolerance, summary, on_item, out)
+    return summary
+
+
+def _write_import(pairs, values, out, table, tolerance, summary, on_item, final) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
     entries = []
     bottom = table.bottom.name
     for entry_id, (label_path, image_path) in enumerate(pairs, start=1):
-        label = read_image(label_path)
-        if label.ndim != 2 or label.dtype != np.uint8:
-            raise InputError(f"{label_path}: a label image must be 8-bit grayscale, got {label.dtype} {label.shape}")
+        label = read_label_image(label_path)
         height, width = label.shape
         found = set(np.unique(label).tolist())
         if found - set(values):
@@ -140,5 +199,4 @@ def import_masks(
         summary.images.append(image_path.name)
         if on_item:
             on_item(image_path.name)
-    write_project(out, entries, table)
-    return summary
+    write_project(out, entries, table, final)

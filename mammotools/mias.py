@@ -28,6 +28,7 @@ import shapely
 
 from mammotools.classes import ClassTable
 from mammotools.errors import InputError, MissingFileError
+from mammotools.files import atomic_path
 
 DEFAULT_MAPPING = {
     "CIRC": "Tumor",
@@ -49,7 +50,7 @@ CLASS_NAMES = {
 }
 SEVERITY = {"B": "benign", "M": "malignant"}
 DISC_TOLERANCE = 0.05  # px: largest distance between a disc polygon and its circle
-LINE = re.compile(r"^(mdb\d{3})\s+([FGD])\s+([A-Z]{4})(?:\s+([BM]))?(?:\s+(\d+)\s+(\d+)\s+(\d+))?")
+LINE = re.compile(r"(mdb\d{3})\s+([FGD])\s+([A-Z]{4})(?:\s+([BM]))?(?:\s+(\d+)\s+(\d+)\s+(\d+))?(?:\s+\*NOTE \d+\*)?")
 
 
 @dataclass
@@ -89,13 +90,18 @@ def parse_info(path: Path) -> list[MiasEntry]:
     for number, text in enumerate(path.read_text("latin-1").splitlines(), start=1):
         if not text.startswith("mdb"):
             continue
-        m = LINE.match(text.strip())
+        m = LINE.fullmatch(text.strip())  # the whole line: a lost radius or stray text is an error
         if m is None:
-            raise InputError(f"{path}:{number}: cannot read {text.strip()!r}; expected 'mdbNNN TISSUE CLASS [B|M] [x y radius]'")
+            raise InputError(
+                f"{path}:{number}: cannot read {text.strip()!r}; expected 'mdbNNN TISSUE CLASS [B|M] [x y radius]' "
+                "(x, y and radius together, or none of them)"
+            )
         ref, tissue, abnormality, severity, x, y, radius = m.groups()
         if abnormality not in CLASS_NAMES:
             raise InputError(f"{path}:{number}: unknown class {abnormality!r}; known: {', '.join(CLASS_NAMES)}")
         as_int = lambda v: int(v) if v is not None else None  # noqa: E731
+        if radius is not None and int(radius) == 0:
+            raise InputError(f"{path}:{number}: radius 0 for {ref}; a lesion needs a radius of at least 1 pixel")
         entries.append(MiasEntry(ref, tissue, abnormality, severity, as_int(x), as_int(y), as_int(radius), number))
     if not entries:
         raise InputError(f"{path}: no 'mdbNNN ...' lines; is this the mini-MIAS Info.txt?")
@@ -139,8 +145,7 @@ def import_mias(
     info: str | Path, images_dir: str | Path, out: str | Path, table: ClassTable, mapping: dict[str, str | None]
 ) -> MiasSummary:
     """Write a QuPath project (layout of qupath/writer.py) from Info.txt and the images."""
-    from mammotools.images import read_image_size
-    from mammotools.qupath.writer import annotation_feature, check_new_project, project_entry, write_annotations, write_project
+    from mammotools.qupath.writer import check_new_project
 
     info, images_dir, out = Path(info), Path(images_dir), Path(out)
     if not images_dir.is_dir():
@@ -151,6 +156,15 @@ def import_mias(
     for e in entries:
         by_ref.setdefault(e.ref, []).append(e)
     summary = MiasSummary(out)
+    with atomic_path(out) as tmp:  # the whole project appears at once, or not at all
+        _write_mias(by_ref, images_dir, tmp, table, mapping, summary, out)
+    return summary
+
+
+def _write_mias(by_ref, images_dir, out, table, mapping, summary, final) -> None:  # type: ignore[no-untyped-def]
+    from mammotools.images import read_image_size
+    from mammotools.qupath.writer import annotation_feature, project_entry, write_annotations, write_project
+
     project_entries = []
     for ref, lines in by_ref.items():
         image = next((p for p in (images_dir / f"{ref}.pgm", images_dir / f"{ref}.png") if p.is_file()), None)
@@ -166,6 +180,11 @@ def import_mias(
             if e.x is None or e.y is None or e.radius is None:
                 notes.append(f"{e.label}: no centre given (spread over the image), Info.txt line {e.line}")
                 continue
+            if not (0 <= e.x <= width and 0 <= e.y <= height):
+                raise InputError(
+                    f"{e.ref}: Info.txt line {e.line} puts the centre at ({e.x}, {e.y}), outside the "
+                    f"{width}x{height} image; fix the line"
+                )
             shape = disc(e.x, height - e.y, e.radius)
             features.append(annotation_feature(shape, region, table, f"{ref}/{e.line}", name=e.label))
             summary.annotations[region] = summary.annotations.get(region, 0) + 1
@@ -179,5 +198,4 @@ def import_mias(
         summary.images.append(image.name)
     if not project_entries:
         raise InputError(f"{images_dir}: none of the {len(by_ref)} images Info.txt lists is here (mdbNNN.pgm)")
-    write_project(out, project_entries, table)
-    return summary
+    write_project(out, project_entries, table, final)

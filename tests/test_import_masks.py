@@ -89,3 +89,33 @@ def test_ddsm_round_trip_iou_on_all_60_images(tmp_path: Path) -> None:
         ious = iou_per_class(original, read_label_png(tmp_path / "ds" / "labels" / f"{name}.png"))
         worst = min(worst, *ious.values())
     assert worst >= 0.99
+
+
+def test_palette_labels_shared_folder_and_ambiguity(tmp_path: Path) -> None:
+    from mammotools.palette import encode_label_png
+
+    table = load_class_table(TISSUE)
+    folder = tmp_path / "both"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "p1.png"), np.full((20, 30), 900, np.uint16))
+    label = np.zeros((20, 30), np.uint8)
+    label[5:10, 5:20] = 3  # pectoral, as a mammotools label map (palette PNG) holds it
+    (folder / "p1_LI.png").write_bytes(encode_label_png(label, table.palette()))
+    summary = import_masks(folder, folder, parse_values("0=Background,3=Pectoral", table), tmp_path / "proj", table)
+    assert summary.images == ["p1.png"] and summary.annotations == {"Pectoral muscle": 1}  # p1.png is no label
+    (folder / "p1.tif").write_bytes((folder / "p1.png").read_bytes())
+    with pytest.raises(InputError, match="both image"):
+        import_masks(folder, folder, parse_values("0=Background", table), tmp_path / "proj2", table)
+
+
+def test_a_bad_label_leaves_no_half_project(tmp_path: Path) -> None:
+    table = load_class_table(TISSUE)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    for name in ("a1", "b1"):
+        cv2.imwrite(str(tmp_path / "img" / f"{name}.png"), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(tmp_path / "lab" / "a1_LI.png"), np.full((8, 8), 64, np.uint8))
+    cv2.imwrite(str(tmp_path / "lab" / "b1_LI.png"), np.zeros((8, 8, 3), np.uint8))  # colour: refused
+    with pytest.raises(InputError, match="one 8-bit value per pixel"):
+        import_masks(tmp_path / "lab", tmp_path / "img", parse_values(VALUES, table), tmp_path / "proj", table)
+    assert not (tmp_path / "proj").exists()

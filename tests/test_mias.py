@@ -96,3 +96,24 @@ def test_real_info_file() -> None:
     assert sum(1 for e in entries if e.x is None and e.abnormality != "NORM") == 4  # 3 CALC + mdb059
     first = [e for e in entries if int(e.ref[3:]) <= 120]
     assert sum(e.ref == "mdb005" for e in first) == 2
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("mdb001 G CIRC B 535 425", "x, y and radius together"),
+    ("mdb001 G CIRC B 535 425 30 extra", "cannot read"),
+    ("mdb001 G CIRC B 535 425 0", "radius 0"),
+])  # fmt: skip
+def test_damaged_lines_are_errors(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "Info.txt"
+    path.write_text(line + "\n")
+    with pytest.raises(InputError, match=message):
+        parse_info(path)
+
+
+def test_centre_outside_the_image(tmp_path: Path) -> None:
+    info, images = write_mias(tmp_path)
+    info.write_text("mdb001 G CIRC B 5220 2800 20\n")
+    table = default_class_table()
+    with pytest.raises(InputError, match="outside the 1024x1024 image"):
+        import_mias(info, images, tmp_path / "p", table, parse_mapping((), table))
+    assert not (tmp_path / "p").exists()  # nothing half-written

@@ -22,9 +22,11 @@ QUPATH_VERSION = "0.5.1"
 
 
 def check_new_project(out: Path) -> None:
-    """Refuse to write over an existing project."""
+    """Refuse to write over an existing project, or into a folder holding anything."""
     if (out / "project.qpproj").exists():
         raise InputError(f"{out}: already holds a QuPath project; choose a new --out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out}: exists and is not an empty folder; choose a new --out for the project")
 
 
 def annotation_feature(geometry: BaseGeometry, cls: str, table: ClassTable, key: str, name: str | None = None) -> dict:
@@ -70,15 +72,18 @@ def project_entry(
     return entry
 
 
-def write_project(out: Path, entries: list[dict], table: ClassTable) -> None:
-    """``classifiers/classes.json`` then ``project.qpproj`` (last: it marks the project complete)."""
+def write_project(out: Path, entries: list[dict], table: ClassTable, final: Path | None = None) -> None:
+    """``classifiers/classes.json`` then ``project.qpproj`` (last: it marks the project complete).
+
+    ``final``: where the project will end up, when ``out`` is a temporary folder renamed into place.
+    """
     classes = [{"name": c.name, "color": argb(c.color)} for c in table]
     atomic_write_text(out / "classifiers" / "classes.json", json.dumps({"pathClasses": classes}, indent=2))
     project = {
         "version": QUPATH_VERSION,
         "createTimestamp": 0,
         "modifyTimestamp": 0,
-        "uri": (out.resolve() / "project.qpproj").as_uri(),
+        "uri": ((final or out).resolve() / "project.qpproj").as_uri(),
         "lastID": len(entries),
         "images": entries,
     }
