@@ -91,8 +91,8 @@ def _summary_mismatch(record: ImageRecord, counts: Counter[str]) -> list[str]:
     if {k: v for k, v in expected.items() if v} == dict(counts):
         return []
     return [
-        f"annotation counts differ from QuPath's own count in {summary} ({expected}); "
-        "cross-check with --reader paquo or a GeoJSON export, and report it"
+        f"annotation counts differ from QuPath's own count in {summary} ({expected}): the file may be damaged, "
+        "or misread; cross-check with --reader paquo or a GeoJSON export"
     ]
 
 
