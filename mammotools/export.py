@@ -43,6 +43,7 @@ from mammotools.files import (
     atomic_write_text,
     image_stem,
     remove_stale_temporaries,
+    safe_file_name,
 )
 from mammotools.locate import ImageIndex
 from mammotools.qupath.source import ImageRecord, open_source, read_annotations
@@ -148,6 +149,7 @@ def plan_export(
         where = f"in {images_dir}" if images_dir else "at the paths the project records (pass --images FOLDER)"
         listed = ", ".join(missing[:MAX_LISTED]) + (" ..." if len(missing) > MAX_LISTED else "")
         raise MissingFileError(f"{len(missing)} image file(s) not found {where}: {listed}")
+    _disambiguate(jobs)
     _check_names(jobs)
     todo, done = _split_done(jobs, out, overwrite)
     for job in todo:  # images already done had their warnings shown when they were exported
@@ -313,6 +315,20 @@ def _unknown_message(unknown: dict[str, set[str]], table: ClassTable) -> str:
         f"Map one with --map '{first}=<known class>', leave it out with --ignore '{first}', "
         "or pass --classes FILE with your own class table"
     )
+
+
+def _disambiguate(jobs: list[ImageJob]) -> None:
+    """Images whose stems collide (CBIS-DDSM's many ``1-1.dcm``) get a folder name in front."""
+    from mammotools.locate import distinct_names
+
+    names = distinct_names([j.image_path for j in jobs], {j.image_path: j.name for j in jobs})
+    for job in jobs:
+        new = safe_file_name(names[job.image_path])
+        if new != job.name:
+            job.warnings.append(f"named {new!r}: other images are also called {job.name!r}")
+            if job.subject == subject_of(job.record, job.name):  # the subject came from the name
+                job.subject = subject_of(job.record, new)
+            job.name = new
 
 
 def _check_names(jobs: list[ImageJob]) -> None:

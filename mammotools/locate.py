@@ -2,7 +2,8 @@
 
 QuPath stores absolute ``file:`` URIs from the annotator's machine. An image is looked up, in
 order: by file name in the ``--images`` folder (searched recursively, hidden folders and the
-output folder left out), by stem there (so ``mammo_01.dcm`` is found for an entry called
+output folder left out; where several files share the name, as every ``1-1.dcm`` of CBIS-DDSM
+does, the one whose folders end like the recorded path's), by stem there (so ``mammo_01.dcm`` is found for an entry called
 ``mammo_01.png``), by the file name of the project's URI (an image renamed in QuPath), then at
 the project's URI itself if that path exists here.
 """
@@ -43,6 +44,8 @@ class ImageIndex:
             keys += [(self.by_name, hint.name), (self.by_stem, image_stem(hint.name))]
         for table, key in keys:
             found = table.get(key, [])
+            if len(found) > 1 and hint is not None:
+                found = _closest(found, hint)
             if len(found) > 1:
                 listed = ", ".join(str(p) for p in found[:5])
                 raise InputError(
@@ -54,3 +57,47 @@ class ImageIndex:
         if hint is not None and hint.is_file():
             return hint
         return None
+
+
+def _closest(candidates: list[Path], hint: Path) -> list[Path]:
+    """The candidates sharing the most trailing path components with ``hint`` (the annotator's
+    path): ``.../P_00001_LEFT_CC/1-1.dcm`` picks the copy under a ``P_00001_LEFT_CC`` folder."""
+    hint_parts = hint.parts[::-1]
+
+    def shared(p: Path) -> int:
+        n = 0
+        for a, b in zip(p.parts[::-1], hint_parts, strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    best = max(shared(p) for p in candidates)
+    if best < 2:  # the file name alone: no folder tells them apart
+        return candidates
+    return [p for p in candidates if shared(p) == best]
+
+
+def distinct_names(paths: list[Path], name_of: dict[Path, str]) -> dict[Path, str]:
+    """Output names for images whose stems collide: the first folder that tells them apart is
+    put in front (``Mass-Training_P_00001_LEFT_CC_1-1``); unique stems keep their name."""
+    groups: dict[str, list[Path]] = {}
+    for p in paths:
+        groups.setdefault(name_of[p], []).append(p)
+    out = dict(name_of)
+    for name, group in groups.items():
+        if len(group) < 2:
+            continue
+        parents = [p.parent.parts for p in group]
+        common = 0
+        while all(len(q) > common for q in parents) and len({q[common] for q in parents}) == 1:
+            common += 1
+        first = [q[common] if len(q) > common else "" for q in parents]
+        use_first = len(set(first)) == len(first)  # one folder tells them apart: use it alone
+        for p, q, f in zip(group, parents, first, strict=True):
+            prefix = f if use_first else "_".join(q[common:])
+            out[p] = f"{prefix}_{name}" if prefix else name
+        if len({out[p] for p in group}) < len(group):  # still not told apart: keep the clash visible
+            for p in group:
+                out[p] = name
+    return out

@@ -383,3 +383,27 @@ def test_rotated_entry_is_exported_as_quPath_shows_it(tmp_path: Path) -> None:
     assert np.array_equal(image, np.rot90(original, k=-1))  # QuPath's ROTATE_90 is clockwise: 20 wide, 30 high
     label = np.array(Image.open(tmp_path / "ds" / "labels" / "r.png"))
     assert label.shape == (30, 20) and int((label[:3, :5] == 1).sum()) == 15 and int((label == 1).sum()) == 15
+
+
+def test_cbis_style_images_sharing_one_file_name(tmp_path: Path) -> None:
+    """Every CBIS-DDSM image is 1-1.dcm in its own case folder: found by folder, named apart."""
+    cases = ["Mass-Training_P_00001_LEFT_CC", "Mass-Training_P_00001_LEFT_MLO", "Calc-Test_P_00038_RIGHT_CC"]
+    entries, project = [], tmp_path / "project"
+    (project / "annotations").mkdir(parents=True)
+    for i, case in enumerate(cases, start=1):
+        folder = tmp_path / "cbis" / case / "07-20-2016-DDSM-1" / "1.000000-full mammogram images-2"
+        folder.mkdir(parents=True)
+        cv2.imwrite(str(folder / "1-1.png"), np.full((20, 30), 100 * i, np.uint16))
+        entries.append({
+            "serverBuilder": {"builderType": "uri", "uri": f"file:/data/CBIS/{case}/07-20-2016-DDSM-1/"
+                              "1.000000-full%20mammogram%20images-2/1-1.png", "metadata": {"width": 30, "height": 20}},
+            "entryID": i, "imageName": f"{case}.png", "metadata": {},
+        })  # fmt: skip
+        (project / "annotations" / f"{case}.geojson").write_text(json.dumps([feature(rect(0, 0, 5 * i, 5), "Tumor")]))
+    (project / "project.qpproj").write_text(json.dumps({"version": "0.5.1", "images": entries}))
+    summary = export_dataset(project, tmp_path / "ds", tmp_path / "cbis", settings=EXACT)
+    assert sorted(summary.exported) == [f"{c}_1-1" for c in sorted(cases)]
+    for i, case in enumerate(cases, start=1):
+        image = cv2.imread(str(tmp_path / "ds" / "images" / f"{case}_1-1.png"), cv2.IMREAD_UNCHANGED)
+        assert int(image[0, 0]) == 100 * i  # each entry got its own file
+        assert int((np.array(Image.open(tmp_path / "ds" / "labels" / f"{case}_1-1.png")) == 1).sum()) == 25 * i
