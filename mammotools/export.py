@@ -47,6 +47,7 @@ from mammotools.files import (
 )
 from mammotools.locate import ImageIndex
 from mammotools.qupath.source import ImageRecord, open_source, read_annotations
+from mammotools.records import forget, leftovers, read_record
 from mammotools.runner import Outcome
 
 SUBJECT_KEYS = ("subject", "patient", "patient_id", "patientid", "subject_id")
@@ -383,17 +384,6 @@ def _outputs_present(out: Path, record: dict) -> bool:
     return all(p.is_file() for p in paths)
 
 
-def read_record(out: Path, name: str) -> dict | None:
-    """The record of image ``name`` in dataset ``out``, or None if it has none (not complete)."""
-    path = out / "records" / f"{name}.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return None  # a damaged record means "not complete": the image is redone
-
-
 def _prepare_out(out: Path, table: ClassTable, overwrite: bool) -> None:
     """Create the dataset folder; refuse to mix class tables or to write into a foreign folder."""
     classes_file = out / "classes.json"
@@ -423,16 +413,22 @@ def _prepare_out(out: Path, table: ClassTable, overwrite: bool) -> None:
 MANIFEST_FIELDS = ["name", "subject", "width", "height", "source", "annotations", "entry_id"]
 
 
+def export_files(out: Path, record: dict) -> list[Path]:
+    """The files and folder an export record stands for."""
+    name = record.get("name", "")
+    if not name or "/" in name or name in (".", ".."):
+        return []
+    return [out / "images" / f"{name}.png", out / "labels" / f"{name}.png", out / "masks" / name]
+
+
 def _leftovers(out: Path, current: set[str], overwrite: bool) -> list[str]:
     """Outputs of images no longer in the input: removed with ``overwrite``, else reported."""
-    old = sorted(p.stem for p in (out / "records").glob("*.json") if p.stem not in current)
+    old = leftovers(out, current)
     if not old:
         return []
     if overwrite:
         for name in old:
-            for path in (out / "records" / f"{name}.json", out / "images" / f"{name}.png", out / "labels" / f"{name}.png"):
-                path.unlink(missing_ok=True)
-            shutil.rmtree(out / "masks" / name, ignore_errors=True)
+            forget(out, name, export_files)
         return [f"removed the outputs of {len(old)} image(s) no longer in the input: {', '.join(old[:MAX_LISTED])}"]
     listed = ", ".join(old[:MAX_LISTED]) + (" ..." if len(old) > MAX_LISTED else "")
     return [
