@@ -27,7 +27,7 @@ LOSS_WARNING_FRACTION = 0.5
 
 if TYPE_CHECKING:
     from mammotools.classes import ClassTable
-    from mammotools.export import ExportSettings, ImageJob
+    from mammotools.export_plan import ExportSettings, ImageJob
     from mammotools.masks import RegionMap
 
 

@@ -1,0 +1,302 @@
+"""Planning an export: everything checked before a file is written.
+
+:func:`plan_export` reads every annotation file in this process and checks what can be checked
+(unknown classes, missing images, names, earlier outputs), so a mistake stops the run before any
+file is written; an image whose own files are unreadable fails alone. The result is a list of
+:class:`ImageJob`, plain data a worker process turns into outputs (export_image.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shapely import to_wkb
+from shapely.geometry.base import BaseGeometry
+
+from mammotools.annotations import clip_to_image, repair_geometry
+from mammotools.classes import ClassTable, normalize_name
+from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA, MAX_POINT_RADIUS, MAX_SIGMA
+from mammotools.errors import InputError, MammoError, MissingFileError
+from mammotools.files import image_stem, safe_file_name
+from mammotools.locate import ImageIndex
+from mammotools.qupath.source import ImageRecord, open_source, read_annotations
+from mammotools.records import read_record
+
+if TYPE_CHECKING:
+    from mammotools.export import ExportSummary
+
+SUBJECT_KEYS = ("subject", "patient", "patient_id", "patientid", "subject_id")
+MAX_LISTED = 8  # how many names an error message lists before "..."
+MAX_NAME_BYTES = 200  # output names + ".png" + the temporary suffix must stay under 255 bytes
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """How annotations become maps; each default is the one documented in masks.py."""
+
+    sigma: float = DEFAULT_SIGMA
+    point_radius: float = DEFAULT_POINT_RADIUS
+    class_map: tuple[tuple[str, str], ...] = ()  # (annotation class, table class) from --map
+    ignore: tuple[str, ...] = ()  # annotation classes to leave out (--ignore)
+    dicom_voi: bool = True  # apply a DICOM's VOI window/LUT (method: images.read_image)
+
+
+@dataclass
+class ImageJob:
+    """One image to export: everything a worker needs, checked and picklable."""
+
+    name: str  # output stem: the image file's stem
+    record: ImageRecord
+    image_path: Path
+    subject: str
+    width: int
+    height: int
+    geometries: dict[str, list[BaseGeometry]]  # table class name -> geometries
+    fingerprint: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def subject_of(record: ImageRecord, name: str) -> str:
+    """The image's subject (patient): a project metadata value if present, else the image name
+    without view and laterality tokens (split.subject_from_name)."""
+    from mammotools.split import subject_from_name
+
+    lowered = {k.lower().replace(" ", "_"): v for k, v in record.metadata.items()}
+    for key in SUBJECT_KEYS:
+        if lowered.get(key):
+            return lowered[key]
+    return subject_from_name(name)
+
+
+def plan_export(
+    source_path: Path,
+    out: Path,
+    images_dir: Path | None,
+    table: ClassTable,
+    settings: ExportSettings,
+    overwrite: bool = False,
+    reader: str = "auto",
+) -> tuple[list[ImageJob], list[ImageJob], ExportSummary]:
+    """Check the whole input and decide what to do: (jobs to run, jobs already done, summary)."""
+    from mammotools.export import ExportSummary
+
+    source = open_source(source_path, reader)
+    exclude = out.resolve()  # a dataset inside the image folder must not be searched for images
+    indexes: dict[Path | None, ImageIndex] = {images_dir: ImageIndex(images_dir, exclude)}
+    summary = ExportSummary()
+    targets = _class_targets(table, settings)
+    unknown: dict[str, set[str]] = {}
+    missing: list[str] = []
+    jobs: list[ImageJob] = []
+    for record in source.images:
+        if record.reader is None:
+            summary.not_annotated.append(record.name)
+            summary.warnings.extend(f"{record.name}: {p}; not exported" for p in record.problems)
+            continue
+        folder = images_dir
+        if images_dir is None and source.kind != "project" and record.annotation_path is not None:
+            folder = record.annotation_path.parent  # exports beside their images
+        if folder not in indexes:
+            indexes[folder] = ImageIndex(folder, exclude)
+        image_path = indexes[folder].find(record.name, record.image_path_hint)
+        if image_path is None:
+            missing.append(record.name)
+            continue
+        try:
+            jobs.append(_plan_image(record, image_path, table, targets, settings, unknown))
+        except MammoError as exc:  # this image's file is unreadable: it fails alone
+            summary.failed.append((image_stem(image_path.name), str(exc)))
+    if unknown:
+        raise InputError(_unknown_message(unknown, table))
+    if missing:
+        where = f"in {images_dir}" if images_dir else "at the paths the project records (pass --images FOLDER)"
+        listed = ", ".join(missing[:MAX_LISTED]) + (" ..." if len(missing) > MAX_LISTED else "")
+        raise MissingFileError(f"{len(missing)} image file(s) not found {where}: {listed}")
+    _disambiguate(jobs)
+    _check_names(jobs)
+    todo, done = _split_done(jobs, out, overwrite)
+    for job in todo:  # images already done had their warnings shown when they were exported
+        summary.warnings.extend(f"{job.name}: {w}" for w in job.warnings)
+    return todo, done, summary
+
+
+def check_settings(settings: ExportSettings) -> None:
+    if not (math.isfinite(settings.sigma) and 0 <= settings.sigma <= MAX_SIGMA):
+        raise InputError(f"sigma {settings.sigma}: give 0..{MAX_SIGMA:g} px (0 turns smoothing off)")
+    if not (math.isfinite(settings.point_radius) and 0.5 <= settings.point_radius <= MAX_POINT_RADIUS):
+        raise InputError(f"point radius {settings.point_radius}: give 0.5..{MAX_POINT_RADIUS:g} px")
+
+
+def _class_targets(table: ClassTable, settings: ExportSettings) -> dict[str, str | None]:
+    """Normalized annotation class name -> table class name (None = ignore), from --map/--ignore."""
+    targets: dict[str, str | None] = {}
+    for src, dst in settings.class_map:
+        found = table.find(dst)
+        if found is None:
+            raise InputError(f"--map {src}={dst}: {dst!r} is not a class of the table ({', '.join(table.names)})")
+        targets[normalize_name(src)] = found.name
+    for name in settings.ignore:
+        targets[normalize_name(name)] = None
+    return targets
+
+
+def _plan_image(
+    record: ImageRecord,
+    image_path: Path,
+    table: ClassTable,
+    targets: dict[str, str | None],
+    settings: ExportSettings,
+    unknown: dict[str, set[str]],
+) -> ImageJob:
+    from mammotools.images import read_image_size
+
+    name = image_stem(image_path.name)
+    if record.width is None or record.height is None:
+        width, height = read_image_size(image_path)
+    else:
+        width, height = record.width, record.height
+    job = ImageJob(
+        name=name,
+        record=record,
+        image_path=image_path,
+        subject=subject_of(record, name),
+        width=width,
+        height=height,
+        geometries={},
+        fingerprint="",
+    )
+    objects = read_annotations(record)
+    others = sum(1 for a in objects if not a.is_annotation)
+    if others:
+        job.warnings.append(f"{others} detection/cell/other object(s) in {record.annotation_path} left out (annotations only)")
+    unclassified = 0
+    for ann in (a for a in objects if a.is_annotation):
+        if ann.class_name is None:
+            unclassified += 1
+            continue
+        key = normalize_name(ann.class_name)
+        if key in targets:
+            target = targets[key]
+        else:
+            region = table.find(ann.class_name)
+            target = region.name if region else None
+            if region is None:
+                unknown.setdefault(ann.class_name, set()).add(str(record.annotation_path))
+                continue
+        if target is None:
+            continue
+        if ann.malformed:
+            raise InputError(
+                f"{ann.source}: {ann.describe()}: {ann.problems[0]}; this image is not exported "
+                f"(or leave the class out with --ignore '{ann.class_name}')"
+            )
+        repair_geometry(ann)
+        clip_to_image(ann, width, height)
+        job.warnings.extend(f"{ann.source}: {ann.describe()}: {p}" for p in ann.problems)
+        if not ann.geometry.is_empty:
+            job.geometries.setdefault(target, []).append(ann.geometry)
+    if unclassified:
+        job.warnings.append(
+            f"{unclassified} unclassified annotation(s) in {record.annotation_path} left out; "
+            "give them a class in QuPath to include them"
+        )
+    job.fingerprint = _fingerprint(job, table, settings)
+    return job
+
+
+def _fingerprint(job: ImageJob, table: ClassTable, settings: ExportSettings) -> str:
+    """Hash of everything an image's outputs depend on, to tell stale outputs from complete ones."""
+    h = hashlib.sha256()
+    stat = job.image_path.stat()
+    # the image file's size and modification time stand for its content (as make does)
+    inputs = [table.to_json(), settings.sigma, settings.point_radius, settings.dicom_voi]
+    h.update(json.dumps([*inputs, job.image_path.name, stat.st_size, stat.st_mtime_ns]).encode())
+    for cls in sorted(job.geometries):
+        h.update(cls.encode())
+        for g in job.geometries[cls]:
+            h.update(to_wkb(g))
+    return h.hexdigest()
+
+
+def _unknown_message(unknown: dict[str, set[str]], table: ClassTable) -> str:
+    parts = []
+    for cls, files in sorted(unknown.items()):
+        listed = ", ".join(sorted(files)[:3]) + (" ..." if len(files) > 3 else "")
+        parts.append(f"{cls!r} (in {listed})")
+    first = sorted(unknown)[0]
+    return (
+        f"unknown annotation class(es): {'; '.join(parts)}. Known classes: {', '.join(table.names)}. "
+        f"Map one with --map '{first}=<known class>', leave it out with --ignore '{first}', "
+        "or pass --classes FILE with your own class table"
+    )
+
+
+def _disambiguate(jobs: list[ImageJob]) -> None:
+    """Images whose stems collide (CBIS-DDSM's many ``1-1.dcm``) get a folder name in front."""
+    from mammotools.locate import distinct_names
+
+    names = distinct_names([j.image_path for j in jobs], {j.image_path: j.name for j in jobs})
+    for job in jobs:
+        new = safe_file_name(names[job.image_path])
+        if new != job.name:
+            job.warnings.append(f"named {new!r}: other images are also called {job.name!r}")
+            if job.subject == subject_of(job.record, job.name):  # the subject came from the name
+                job.subject = subject_of(job.record, new)
+            job.name = new
+
+
+def _check_names(jobs: list[ImageJob]) -> None:
+    seen: dict[str, ImageJob] = {}
+    for job in jobs:
+        if not job.name or job.name in (".", "..") or "/" in job.name or "\\" in job.name:
+            raise InputError(f"{job.image_path}: cannot use {job.name!r} as an output name; rename the file")
+        if len(job.name.encode("utf-8")) > MAX_NAME_BYTES:
+            raise InputError(
+                f"{job.image_path}: the file name is longer than {MAX_NAME_BYTES} bytes, too long for the output "
+                "file names (and their temporaries); rename the file"
+            )
+        other = seen.get(job.name)
+        if other is not None:
+            raise InputError(
+                f"images {other.image_path} and {job.image_path} both give the output name {job.name!r}; "
+                "rename one (outputs are named by the image file's stem)"
+            )
+        seen[job.name] = job
+
+
+def _split_done(jobs: list[ImageJob], out: Path, overwrite: bool) -> tuple[list[ImageJob], list[ImageJob]]:
+    """Separate images whose outputs are complete and current from those to (re)do.
+
+    Outputs made from other annotations, images or settings are not replaced without
+    ``overwrite``; outputs left incomplete by an interrupted run are simply redone.
+    """
+    todo, done, stale = [], [], []
+    for job in jobs:
+        record = read_record(out, job.name)
+        if record is None or overwrite:
+            todo.append(job)
+        elif record.get("fingerprint") != job.fingerprint:
+            stale.append(job.name)
+        elif _outputs_present(out, record):
+            done.append(job)
+        else:
+            todo.append(job)
+    if stale:
+        listed = ", ".join(stale[:MAX_LISTED]) + (" ..." if len(stale) > MAX_LISTED else "")
+        raise InputError(
+            f"{out}: outputs of {len(stale)} image(s) were made from other annotations, images or settings "
+            f"({listed}); pass --overwrite to replace them, or choose another --out"
+        )
+    return todo, done
+
+
+def _outputs_present(out: Path, record: dict) -> bool:
+    name = record["name"]
+    paths = [out / "images" / f"{name}.png", out / "labels" / f"{name}.png"]
+    paths += [out / "masks" / name / f"{slug}.png" for slug in record.get("regions", [])]
+    return all(p.is_file() for p in paths)
