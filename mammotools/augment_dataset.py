@@ -29,8 +29,8 @@ from mammotools.classes import load_class_table
 from mammotools.crops import class_weights, write_records_manifest
 from mammotools.dataset import open_dataset
 from mammotools.errors import InputError
-from mammotools.files import atomic_path, atomic_write_text, remove_stale_temporaries
-from mammotools.records import forget, leftovers, read_record
+from mammotools.files import atomic_path, atomic_write_text
+from mammotools.records import forget, leftovers, prepare_split_folder, read_record
 from mammotools.runner import Outcome
 from mammotools.split import TRAIN, VAL, load_or_draw_split, subject_from_name
 
@@ -95,8 +95,10 @@ def augment_crops(
     start = time.perf_counter()
     crops, out = Path(crops_path), Path(out)
     rows, source_settings = _open_crops(crops) if (crops / "settings.json").is_file() else _open_images(crops)
+    rows, missing = _existing(rows)
     table = load_class_table(crops / "classes.json")
     recorded = {
+        "kind": "augmented",
         "crops": str(crops.resolve()),
         "variants": sorted(variants),
         "seed": seed,
@@ -112,7 +114,7 @@ def augment_crops(
         )
         for r in rows
     ]  # fmt: skip
-    summary = AugmentSummary()
+    summary = AugmentSummary(failed=missing)
     todo = []
     for job in jobs:
         record = read_record(out, job.crop)
@@ -124,10 +126,12 @@ def augment_crops(
     if on_plan:
         on_plan(len(todo), len(summary.skipped))
 
-    run_tracked(augment_crop, todo, (out, seed, table), workers, summary, lambda job: job.crop, on_item)
-    for name in leftovers(out, {job.crop for job in jobs}):  # crops no longer in the source
-        forget(out, name, augment_files)
-    outputs = write_records_manifest(out, "outputs", MANIFEST_FIELDS, table)
+    try:
+        run_tracked(augment_crop, todo, (out, seed, table), workers, summary, lambda job: job.crop, on_item)
+        for name in leftovers(out, {job.crop for job in jobs} | {name for name, _ in missing}):  # no longer in the source
+            forget(out, name, augment_files)
+    finally:  # also after Ctrl-C: the manifest lists what is complete
+        outputs = write_records_manifest(out, "outputs", MANIFEST_FIELDS, table)
     for row in outputs:
         summary.files[row["split"]] += 1
     weights = class_weights(table, outputs)
@@ -143,6 +147,11 @@ def _open_crops(crops: Path) -> tuple[list[dict[str, str]], dict]:
             f"{crops}: not a crop dataset (needs settings.json, manifest.csv and classes.json); "
             "make one with `mammotools make-crops DATASET --size N --out CROPS`"
         )
+    settings = json.loads((crops / "settings.json").read_text("utf-8"))
+    if not isinstance(settings, dict) or settings.get("kind") != "crops":
+        raise InputError(
+            f"{crops}: an augmented dataset, not a crop dataset; augment the crops it was made from (make-crops output) instead"
+        )
     with (crops / "manifest.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     if not rows or "crop" not in rows[0]:
@@ -150,7 +159,19 @@ def _open_crops(crops: Path) -> tuple[list[dict[str, str]], dict]:
     for r in rows:
         r["image_path"] = str(crops / r["split"] / "images" / f"{r['crop']}.png")
         r["label_path"] = str(crops / r["split"] / "labels" / f"{r['crop']}.png")
-    return rows, json.loads((crops / "settings.json").read_text("utf-8"))
+    return rows, settings
+
+
+def _existing(rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
+    """Rows whose image and label files exist, and (name, error) for those whose files are missing."""
+    kept, missing = [], []
+    for r in rows:
+        lost = [p for p in (r["image_path"], r["label_path"]) if not Path(p).is_file()]
+        if lost:
+            missing.append((r["crop"], f"{lost[0]}: listed in the manifest but missing; rerun the command that made it"))
+        else:
+            kept.append(r)
+    return kept, missing
 
 
 def _open_images(path: Path) -> tuple[list[dict[str, str]], dict]:
@@ -172,25 +193,8 @@ def _open_images(path: Path) -> tuple[list[dict[str, str]], dict]:
     return rows, {"dataset": str(path.resolve()), "whole_images": True}
 
 
-def _prepare_out(out: Path, crops: Path, recorded: dict, overwrite: bool) -> None:
-    if out.resolve() == crops.resolve():
-        raise InputError(f"--out {out}: is the crop dataset itself; choose another folder")
-    settings_file = out / "settings.json"
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        if not settings_file.is_file():
-            raise InputError(f"{out}: folder is not empty and is not an augmented dataset; choose an empty or new --out")
-        if json.loads(settings_file.read_text("utf-8")) != recorded:
-            raise InputError(
-                f"{settings_file}: made with other variants, seed or crops; pass --overwrite to remake it, "
-                "or choose another --out"
-            )
-    if overwrite:
-        for sub in ("records", TRAIN, VAL):
-            shutil.rmtree(out / sub, ignore_errors=True)
-    for sub in ("records", f"{TRAIN}/images", f"{TRAIN}/labels", f"{VAL}/images", f"{VAL}/labels"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    atomic_write_text(settings_file, json.dumps(recorded, indent=1))
+def _prepare_out(out: Path, source: Path, recorded: dict, overwrite: bool) -> None:
+    prepare_split_folder(out, "augmented", recorded, overwrite, source)
     for name in ("classes.json", "split.csv"):
         with atomic_path(out / name) as tmp:
-            shutil.copyfile(crops / name, tmp)
+            shutil.copyfile(source / name, tmp)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,8 +30,8 @@ from mammotools.classes import ClassTable, RegionClass, normalize_name
 from mammotools.dataset import Dataset, open_dataset
 from mammotools.defaults import DEFAULT_PER_IMAGE
 from mammotools.errors import InputError
-from mammotools.files import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
-from mammotools.records import forget, leftovers, read_record
+from mammotools.files import atomic_write_bytes, atomic_write_text
+from mammotools.records import forget, leftovers, prepare_split_folder, read_record
 from mammotools.runner import Outcome
 from mammotools.split import DEFAULT_VAL_FRACTION, TRAIN, VAL, load_or_draw_split, read_subjects_csv, subject_from_name
 
@@ -120,8 +119,9 @@ def make_crops(
     else:
         summary_notes = []
     jobs = _jobs(dataset, subjects_csv, val_fraction, split_seed)
-    recorded = json.loads(json.dumps({"settings": asdict(settings), "dataset": str(Path(dataset_path).resolve())}))
-    _prepare_out(out, recorded, out_table, overwrite, dataset.path / "split.csv")
+    recorded = {"kind": "crops", "settings": asdict(settings), "dataset": str(Path(dataset_path).resolve())}
+    recorded = json.loads(json.dumps(recorded))  # JSON types, as settings.json holds them
+    _prepare_out(out, recorded, out_table, overwrite, dataset.path)
     summary = CropSummary(notes=summary_notes)
     todo = []
     for job in jobs:
@@ -135,13 +135,15 @@ def make_crops(
         on_plan(len(todo), len(summary.skipped))
 
     args = (out, dataset.table, out_table, lut, sorted(common), settings)
-    run_tracked(crop_image, todo, args, workers, summary, lambda job: job.name, on_item)
-    gone = leftovers(out, {job.name for job in jobs})
-    for name in gone:  # images no longer in the dataset: their crops go too
-        forget(out, name, crop_files)
-    if gone:
-        summary.notes.append(f"removed the crops of {len(gone)} image(s) no longer in the dataset: {', '.join(gone[:8])}")
-    rows = write_crop_manifest(out, out_table)
+    try:
+        run_tracked(crop_image, todo, args, workers, summary, lambda job: job.name, on_item)
+        gone = leftovers(out, {job.name for job in jobs})
+        for name in gone:  # images no longer in the dataset: their crops go too
+            forget(out, name, crop_files)
+        if gone:
+            summary.notes.append(f"removed the crops of {len(gone)} image(s) no longer in the dataset: {', '.join(gone[:8])}")
+    finally:  # also after Ctrl-C: the manifest lists what is complete
+        rows = write_crop_manifest(out, out_table)
     for row in rows:
         summary.crops[row["split"]] += 1
     write_class_weights(out, out_table, rows)
@@ -185,25 +187,10 @@ def _jobs(dataset: Dataset, subjects_csv: Path | None, val_fraction: float, seed
     ]
 
 
-def _prepare_out(out: Path, recorded: dict, table: ClassTable, overwrite: bool, split_file: Path) -> None:
-    settings_file = out / "settings.json"
-    if out.exists() and any(out.iterdir()):
-        if not settings_file.is_file() and not overwrite:
-            raise InputError(f"{out}: folder is not empty and is not a crop dataset; choose an empty or new --out")
-        if settings_file.is_file() and json.loads(settings_file.read_text("utf-8")) != recorded and not overwrite:
-            raise InputError(
-                f"{settings_file}: these crops were made with other settings or from another dataset; "
-                "pass --overwrite to remake them, or choose another --out"
-            )
-    if overwrite:  # every crop is remade: earlier ones must not linger beside them
-        for sub in ("records", TRAIN, VAL):
-            shutil.rmtree(out / sub, ignore_errors=True)
-    for sub in ("records", f"{TRAIN}/images", f"{TRAIN}/labels", f"{VAL}/images", f"{VAL}/labels"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    atomic_write_text(settings_file, json.dumps(recorded, indent=1))
+def _prepare_out(out: Path, recorded: dict, table: ClassTable, overwrite: bool, dataset: Path) -> None:
+    prepare_split_folder(out, "crops", recorded, overwrite, dataset)
     atomic_write_text(out / "classes.json", table.to_json())
-    atomic_write_bytes(out / "split.csv", split_file.read_bytes())
+    atomic_write_bytes(out / "split.csv", (dataset / "split.csv").read_bytes())
 
 
 def write_crop_manifest(out: Path, table: ClassTable) -> list[dict]:

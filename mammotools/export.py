@@ -108,7 +108,9 @@ def _prepare_out(out: Path, table: ClassTable, overwrite: bool) -> None:
     classes_file = out / "classes.json"
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not classes_file.is_file() and not overwrite:
+    if (out / "settings.json").is_file():
+        raise InputError(f"{out}: a crop or augmented dataset, not an export-qupath dataset; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not classes_file.is_file():
         raise InputError(f"{out}: folder is not empty and is not a mammotools dataset; choose an empty or new --out")
     if classes_file.is_file():
         try:
@@ -147,7 +149,7 @@ def _leftovers(out: Path, current: set[str], overwrite: bool) -> list[str]:
         return []
     if overwrite:
         for name in old:
-            forget(out, name, export_files)
+            forget(out, name, export_files, fallback={"name": name})
         return [f"removed the outputs of {len(old)} image(s) no longer in the input: {', '.join(old[:MAX_LISTED])}"]
     listed = ", ".join(old[:MAX_LISTED]) + (" ..." if len(old) > MAX_LISTED else "")
     return [

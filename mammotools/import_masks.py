@@ -18,6 +18,7 @@ to load the annotations (docs/qupath-scripts.md).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,12 @@ def parse_values(text: str, table: ClassTable) -> dict[int, str]:
     out: dict[int, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         value, sep, name = part.partition("=")
-        if not sep or not value.strip().isdigit() or not 0 <= int(value) <= 255:
+        if not sep or not re.fullmatch(r"[0-9]{1,3}", value.strip()) or not 0 <= int(value) <= 255:
             raise InputError(f"--values {part!r}: write VALUE=Class with VALUE 0..255, e.g. 64=Background,255=Pectoral muscle")
+        if int(value) in out:
+            raise InputError(
+                f"--values {part!r}: value {int(value)} is already given to {out[int(value)]!r}; give each value once"
+            )
         found = table.find(name.strip())
         if found is None:
             raise InputError(f"--values {part!r}: {name.strip()!r} is not a class of the table ({', '.join(table.names)})")
@@ -179,11 +184,19 @@ def import_masks(
 def _write_import(pairs, values, out, table, tolerance, summary, on_item, final) -> None:  # type: ignore[no-untyped-def]
     import numpy as np
 
+    from mammotools.images import read_image_size
+
     entries = []
     bottom = table.bottom.name
     for entry_id, (label_path, image_path) in enumerate(pairs, start=1):
         label = read_label_image(label_path)
         height, width = label.shape
+        if read_image_size(image_path) != (width, height):
+            w, h = read_image_size(image_path)
+            raise InputError(
+                f"{label_path}: the label image is {width}x{height} but {image_path.name} is {w}x{h}; "
+                "labels must have their image's size"
+            )
         found = set(np.unique(label).tolist())
         if found - set(values):
             summary.unknown_values[label_path.name] = sorted(found - set(values))

@@ -30,9 +30,13 @@ def read_record(out: Path, name: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def forget(out: Path, name: str, files_of: FilesOf) -> None:
-    """Delete ``name``'s record, then every file it lists (the record first: see module doc)."""
-    record = read_record(out, name)
+def forget(out: Path, name: str, files_of: FilesOf, fallback: dict | None = None) -> None:
+    """Delete ``name``'s record, then every file it lists (the record first: see module doc).
+
+    ``fallback`` stands in for a record that is missing or damaged, where the files can be
+    named without it (an export's are named after the image).
+    """
+    record = read_record(out, name) or fallback
     (out / RECORDS / f"{name}.json").unlink(missing_ok=True)
     if record is None:
         return
@@ -47,3 +51,39 @@ def leftovers(out: Path, current: set[str]) -> list[str]:
     """Names with a record in ``out`` that are not in ``current`` (no longer in the input)."""
     folder = out / RECORDS
     return sorted(p.stem for p in folder.glob("*.json") if p.stem not in current) if folder.is_dir() else []
+
+
+def prepare_split_folder(out: Path, kind: str, recorded: dict, overwrite: bool, source: Path) -> None:
+    """Make ``out`` ready for a make-crops or augment run (``kind``: "crops" or "augmented").
+
+    ``out`` must be new, empty, or a folder this same command made (its ``settings.json`` says
+    ``kind``): never the input, never a dataset of another kind, whatever ``--overwrite`` says.
+    Other settings than ``recorded`` need ``overwrite``, which then clears the earlier outputs.
+    """
+    from mammotools.errors import InputError
+    from mammotools.files import atomic_write_text, remove_stale_temporaries
+
+    settings_file = out / "settings.json"
+    if out.exists() and out.resolve() == source.resolve():
+        raise InputError(f"--out {out}: is the input folder itself; choose another folder")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
+    if out.exists() and any(out.iterdir()):
+        try:
+            earlier = json.loads(settings_file.read_text("utf-8")) if settings_file.is_file() else None
+        except (ValueError, UnicodeDecodeError):
+            earlier = None
+        if not isinstance(earlier, dict) or earlier.get("kind") != kind:
+            raise InputError(f"{out}: not empty and not a folder of {kind} made by this command; choose an empty or new --out")
+        if earlier != recorded and not overwrite:
+            raise InputError(
+                f"{settings_file}: made with other settings or from another input; pass --overwrite to remake it, "
+                "or choose another --out"
+            )
+    if overwrite:  # everything is remade: earlier outputs must not linger beside the new ones
+        for sub in (RECORDS, "train", "val"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    for sub in (RECORDS, "train/images", "train/labels", "val/images", "val/labels"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    atomic_write_text(settings_file, json.dumps(recorded, indent=1))
