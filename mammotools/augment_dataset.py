@@ -28,13 +28,13 @@ from pathlib import Path
 from mammotools.classes import load_class_table
 from mammotools.crops import class_weights, write_records_manifest
 from mammotools.dataset import open_dataset
+from mammotools.defaults import DEFAULT_KEEP_ORIGINALS
 from mammotools.errors import InputError
 from mammotools.files import atomic_path, atomic_write_text
 from mammotools.records import forget, leftovers, prepare_split_folder, read_record
 from mammotools.runner import Outcome
 from mammotools.split import TRAIN, VAL, load_or_draw_split, subject_from_name
 
-DEFAULT_KEEP_ORIGINALS = True
 MANIFEST_FIELDS = ["file", "split", "crop", "source", "subject", "variant", "seed"]
 
 

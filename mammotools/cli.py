@@ -17,10 +17,12 @@ import click
 
 from mammotools import __version__
 from mammotools.defaults import (
+    DEFAULT_KEEP_ORIGINALS,
     DEFAULT_PER_IMAGE,
     DEFAULT_POINT_RADIUS,
     DEFAULT_SIGMA,
     DEFAULT_TOLERANCE,
+    DEFAULT_VAL_FRACTION,
     MAX_POINT_RADIUS,
     MAX_SIGMA,
 )
@@ -249,7 +251,12 @@ workers_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="CSV with columns name,subject; default: the manifest's subject, else the name without view tokens.",
 )
-@click.option("--val-fraction", type=float, default=0.3, help="Share of subjects held out for validation (first run only).")
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=DEFAULT_VAL_FRACTION,
+    help="Share of subjects held out for validation (first run only).",
+)
 @click.option("--split-seed", type=int, default=0, help="Seed of the subject split (first run only; then split.csv rules).")
 @workers_option
 @click.option("--overwrite", is_flag=True, help="Remake crops made earlier with other settings.")
@@ -301,7 +308,9 @@ def make_crops_cmd(dataset, size, out, per_image, seed, task, common, subjects_c
     "contrast_down, flip_lr, flip_ud, rotate_cw, rotate_ccw).",
 )
 @click.option("--seed", type=int, default=0, help="Seed of the random variants (noise); each output's seed is recorded.")
-@click.option("--originals/--no-originals", default=True, help="Keep the unaugmented training crops beside the variants.")
+@click.option(
+    "--originals/--no-originals", default=DEFAULT_KEEP_ORIGINALS, help="Keep the unaugmented training crops beside the variants."
+)
 @workers_option
 @click.option("--overwrite", is_flag=True, help="Remake outputs made earlier with other settings.")
 @user_errors
@@ -434,6 +443,8 @@ def inspect_cmd(path, classes_file, as_json, reader):  # type: ignore[no-untyped
 
     report = inspect_source(path, load_class_table(classes_file), reader)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    if any(image.get("unreadable") for image in report["images"]):
+        raise SystemExit(1)  # an annotation file could not be read at all: the audit failed
 
 
 if __name__ == "__main__":

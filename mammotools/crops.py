@@ -28,16 +28,15 @@ from pathlib import Path
 
 from mammotools.classes import ClassTable, RegionClass, normalize_name
 from mammotools.dataset import Dataset, open_dataset
-from mammotools.defaults import DEFAULT_PER_IMAGE
+from mammotools.defaults import DEFAULT_COMMON, DEFAULT_PER_IMAGE, DEFAULT_VAL_FRACTION
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.records import forget, leftovers, prepare_split_folder, read_record
 from mammotools.runner import Outcome
-from mammotools.split import DEFAULT_VAL_FRACTION, TRAIN, VAL, load_or_draw_split, read_subjects_csv, subject_from_name
+from mammotools.split import TRAIN, VAL, load_or_draw_split, read_subjects_csv, subject_from_name
 
 DOCUMENTED_SIZES = (256, 700, 900, 1500)  # the paper's crop sizes
 MIN_SIZE, MAX_SIZE = 16, 8192
-DEFAULT_COMMON = ("Mammary gland",)  # plus the table's bottom class (Background)
 TASKS = ("regions", "tumor")
 MANIFEST_FIELDS = [
     "crop", "split", "source", "subject", "size", "row0", "col0", "padded",
@@ -118,7 +117,7 @@ def make_crops(
         summary_notes = [note + " when it is drawn (delete the file to redraw it)"]
     else:
         summary_notes = []
-    jobs = _jobs(dataset, subjects_csv, val_fraction, split_seed)
+    jobs = _jobs(dataset, subjects_csv, val_fraction, split_seed, summary_notes)
     recorded = {"kind": "crops", "settings": asdict(settings), "dataset": str(Path(dataset_path).resolve())}
     recorded = json.loads(json.dumps(recorded))  # JSON types, as settings.json holds them
     _prepare_out(out, recorded, out_table, overwrite, dataset.path)
@@ -174,8 +173,11 @@ def _common_labels(table: ClassTable, names: tuple[str, ...]) -> set[int]:
     return labels
 
 
-def _jobs(dataset: Dataset, subjects_csv: Path | None, val_fraction: float, seed: int) -> list[CropJob]:
+def _jobs(dataset: Dataset, subjects_csv: Path | None, val_fraction: float, seed: int, notes: list[str]) -> list[CropJob]:
     overrides = read_subjects_csv(subjects_csv) if subjects_csv else {}
+    extra = sorted(set(overrides) - {row["name"] for row in dataset.rows})
+    if extra:
+        notes.append(f"{subjects_csv}: {len(extra)} name(s) not in the dataset, ignored: {', '.join(extra[:8])}")
     subjects = {}
     for row in dataset.rows:
         name = row["name"]

@@ -6,3 +6,6 @@ DEFAULT_PER_IMAGE = 10  # crops cut from each image by make-crops
 DEFAULT_TOLERANCE = 0.5  # px: simplification of polygons traced from label images (import-masks)
 MAX_SIGMA = 200.0  # px: beyond this the kernel (8 sigma + 1 wide) is larger than useful, and slow
 MAX_POINT_RADIUS = 2000.0  # px
+DEFAULT_VAL_FRACTION = 0.3  # share of subjects held out for validation (the paper's 70/30)
+DEFAULT_COMMON = ("Mammary gland",)  # never a crop's centre class (with the table's bottom class)
+DEFAULT_KEEP_ORIGINALS = True  # augment keeps the unaugmented training crops beside the variants

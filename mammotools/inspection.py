@@ -6,7 +6,7 @@ The report is plain data (what ``--json`` prints)::
      "unknown_classes": [...],
      "images": [{"name", "entry_id", "width", "height", "annotation_file",
                  "annotation_counts": {CLASS: N}, "other_objects": {TYPE: N},
-                 "unknown_classes": [...], "problems": [...]}]}
+                 "unknown_classes": [...], "problems": [...], "unreadable": bool}]}
 
 Annotation counts are keyed by the full QuPath class name (``"Tumor: Positive"`` stays as is),
 unclassified annotations under ``"Unclassified"``, as QuPath's own ``summary.json`` does.
@@ -37,11 +37,12 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
         counts: Counter[str] = Counter()
         others: Counter[str] = Counter()
         problems = list(record.problems)
+        unreadable = False
         try:
             objects = read_annotations(record)
         except MammoError as exc:
             problems.append(str(exc))
-            objects = []
+            objects, unreadable = [], True
         for ann in objects:
             if not ann.is_annotation:
                 others[ann.object_type] += 1
@@ -68,6 +69,7 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
                 "other_objects": dict(sorted(others.items())),
                 "unknown_classes": unknown,
                 "problems": problems,
+                "unreadable": unreadable,
             }
         )
     return {

@@ -7,8 +7,9 @@ every later command reads it, so no crop or augmented copy of a validation subje
 
 A subject comes from, in order: a user CSV (``--subjects``, columns ``name,subject``), the
 dataset manifest's ``subject`` column (the QuPath project's ``subject``/``patient`` metadata),
-or the image name with view and laterality tokens removed (``P_00001_LEFT_CC`` -> ``P_00001``,
-``A_0002_1.RIGHT_MLO`` -> ``A_0002_1``).
+or the image name: a CBIS-DDSM patient id where there is one (``Calc-Test_P_00038_RIGHT_CC`` ->
+``P_00038``), else the name with view and laterality tokens removed (``case12-L-MLO`` ->
+``case12``, ``A_0002_1.RIGHT_MLO`` -> ``A_0002_1``).
 """
 
 from __future__ import annotations
@@ -20,17 +21,24 @@ from pathlib import Path
 
 import numpy as np
 
+from mammotools.defaults import DEFAULT_VAL_FRACTION
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_write_bytes
 
 SPLIT_FILE = "split.csv"
-DEFAULT_VAL_FRACTION = 0.3  # the paper's 70/30 hold-out
 TRAIN, VAL = "train", "val"
 VIEW_TOKENS = frozenset("l r left right cc mlo ml lm lmo xccl xccm at fb sio rcc lcc rmlo lmlo view".split())
 
 
+CBIS_PATIENT = re.compile(r"P_\d{5}")  # CBIS-DDSM: Mass-Training_P_00001_LEFT_CC, Calc-Test_P_00001_...
+
+
 def subject_from_name(name: str) -> str:
-    """The subject part of an image name: view and laterality tokens removed."""
+    """The subject part of an image name: a CBIS-DDSM patient id (``P_00001``) where there is one,
+    else the name with view and laterality tokens removed."""
+    cbis = CBIS_PATIENT.search(name)
+    if cbis:
+        return cbis.group(0)
     tokens = re.split(r"([_.\- ]+)", name)
     kept: list[str] = []
     for i in range(0, len(tokens), 2):

@@ -94,3 +94,16 @@ def test_out_of_range_numbers_are_refused(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, ["export-qupath", str(SAMPLE / "project"), "--out", str(tmp_path / "o"), *option])
         assert result.exit_code == 2, (option, result.output)
     assert not (tmp_path / "o").exists()
+
+
+def test_wrong_folder_types_and_unreadable_files(tmp_path: Path) -> None:
+    runner = CliRunner()
+    export = runner.invoke(main, ["export-qupath", str(SAMPLE / "project"), "--images", str(SAMPLE / "images"),
+                                  "--out", str(tmp_path / "ds"), "--workers", "1"])  # fmt: skip
+    assert export.exit_code == 0
+    for args in (["inspect", str(tmp_path / "ds")], ["export-qupath", str(tmp_path / "ds"), "--out", str(tmp_path / "x")]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 1 and "a mammotools dataset" in result.output
+    (tmp_path / "bad.geojson").write_text('{"type": "FeatureCollection", "features": [')
+    result = runner.invoke(main, ["inspect", str(tmp_path / "bad.geojson")])
+    assert result.exit_code == 1 and "not valid JSON" in result.output

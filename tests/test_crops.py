@@ -138,3 +138,22 @@ def test_edited_split_files_are_checked(tmp_path: Path, edit: str, message: str)
     with pytest.raises(InputError, match=message):
         make_crops(dataset, tmp_path / "d", CropSettings(size=64, per_image=1))
     assert not (tmp_path / "d" / "Train").exists()
+
+
+def test_out_folders_keep_their_kind(dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from mammotools.augment_dataset import augment_crops, parse_variants
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    before = (copy / "manifest.csv").read_bytes()
+    with pytest.raises(InputError, match="input folder itself"):
+        make_crops(copy, copy, CropSettings(size=64), overwrite=True)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    with pytest.raises(InputError, match="not a folder of augmented"):
+        augment_crops(tmp_path / "c", copy, parse_variants("noise"), overwrite=True)
+    assert (copy / "manifest.csv").read_bytes() == before  # the export dataset is untouched
+    augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
+    with pytest.raises(InputError, match="an augmented dataset, not a crop dataset"):
+        augment_crops(tmp_path / "a", tmp_path / "a2", parse_variants("noise"))

@@ -119,3 +119,15 @@ def test_a_bad_label_leaves_no_half_project(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="one 8-bit value per pixel"):
         import_masks(tmp_path / "lab", tmp_path / "img", parse_values(VALUES, table), tmp_path / "proj", table)
     assert not (tmp_path / "proj").exists()
+
+
+def test_duplicate_values_and_size_mismatch(tmp_path: Path) -> None:
+    table = load_class_table(TISSUE)
+    with pytest.raises(InputError, match="give each value once"):
+        parse_values("64=Background,64=Adipose", table)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    cv2.imwrite(str(tmp_path / "img" / "a.png"), np.zeros((80, 100), np.uint8))
+    cv2.imwrite(str(tmp_path / "lab" / "a_LI.png"), np.full((40, 50), 64, np.uint8))
+    with pytest.raises(InputError, match="50x40 but a.png is 100x80"):
+        import_masks(tmp_path / "lab", tmp_path / "img", parse_values(VALUES, table), tmp_path / "p", table)

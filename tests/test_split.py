@@ -52,3 +52,8 @@ def test_subjects_csv(tmp_path: Path) -> None:
     path.write_text("file,patient\nx,y\n")
     with pytest.raises(InputError, match="name,subject"):
         read_subjects_csv(path)
+
+
+def test_cbis_patient_ids_make_one_subject() -> None:
+    assert subject_from_name("Mass-Training_P_00001_LEFT_CC_1-1") == "P_00001"
+    assert subject_from_name("Calc-Test_P_00001_RIGHT_MLO") == "P_00001"

@@ -115,6 +115,8 @@ def parse_features(data: object, where: str, start: int = 0) -> list[Annotation]
         features = [data]
     elif isinstance(data, list):
         features = data
+        if any(not isinstance(f, dict) or (f.get("type") != "Feature" and "geometry" not in f) for f in features):
+            raise InputError(f"{where}: a JSON list of things that are not GeoJSON features; is this really a QuPath export?")
     elif isinstance(data, dict) and "geometry" in data:
         features = [data]  # a Feature written without "type"
     else:

@@ -108,6 +108,11 @@ def open_source(path: str | Path, reader: str = "auto") -> AnnotationSource:
     if reader in ("qpdata", "paquo"):
         raise InputError(f"{path}: --reader {reader} needs a QuPath project folder (with project.qpproj)")
     if path.is_dir():
+        if (path / "manifest.csv").is_file() and (path / "classes.json").is_file():
+            raise InputError(
+                f"{path}: a mammotools dataset (export-qupath, make-crops or augment output), not QuPath "
+                "annotations; give the QuPath project folder or its GeoJSON exports"
+            )
         files = sorted(p for p in path.iterdir() if p.is_file() and annotation_file_key(p))
         if not files:
             raise InputError(
