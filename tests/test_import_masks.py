@@ -129,5 +129,5 @@ def test_duplicate_values_and_size_mismatch(tmp_path: Path) -> None:
     (tmp_path / "lab").mkdir()
     cv2.imwrite(str(tmp_path / "img" / "a.png"), np.zeros((80, 100), np.uint8))
     cv2.imwrite(str(tmp_path / "lab" / "a_LI.png"), np.full((40, 50), 64, np.uint8))
-    with pytest.raises(InputError, match="50x40 but a.png is 100x80"):
+    with pytest.raises(InputError, match=r"50x40 but a\.png is 100x80"):
         import_masks(tmp_path / "lab", tmp_path / "img", parse_values(VALUES, table), tmp_path / "p", table)
