@@ -31,7 +31,7 @@ from mammotools.dataset import open_dataset
 from mammotools.defaults import DEFAULT_KEEP_ORIGINALS
 from mammotools.errors import InputError
 from mammotools.files import atomic_path, atomic_write_text
-from mammotools.records import forget, leftovers, prepare_split_folder, read_record
+from mammotools.records import folder_kind, forget, leftovers, prepare_split_folder, read_record
 from mammotools.runner import Outcome
 from mammotools.split import TRAIN, VAL, load_or_draw_split, subject_from_name
 
@@ -147,8 +147,11 @@ def _open_crops(crops: Path) -> tuple[list[dict[str, str]], dict]:
             f"{crops}: not a crop dataset (needs settings.json, manifest.csv and classes.json); "
             "make one with `mammotools make-crops DATASET --size N --out CROPS`"
         )
-    settings = json.loads((crops / "settings.json").read_text("utf-8"))
-    if not isinstance(settings, dict) or settings.get("kind") != "crops":
+    try:
+        settings = json.loads((crops / "settings.json").read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"{crops / 'settings.json'}: damaged; rerun make-crops with --overwrite") from None
+    if folder_kind(settings) != "crops":
         raise InputError(
             f"{crops}: an augmented dataset, not a crop dataset; augment the crops it was made from (make-crops output) instead"
         )

@@ -53,6 +53,16 @@ def leftovers(out: Path, current: set[str]) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json") if p.stem not in current) if folder.is_dir() else []
 
 
+def folder_kind(settings: object) -> str | None:
+    """ "crops" or "augmented" from a settings.json (folders made before the "kind" key was
+    written are recognised by their keys), or None."""
+    if not isinstance(settings, dict):
+        return None
+    if "kind" in settings:
+        return str(settings["kind"])
+    return "augmented" if "variants" in settings else "crops" if "settings" in settings else None
+
+
 def prepare_split_folder(out: Path, kind: str, recorded: dict, overwrite: bool, source: Path) -> None:
     """Make ``out`` ready for a make-crops or augment run (``kind``: "crops" or "augmented").
 
@@ -73,9 +83,9 @@ def prepare_split_folder(out: Path, kind: str, recorded: dict, overwrite: bool, 
             earlier = json.loads(settings_file.read_text("utf-8")) if settings_file.is_file() else None
         except (ValueError, UnicodeDecodeError):
             earlier = None
-        if not isinstance(earlier, dict) or earlier.get("kind") != kind:
+        if folder_kind(earlier) != kind:
             raise InputError(f"{out}: not empty and not a folder of {kind} made by this command; choose an empty or new --out")
-        if earlier != recorded and not overwrite:
+        if {**earlier, "kind": kind} != recorded and not overwrite:  # folders older than "kind" compare equal
             raise InputError(
                 f"{settings_file}: made with other settings or from another input; pass --overwrite to remake it, "
                 "or choose another --out"
