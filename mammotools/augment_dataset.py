@@ -31,7 +31,7 @@ from mammotools.dataset import open_dataset
 from mammotools.defaults import DEFAULT_KEEP_ORIGINALS
 from mammotools.errors import InputError
 from mammotools.files import atomic_path, atomic_write_text
-from mammotools.records import folder_kind, forget, leftovers, prepare_split_folder, read_record
+from mammotools.records import files_present, folder_kind, forget, leftovers, prepare_split_folder, read_record
 from mammotools.runner import Outcome
 from mammotools.split import TRAIN, VAL, load_or_draw_split, subject_from_name
 
@@ -119,7 +119,12 @@ def augment_crops(
     for job in jobs:
         record = read_record(out, job.crop)
         current = [job.split, source_stamp(job)]
-        if record is not None and not overwrite and [record.get("split"), record.get("stamp")] == current:
+        if (
+            record is not None
+            and not overwrite
+            and [record.get("split"), record.get("stamp")] == current
+            and files_present(out, record, augment_files)
+        ):
             summary.skipped.append(job.crop)
         else:
             todo.append(job)  # new, remade by make-crops, or moved to the other side of the split

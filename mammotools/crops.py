@@ -31,7 +31,7 @@ from mammotools.dataset import Dataset, open_dataset
 from mammotools.defaults import DEFAULT_COMMON, DEFAULT_PER_IMAGE, DEFAULT_VAL_FRACTION
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
-from mammotools.records import forget, leftovers, prepare_split_folder, read_record
+from mammotools.records import files_present, forget, leftovers, prepare_split_folder, read_record
 from mammotools.runner import Outcome
 from mammotools.split import TRAIN, VAL, load_or_draw_split, read_subjects_csv, subject_from_name
 
@@ -126,7 +126,12 @@ def make_crops(
     for job in jobs:
         record = read_record(out, job.name)
         current = (job.split, job.source_fingerprint)
-        if record is not None and not overwrite and (record.get("split"), record.get("source_fingerprint")) == current:
+        if (
+            record is not None
+            and not overwrite
+            and (record.get("split"), record.get("source_fingerprint")) == current
+            and files_present(out, record, crop_files)
+        ):
             summary.skipped.append(job.name)
         else:
             todo.append(job)

@@ -79,6 +79,8 @@ def export_dataset(
     settings = settings or ExportSettings()
     check_settings(settings)
     out = Path(out)
+    if (out / "settings.json").is_file():  # before planning, whose advice would not fit such a folder
+        raise InputError(f"{out}: a crop or augmented dataset, not an export-qupath dataset; choose another --out")
     todo, done, summary = plan_export(
         Path(source_path), out, Path(images_dir) if images_dir else None, table, settings, overwrite, reader
     )

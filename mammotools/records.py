@@ -47,6 +47,11 @@ def forget(out: Path, name: str, files_of: FilesOf, fallback: dict | None = None
             path.unlink(missing_ok=True)
 
 
+def files_present(out: Path, record: dict, files_of: FilesOf) -> bool:
+    """Whether every file a record lists is still there (else the item is redone)."""
+    return all(p.exists() for p in files_of(out, record))
+
+
 def leftovers(out: Path, current: set[str]) -> list[str]:
     """Names with a record in ``out`` that are not in ``current`` (no longer in the input)."""
     folder = out / RECORDS

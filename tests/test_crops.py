@@ -157,3 +157,18 @@ def test_out_folders_keep_their_kind(dataset: Path, tmp_path: Path) -> None:
     augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
     with pytest.raises(InputError, match="an augmented dataset, not a crop dataset"):
         augment_crops(tmp_path / "a", tmp_path / "a2", parse_variants("noise"))
+
+
+def test_a_lost_crop_or_variant_is_remade(dataset: Path, tmp_path: Path) -> None:
+    from mammotools.augment_dataset import augment_crops, parse_variants
+
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
+    lost = next((tmp_path / "c" / "train" / "images").iterdir())
+    lost.unlink()
+    again = make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    assert len(again.done) == 1 and lost.exists()
+    variant = next((tmp_path / "a" / "train" / "images").glob("*_noise.png"))
+    variant.unlink()
+    redo = augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
+    assert variant.exists() and not redo.failed
