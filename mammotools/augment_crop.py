@@ -15,9 +15,8 @@ from mammotools.crop_image import image_bits
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, read_image
 from mammotools.palette import encode_label_png, read_label_png
-from mammotools.records import forget
+from mammotools.records import forget, split_files
 from mammotools.sampling import crop_seed
-from mammotools.split import TRAIN, VAL
 
 if TYPE_CHECKING:
     from mammotools.augment_dataset import AugmentJob
@@ -26,12 +25,7 @@ if TYPE_CHECKING:
 
 def augment_files(out: Path, record: dict) -> list[Path]:
     """The files an augment record stands for (used to remove them before a redo)."""
-    return [
-        out / o["split"] / kind / f"{o['file']}.png"
-        for o in record.get("outputs", [])
-        if o.get("split") in (TRAIN, VAL) and "/" not in str(o.get("file", "/"))
-        for kind in ("images", "labels")
-    ]
+    return split_files(out, record.get("outputs", []), "file")
 
 
 def source_stamp(job: AugmentJob) -> list[int]:

@@ -13,9 +13,8 @@ from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, read_image
 from mammotools.palette import encode_label_png, read_label_png
-from mammotools.records import forget
+from mammotools.records import forget, split_files
 from mammotools.sampling import PixelPicker, choose_centre, crop_seed, cut, window_around
-from mammotools.split import TRAIN, VAL
 
 if TYPE_CHECKING:
     from mammotools.classes import ClassTable
@@ -32,12 +31,7 @@ def image_bits(image: np.ndarray) -> int:
 
 def crop_files(out: Path, record: dict) -> list[Path]:
     """The files a make-crops record stands for (used to remove them before a redo)."""
-    return [
-        out / crop["split"] / kind / f"{crop['crop']}.png"
-        for crop in record.get("crops", [])
-        if crop.get("split") in (TRAIN, VAL) and "/" not in str(crop.get("crop", "/"))
-        for kind in ("images", "labels")
-    ]
+    return split_files(out, record.get("crops", []), "crop")
 
 
 def crop_image(

@@ -47,6 +47,17 @@ def forget(out: Path, name: str, files_of: FilesOf, fallback: dict | None = None
             path.unlink(missing_ok=True)
 
 
+def split_files(out: Path, items: list[dict], key: str) -> list[Path]:
+    """``out/<split>/{images,labels}/<item[key]>.png`` for each listed item: the files of a
+    make-crops or augment record (items with an odd split or a path in the name are skipped)."""
+    return [
+        out / item["split"] / kind / f"{item[key]}.png"
+        for item in items
+        if item.get("split") in ("train", "val") and "/" not in str(item.get(key, "/"))
+        for kind in ("images", "labels")
+    ]
+
+
 def files_present(out: Path, record: dict, files_of: FilesOf) -> bool:
     """Whether every file a record lists is still there (else the item is redone)."""
     return all(p.exists() for p in files_of(out, record))
