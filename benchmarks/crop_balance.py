@@ -17,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from mammotools.augment_dataset import augment_crops, parse_variants
-from mammotools.balance import manifest_pixels, normalized_entropy, uniform_crop_pixels
+from mammotools.augment import augment_dataset, parse_variants
 from mammotools.classes import load_class_table
 from mammotools.crops import CropSettings, make_crops
+from mammotools.crops.balance import manifest_pixels, normalized_entropy, uniform_crop_pixels
 from mammotools.export import ExportSettings, export_dataset
-from mammotools.import_masks import import_masks, parse_values
+from mammotools.importers import import_masks, parse_values
 
 ROOT = Path(__file__).resolve().parents[1]
 DDSM = ROOT.parent / "shared" / "data" / "ddsm-tissue"
@@ -42,7 +42,7 @@ def main() -> None:
         import_masks(DDSM / "labels", DDSM / "images", values, t / "project", table)
         export_dataset(t / "project", t / "dataset", DDSM / "images", table=table, settings=ExportSettings(sigma=0), workers=2)
         crops = make_crops(t / "dataset", t / "crops", CropSettings(size=args.size, per_image=args.per_image), workers=2)
-        aug = augment_crops(t / "crops", t / "aug", parse_variants(None), workers=2)
+        aug = augment_dataset(t / "crops", t / "aug", parse_variants(None), workers=2)
         elapsed = time.perf_counter() - start
         rows = list(csv.DictReader((t / "crops" / "manifest.csv").open()))
         names, slugs = table.names, [c.slug for c in table]

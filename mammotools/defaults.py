@@ -1,4 +1,5 @@
-"""Defaults shared by the library and the CLI, kept free of heavy imports (``--help`` shows them)."""
+"""Defaults and name lists shared by the library and the CLI, each written once and kept free of
+heavy imports (``--help`` shows them)."""
 
 DEFAULT_SIGMA = 5.0  # px: Gaussian sigma for smoothed regions (method.md: Gaussian, then threshold 0.5)
 DEFAULT_POINT_RADIUS = 25.0  # px: radius of the disc a point annotation (e.g. a nipple) becomes
@@ -9,3 +10,7 @@ MAX_POINT_RADIUS = 2000.0  # px
 DEFAULT_VAL_FRACTION = 0.3  # share of subjects held out for validation (the paper's 70/30)
 DEFAULT_COMMON = ("Mammary gland",)  # never a crop's centre class (with the table's bottom class)
 DEFAULT_KEEP_ORIGINALS = True  # augment keeps the unaugmented training crops beside the variants
+CROP_SIZES = (256, 700, 900, 1500)  # the paper's crop sizes (px)
+MIN_CROP_SIZE, MAX_CROP_SIZE = 16, 8192  # px: make-crops --size
+TASKS = ("regions", "tumor")  # make-crops --task: the dataset's classes, or tumor vs non-tumor
+READERS_OFFERED = ("auto", "qpdata", "geojson", "paquo")  # --reader: auto, then each reader of qupath.source

@@ -273,3 +273,11 @@ def _decode_dicom(p: Path, voi: bool, notes: list[str], pixels: Any) -> np.ndarr
         np.subtract(dtype(top), arr, out=arr)
         notes.append("DICOM MONOCHROME1 inverted so that bright means dense")
     return arr
+
+
+def image_bits(image: np.ndarray) -> int:
+    """Bit depth the image's values need: 8 for uint8, else 8..16 from its maximum (12-bit
+    mammograms stored in uint16 give 12). Intensity augmentations stay within it."""
+    if image.dtype == np.uint8:
+        return 8
+    return max(8, int(image.max()).bit_length())

@@ -19,8 +19,6 @@ import io
 import re
 from pathlib import Path
 
-import numpy as np
-
 from mammotools.defaults import DEFAULT_VAL_FRACTION
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_write_bytes
@@ -72,6 +70,8 @@ def draw_split(subjects: list[str], val_fraction: float, seed: int) -> dict[str,
     unique = sorted(set(subjects))
     if not 0 <= val_fraction < 1:
         raise InputError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+    import numpy as np
+
     order = np.random.default_rng(seed).permutation(len(unique))
     n_val = round(val_fraction * len(unique))
     if val_fraction > 0 and len(unique) >= 2:

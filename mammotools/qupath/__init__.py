@@ -1,5 +1,14 @@
-"""Reading QuPath's files without QuPath: projects, GeoJSON exports (``.qpdata`` later)."""
+"""Reading and writing QuPath's files without QuPath.
 
-from mammotools.qupath.source import AnnotationSource, ImageRecord, open_source, read_annotations
+Reading: ``source.py`` opens what the user points at (a project, a folder of GeoJSON exports,
+one export) as an :class:`AnnotationSource` of :class:`SourceImage` entries (``entries.py``) and
+reads each image's objects with one of its readers: ``geojson.py`` (QuPath's exports),
+``qpdata/`` (``data.qpdata`` decoded directly) or ``paquo_reader.py`` (through a local QuPath).
+``project.py`` reads ``project.qpproj``; ``inspection.py`` is the ``inspect`` report.
+Writing: ``writer.py`` makes projects QuPath opens (used by the importers).
+"""
 
-__all__ = ["AnnotationSource", "ImageRecord", "open_source", "read_annotations"]
+from mammotools.qupath.entries import AnnotationSource, SourceImage
+from mammotools.qupath.source import READERS, open_source, read_annotations
+
+__all__ = ["READERS", "AnnotationSource", "SourceImage", "open_source", "read_annotations"]

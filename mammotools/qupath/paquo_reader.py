@@ -14,6 +14,7 @@ from typing import Any
 
 from mammotools.annotations import Annotation
 from mammotools.errors import MammoError
+from mammotools.qupath.entries import AnnotationSource, SourceImage
 
 _PROJECTS: dict[Path, Any] = {}  # opened paquo projects, one per path per process (JVM objects)
 
@@ -50,14 +51,12 @@ def _project(path: Path) -> Any:
     return _PROJECTS[key]
 
 
-def open_paquo_project(path: str | Path):  # type: ignore[no-untyped-def]
-    """An :class:`~mammotools.qupath.source.AnnotationSource` listing the project's images via paquo."""
-    from mammotools.qupath.source import AnnotationSource, ImageRecord
-
+def open_paquo_project(path: str | Path) -> AnnotationSource:
+    """An :class:`~mammotools.qupath.entries.AnnotationSource` listing the project's images via paquo."""
     folder = Path(path)
     folder = folder.parent if folder.suffix == ".qpproj" else folder
     project = _project(folder)
-    records = []
+    images = []
     for entry in project.images:
         uri = str(entry.uri) if getattr(entry, "uri", None) else None
         hint = None
@@ -66,8 +65,8 @@ def open_paquo_project(path: str | Path):  # type: ignore[no-untyped-def]
 
             hint = Path(unquote(urlparse(uri).path))
         metadata = {str(k): str(v) for k, v in dict(getattr(entry, "metadata", {}) or {}).items()}
-        records.append(
-            ImageRecord(
+        images.append(
+            SourceImage(
                 name=str(entry.image_name),
                 entry_id=int(entry.entry_id),
                 width=int(entry.width) if entry.width else None,
@@ -80,7 +79,7 @@ def open_paquo_project(path: str | Path):  # type: ignore[no-untyped-def]
             )
         )
     version = getattr(project, "version", None)
-    return AnnotationSource(folder, "project", str(version) if version else None, records)
+    return AnnotationSource(folder, "project", str(version) if version else None, images)
 
 
 def read_paquo_annotations(project_path: Path, entry_id: int) -> list[Annotation]:

@@ -1,8 +1,8 @@
 """Where annotations come from: one interface over projects, export folders and single files.
 
 :func:`open_source` turns what the user points at into an :class:`AnnotationSource`: a list
-of :class:`ImageRecord` (name, size, where the image was, how to read its annotations).
-:func:`read_annotations` reads one record's objects with the reader it names. Readers are a
+of :class:`SourceImage` (name, size, where the image was, how to read its annotations).
+:func:`read_annotations` reads one image's objects with the reader it names. Readers are a
 plain dict, so the direct ``.qpdata`` reader and the paquo route slot in as new entries
 without touching the export code.
 
@@ -23,73 +23,41 @@ where ``<key>`` is the image name (``mammo_01.png``) or its stem (``mammo_01``) 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mammotools.annotations import Annotation
+from mammotools.defaults import READERS_OFFERED
 from mammotools.errors import InputError, MissingFileError
-from mammotools.files import image_stem, safe_file_name
+from mammotools.files import safe_file_name
+from mammotools.qupath.entries import AnnotationSource, SourceImage
 from mammotools.qupath.geojson import annotation_file_key, read_geojson
 from mammotools.qupath.project import find_project_file, read_project
 
 EXPORTS_FOLDER = "annotations"
 
-READER_CHOICES = ("auto", "qpdata", "geojson", "paquo")
+READER_CHOICES = READERS_OFFERED  # --reader: "auto" and each of READERS
 
 
-def _read_qpdata(record: ImageRecord) -> list[Annotation]:
+def _read_qpdata(image: SourceImage) -> list[Annotation]:
     from mammotools.qupath.qpdata import read_qpdata
 
-    assert record.annotation_path is not None
-    return read_qpdata(record.annotation_path)
+    assert image.annotation_path is not None
+    return read_qpdata(image.annotation_path)
 
 
-def _read_paquo(record: ImageRecord) -> list[Annotation]:
+def _read_paquo(image: SourceImage) -> list[Annotation]:
     from mammotools.qupath.paquo_reader import read_paquo_annotations
 
-    assert record.annotation_path is not None and record.entry_id is not None
-    return read_paquo_annotations(record.annotation_path, record.entry_id)
+    assert image.annotation_path is not None and image.entry_id is not None
+    return read_paquo_annotations(image.annotation_path, image.entry_id)
 
 
-#: reader name -> function(record) -> all objects of one image
-READERS: dict[str, Callable[[ImageRecord], list[Annotation]]] = {
-    "geojson": lambda record: read_geojson(record.annotation_path),  # type: ignore[arg-type]
+#: reader name -> function(image) -> all objects of one image
+READERS: dict[str, Callable[[SourceImage], list[Annotation]]] = {
+    "geojson": lambda image: read_geojson(image.annotation_path),  # type: ignore[arg-type]
     "qpdata": _read_qpdata,
     "paquo": _read_paquo,
 }
-
-
-@dataclass
-class ImageRecord:
-    """One image and where its annotations are. Plain data, so it pickles to worker processes."""
-
-    name: str  # QuPath's image name, or the annotation file's key outside a project
-    entry_id: int | None = None
-    width: int | None = None  # from the project; None when only the image file can tell
-    height: int | None = None
-    image_uri: str | None = None
-    image_path_hint: Path | None = None  # a local path the project says the image is at
-    annotation_path: Path | None = None
-    reader: str | None = None  # key of READERS; None = no annotations found
-    metadata: dict[str, str] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    rotation: int = 0  # clockwise degrees QuPath turns the image by; annotations are on the turned image
-
-    @property
-    def stem(self) -> str:
-        """The image name without its final extension."""
-        return image_stem(self.name)
-
-
-@dataclass
-class AnnotationSource:
-    """A project, a folder of exports or one export file, opened for reading."""
-
-    path: Path
-    kind: str  # "project", "folder" or "file"
-    qupath_version: str | None
-    images: list[ImageRecord]
-    path_classes: list[tuple[str, tuple[int, int, int]]] = field(default_factory=list)
 
 
 def open_source(path: str | Path, reader: str = "auto") -> AnnotationSource:
@@ -119,19 +87,19 @@ def open_source(path: str | Path, reader: str = "auto") -> AnnotationSource:
                 f"{path}: neither a QuPath project (no project.qpproj) nor a folder of GeoJSON exports "
                 "(no .geojson/.json/.gz/.zip files); point at the project folder or the exports"
             )
-        records = _records_from_files(files, path)
-        return AnnotationSource(path, "folder", None, records)
+        images = _records_from_files(files, path)
+        return AnnotationSource(path, "folder", None, images)
     key = annotation_file_key(path)
     if key is None:
         raise InputError(f"{path}: not a GeoJSON export (.geojson, .json, .gz, .zip) nor a project.qpproj")
-    return AnnotationSource(path, "file", None, [ImageRecord(key, annotation_path=path, reader="geojson")])
+    return AnnotationSource(path, "file", None, [SourceImage(key, annotation_path=path, reader="geojson")])
 
 
-def read_annotations(record: ImageRecord) -> list[Annotation]:
-    """Every object recorded for ``record`` (callers keep ``is_annotation`` ones)."""
-    if record.reader is None or record.annotation_path is None:
+def read_annotations(image: SourceImage) -> list[Annotation]:
+    """Every object recorded for ``image`` (callers keep ``is_annotation`` ones)."""
+    if image.reader is None or image.annotation_path is None:
         return []
-    return READERS[record.reader](record)
+    return READERS[image.reader](image)
 
 
 def _open_project(path: Path, reader: str) -> AnnotationSource:
@@ -143,9 +111,9 @@ def _open_project(path: Path, reader: str) -> AnnotationSource:
             key = annotation_file_key(p) if p.is_file() else None
             if key is not None:
                 exports.setdefault(key, []).append(p)
-    records = []
+    images = []
     for entry in project.entries:
-        record = ImageRecord(
+        image = SourceImage(
             name=entry.name,
             entry_id=entry.entry_id,
             width=entry.width,
@@ -155,7 +123,7 @@ def _open_project(path: Path, reader: str) -> AnnotationSource:
             metadata=entry.metadata,
             rotation=entry.rotation,
         )
-        keys = dict.fromkeys([entry.name, record.stem, safe_file_name(record.stem)])
+        keys = dict.fromkeys([entry.name, image.stem, safe_file_name(image.stem)])
         found = next((exports[k] for k in keys if k in exports), [])
         if len(found) > 1:
             raise InputError(
@@ -163,22 +131,22 @@ def _open_project(path: Path, reader: str) -> AnnotationSource:
             )
         qpdata = entry.data_dir / "data.qpdata" if entry.data_dir is not None else None
         if qpdata is not None and qpdata.is_file() and reader in ("auto", "qpdata"):
-            record.annotation_path, record.reader = qpdata, "qpdata"
+            image.annotation_path, image.reader = qpdata, "qpdata"
         elif found and reader in ("auto", "geojson"):
-            record.annotation_path, record.reader = found[0], "geojson"
+            image.annotation_path, image.reader = found[0], "geojson"
         elif reader == "qpdata":
-            record.problems.append(f"no data/{entry.entry_id}/data.qpdata in the project; QuPath saves it with the image")
+            image.problems.append(f"no data/{entry.entry_id}/data.qpdata in the project; QuPath saves it with the image")
         else:
-            record.problems.append(
-                f"no GeoJSON export in {exports_dir} (expected {record.stem}.geojson)"
+            image.problems.append(
+                f"no GeoJSON export in {exports_dir} (expected {image.stem}.geojson)"
                 + (" and no data.qpdata" if reader == "auto" else "")
                 + "; run qupath_scripts/export_annotations.groovy in QuPath for this project"
             )
-        records.append(record)
-    return AnnotationSource(project.path, "project", project.version, records, project.path_classes)
+        images.append(image)
+    return AnnotationSource(project.path, "project", project.version, images, project.path_classes)
 
 
-def _records_from_files(files: list[Path], folder: Path) -> list[ImageRecord]:
+def _records_from_files(files: list[Path], folder: Path) -> list[SourceImage]:
     by_key: dict[str, Path] = {}
     for p in files:
         key = annotation_file_key(p)
@@ -186,4 +154,4 @@ def _records_from_files(files: list[Path], folder: Path) -> list[ImageRecord]:
         if key in by_key:
             raise InputError(f"{folder}: {by_key[key].name} and {p.name} are both annotations of image {key!r}; keep one")
         by_key[key] = p
-    return [ImageRecord(k, annotation_path=p, reader="geojson") for k, p in by_key.items()]
+    return [SourceImage(k, annotation_path=p, reader="geojson") for k, p in by_key.items()]

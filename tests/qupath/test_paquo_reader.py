@@ -17,7 +17,7 @@ from conftest import feature, rect, write_project
 from mammotools.export import ExportSettings, export_dataset
 from mammotools.qupath import paquo_reader
 from mammotools.qupath.paquo_reader import PaquoUnavailableError
-from mammotools.qupath.source import open_source, read_annotations
+from mammotools.qupath import open_source, read_annotations
 
 
 class Color:

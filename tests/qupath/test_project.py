@@ -10,7 +10,7 @@ from conftest import shared
 
 from mammotools.errors import InputError, MissingFileError
 from mammotools.qupath.project import read_project
-from mammotools.qupath.source import open_source
+from mammotools.qupath import open_source
 
 
 def entry(i: int, name: str, builder: dict, **extra: object) -> dict:

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
+# numpy and OpenCV are imported where they are used, so the CLI reads the variant names
+# without loading them.
+if TYPE_CHECKING:
+    import numpy as np
 
 NOISE_STD = 0.02  # fraction of the peak value
 SHARPEN_AMOUNT, SHARPEN_SIGMA = 1.0, 2.0
@@ -26,7 +29,7 @@ CLAHE_CLIP, CLAHE_GRID = 2.0, 8
 CONTRAST_UP, CONTRAST_DOWN = 1.3, 0.7
 ROTATION_DEGREES = 10.0
 
-Pair = tuple[np.ndarray, np.ndarray]
+Pair = tuple["np.ndarray", "np.ndarray"]
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,16 @@ class Variant:
 
 def _to_dtype(values: np.ndarray, like: np.ndarray, peak: int) -> np.ndarray:
     """float32 values rounded and clipped to [0, peak], in ``like``'s dtype (in place on values)."""
+    import numpy as np
+
     np.rint(values, out=values)
     np.clip(values, 0, peak, out=values)
     return values.astype(like.dtype)
 
 
 def _noise(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+    import numpy as np
+
     noise = rng.standard_normal(image.shape, dtype=np.float32)
     noise *= NOISE_STD * peak
     noise += image
@@ -54,6 +61,9 @@ def _noise(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak:
 
 
 def _sharpen(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+    import cv2
+    import numpy as np
+
     x = image.astype(np.float32)
     blurred = cv2.GaussianBlur(x, (0, 0), SHARPEN_SIGMA, borderType=cv2.BORDER_REFLECT)
     sharp = cv2.addWeighted(x, 1 + SHARPEN_AMOUNT, blurred, -SHARPEN_AMOUNT, 0)  # x + a (x - blur)
@@ -61,11 +71,17 @@ def _sharpen(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, pea
 
 
 def _smooth(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+    import cv2
+    import numpy as np
+
     blurred = cv2.GaussianBlur(image.astype(np.float32), (0, 0), SMOOTH_SIGMA, borderType=cv2.BORDER_REFLECT)
     return _to_dtype(blurred, image, peak), label
 
 
 def _clahe(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+    import cv2
+    import numpy as np
+
     clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=(CLAHE_GRID, CLAHE_GRID))
     full = 255 if image.dtype == np.uint8 else 65535
     # CLAHE's output spans the dtype's whole range: scale it back to the image's bit depth
@@ -77,6 +93,9 @@ def _clahe(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak:
 
 def _contrast(factor: float) -> Callable[..., Pair]:
     def apply(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+        import cv2
+        import numpy as np
+
         mean = float(cv2.mean(image)[0]) if image.ndim == 2 else float(image.mean())
         scaled = image.astype(np.float32)
         scaled *= factor
@@ -90,6 +109,8 @@ def _flip(axis: int) -> Callable[..., Pair]:
     code = 1 if axis == 1 else 0  # OpenCV: 1 = around the vertical axis (left-right), 0 = top-bottom
 
     def apply(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+        import cv2
+
         return cv2.flip(image, code), cv2.flip(label, code)
 
     return apply
@@ -97,6 +118,8 @@ def _flip(axis: int) -> Callable[..., Pair]:
 
 def _rotate(degrees: float) -> Callable[..., Pair]:
     def apply(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, peak: int, fill: int) -> Pair:
+        import cv2
+
         h, w = label.shape
         # positive = clockwise on screen (y points down), about the crop centre
         matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -degrees, 1.0)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mammotools.errors import InputError
+from mammotools.export.layout import write_masks_folder
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, read_image
 from mammotools.masks import label_pixel_counts, merge_region_maps, overlap_counts, region_maps
@@ -27,14 +28,12 @@ LOSS_WARNING_FRACTION = 0.5
 
 if TYPE_CHECKING:
     from mammotools.classes import ClassTable
-    from mammotools.export_plan import ExportSettings, ImageJob
+    from mammotools.export.plan import ExportSettings, ImageJob
     from mammotools.masks import RegionMap
 
 
 def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSettings) -> dict:
     """Write all outputs of one image; return its record (also written to records/<name>.json)."""
-    from mammotools.export import write_masks_folder
-
     # The record marks the outputs complete: it goes first, so that an interruption while the
     # outputs are rewritten (say with --overwrite) never leaves an old record over new files.
     (out / "records" / f"{job.name}.json").unlink(missing_ok=True)
@@ -42,7 +41,7 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
     image_warnings: list[str] = []
     t = time.perf_counter()
     image = read_image(job.image_path, voi=settings.dicom_voi, notes=image_warnings)
-    rotation = job.record.rotation
+    rotation = job.source_image.rotation
     if rotation:  # QuPath showed (and the annotator drew on) the image turned clockwise
         image = np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
         image_warnings.append(f"turned {rotation} degrees clockwise, as QuPath shows it (a rotated image server)")
@@ -51,7 +50,7 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
     if (width, height) != (job.width, job.height):
         raise InputError(
             f"{job.image_path}: the image is {width}x{height} but the project says {job.width}x{job.height} "
-            f"(annotations: {job.record.annotation_path}); they would not line up: point --images at the "
+            f"(annotations: {job.source_image.annotation_path}); they would not line up: point --images at the "
             "image that was annotated"
         )
     t = time.perf_counter()
@@ -86,8 +85,8 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
         "width": width,
         "height": height,
         "source": str(job.image_path),
-        "annotations": str(job.record.annotation_path or ""),
-        "entry_id": job.record.entry_id if job.record.entry_id is not None else "",
+        "annotations": str(job.source_image.annotation_path or ""),
+        "entry_id": job.source_image.entry_id if job.source_image.entry_id is not None else "",
         "regions": [m.region.slug for m in maps],
         "pixels": pixels,
         "overlaps": [{"regions": list(pair), "pixels": n} for pair, n in overlaps.items()],

@@ -2,8 +2,9 @@
 
 :func:`plan_export` reads every annotation file in this process and checks what can be checked
 (unknown classes, missing images, names, earlier outputs), so a mistake stops the run before any
-file is written; an image whose own files are unreadable fails alone. The result is a list of
-:class:`ImageJob`, plain data a worker process turns into outputs (export_image.py).
+file is written; an image whose own files are unreadable fails alone. The result is an
+:class:`ExportPlan`: :class:`ImageJob` items, plain data a worker process turns into outputs
+(image.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from shapely import to_wkb
 from shapely.geometry.base import BaseGeometry
@@ -24,11 +24,8 @@ from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA, MAX_POINT_R
 from mammotools.errors import InputError, MammoError, MissingFileError
 from mammotools.files import image_stem, safe_file_name
 from mammotools.locate import ImageIndex
-from mammotools.qupath.source import ImageRecord, open_source, read_annotations
+from mammotools.qupath import SourceImage, open_source, read_annotations
 from mammotools.records import read_record
-
-if TYPE_CHECKING:
-    from mammotools.export import ExportSummary
 
 SUBJECT_KEYS = ("subject", "patient", "patient_id", "patientid", "subject_id")
 MAX_LISTED = 8  # how many names an error message lists before "..."
@@ -51,7 +48,7 @@ class ImageJob:
     """One image to export: everything a worker needs, checked and picklable."""
 
     name: str  # output stem: the image file's stem
-    record: ImageRecord
+    source_image: SourceImage  # where it came from (the project entry or export file)
     image_path: Path
     subject: str
     width: int
@@ -61,16 +58,27 @@ class ImageJob:
     warnings: list[str] = field(default_factory=list)
 
 
-def subject_of(record: ImageRecord, name: str) -> str:
+def subject_of(image: SourceImage, name: str) -> str:
     """The image's subject (patient): a project metadata value if present, else the image name
     without view and laterality tokens (split.subject_from_name)."""
     from mammotools.split import subject_from_name
 
-    lowered = {k.lower().replace(" ", "_"): v for k, v in record.metadata.items()}
+    lowered = {k.lower().replace(" ", "_"): v for k, v in image.metadata.items()}
     for key in SUBJECT_KEYS:
         if lowered.get(key):
             return lowered[key]
     return subject_from_name(name)
+
+
+@dataclass
+class ExportPlan:
+    """What an export will do, decided before any file is written."""
+
+    todo: list[ImageJob] = field(default_factory=list)  # images to (re)export
+    done: list[ImageJob] = field(default_factory=list)  # outputs complete and current: skipped
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (name, why): an image whose file is unreadable
+    not_annotated: list[str] = field(default_factory=list)  # images without any annotation file
+    warnings: list[str] = field(default_factory=list)
 
 
 def plan_export(
@@ -81,36 +89,34 @@ def plan_export(
     settings: ExportSettings,
     overwrite: bool = False,
     reader: str = "auto",
-) -> tuple[list[ImageJob], list[ImageJob], ExportSummary]:
-    """Check the whole input and decide what to do: (jobs to run, jobs already done, summary)."""
-    from mammotools.export import ExportSummary
-
+) -> ExportPlan:
+    """Check the whole input and decide what to do; raise :class:`InputError` for a mistake in it."""
     source = open_source(source_path, reader)
     exclude = out.resolve()  # a dataset inside the image folder must not be searched for images
     indexes: dict[Path | None, ImageIndex] = {images_dir: ImageIndex(images_dir, exclude)}
-    summary = ExportSummary()
+    plan = ExportPlan()
     targets = _class_targets(table, settings)
     unknown: dict[str, set[str]] = {}
     missing: list[str] = []
     jobs: list[ImageJob] = []
-    for record in source.images:
-        if record.reader is None:
-            summary.not_annotated.append(record.name)
-            summary.warnings.extend(f"{record.name}: {p}; not exported" for p in record.problems)
+    for image in source.images:
+        if image.reader is None:
+            plan.not_annotated.append(image.name)
+            plan.warnings.extend(f"{image.name}: {p}; not exported" for p in image.problems)
             continue
         folder = images_dir
-        if images_dir is None and source.kind != "project" and record.annotation_path is not None:
-            folder = record.annotation_path.parent  # exports beside their images
+        if images_dir is None and source.kind != "project" and image.annotation_path is not None:
+            folder = image.annotation_path.parent  # exports beside their images
         if folder not in indexes:
             indexes[folder] = ImageIndex(folder, exclude)
-        image_path = indexes[folder].find(record.name, record.image_path_hint)
+        image_path = indexes[folder].find(image.name, image.image_path_hint)
         if image_path is None:
-            missing.append(record.name)
+            missing.append(image.name)
             continue
         try:
-            jobs.append(_plan_image(record, image_path, table, targets, settings, unknown))
+            jobs.append(_plan_image(image, image_path, table, targets, settings, unknown))
         except MammoError as exc:  # this image's file is unreadable: it fails alone
-            summary.failed.append((image_stem(image_path.name), str(exc)))
+            plan.failed.append((image_stem(image_path.name), str(exc)))
     if unknown:
         raise InputError(_unknown_message(unknown, table))
     if missing:
@@ -119,10 +125,10 @@ def plan_export(
         raise MissingFileError(f"{len(missing)} image file(s) not found {where}: {listed}")
     _disambiguate(jobs)
     _check_names(jobs)
-    todo, done = _split_done(jobs, out, overwrite)
-    for job in todo:  # images already done had their warnings shown when they were exported
-        summary.warnings.extend(f"{job.name}: {w}" for w in job.warnings)
-    return todo, done, summary
+    plan.todo, plan.done = _split_done(jobs, out, overwrite)
+    for job in plan.todo:  # images already done had their warnings shown when they were exported
+        plan.warnings.extend(f"{job.name}: {w}" for w in job.warnings)
+    return plan
 
 
 def check_settings(settings: ExportSettings) -> None:
@@ -146,7 +152,7 @@ def _class_targets(table: ClassTable, settings: ExportSettings) -> dict[str, str
 
 
 def _plan_image(
-    record: ImageRecord,
+    image: SourceImage,
     image_path: Path,
     table: ClassTable,
     targets: dict[str, str | None],
@@ -156,24 +162,24 @@ def _plan_image(
     from mammotools.images import read_image_size
 
     name = image_stem(image_path.name)
-    if record.width is None or record.height is None:
+    if image.width is None or image.height is None:
         width, height = read_image_size(image_path)
     else:
-        width, height = record.width, record.height
+        width, height = image.width, image.height
     job = ImageJob(
         name=name,
-        record=record,
+        source_image=image,
         image_path=image_path,
-        subject=subject_of(record, name),
+        subject=subject_of(image, name),
         width=width,
         height=height,
         geometries={},
         fingerprint="",
     )
-    objects = read_annotations(record)
+    objects = read_annotations(image)
     others = sum(1 for a in objects if not a.is_annotation)
     if others:
-        job.warnings.append(f"{others} detection/cell/other object(s) in {record.annotation_path} left out (annotations only)")
+        job.warnings.append(f"{others} detection/cell/other object(s) in {image.annotation_path} left out (annotations only)")
     unclassified = 0
     for ann in (a for a in objects if a.is_annotation):
         if ann.class_name is None:
@@ -186,7 +192,7 @@ def _plan_image(
             region = table.find(ann.class_name)
             target = region.name if region else None
             if region is None:
-                unknown.setdefault(ann.class_name, set()).add(str(record.annotation_path))
+                unknown.setdefault(ann.class_name, set()).add(str(image.annotation_path))
                 continue
         if target is None:
             continue
@@ -202,7 +208,7 @@ def _plan_image(
             job.geometries.setdefault(target, []).append(ann.geometry)
     if unclassified:
         job.warnings.append(
-            f"{unclassified} unclassified annotation(s) in {record.annotation_path} left out; "
+            f"{unclassified} unclassified annotation(s) in {image.annotation_path} left out; "
             "give them a class in QuPath to include them"
         )
     job.fingerprint = _fingerprint(job, table, settings)
@@ -245,8 +251,8 @@ def _disambiguate(jobs: list[ImageJob]) -> None:
         new = safe_file_name(names[job.image_path])
         if new != job.name:
             job.warnings.append(f"named {new!r}: other images are also called {job.name!r}")
-            if job.subject == subject_of(job.record, job.name):  # the subject came from the name
-                job.subject = subject_of(job.record, new)
+            if job.subject == subject_of(job.source_image, job.name):  # the subject came from the name
+                job.subject = subject_of(job.source_image, new)
             job.name = new
 
 

@@ -1,23 +1,23 @@
-"""``augment``: the offline variants of every training crop of a ``make-crops`` dataset (or of
-every training image of an ``export-qupath`` dataset).
+"""``augment``: the offline variants (variants.py) of every training crop of a ``make-crops``
+dataset, or of every training image of an ``export-qupath`` dataset.
 
-Output layout (the same as make-crops', so training reads either)::
+The output keeps the crop dataset's layout (mammotools.crops.layout), so training reads either::
 
     aug/settings.json, classes.json, split.csv   as in the crop dataset (+ the variants used)
     aug/train/images/<crop>_<variant>.png        each training crop's variants
     aug/train/images/<crop>.png                  the unaugmented original (unless --no-originals)
     aug/val/images/<crop>.png                    validation crops, copied unchanged (never augmented)
     aug/{train,val}/labels/...                   the matching label maps
-    aug/manifest.csv                             one row per output file
+    aug/manifest.csv                             one row per output file (AUGMENT_FIELDS)
     aug/class_weights.json                       recomputed on the augmented training set
     aug/records/<crop>.json                      one crop's outputs; written last
 
 Only the training split is augmented, so no copy of a validation subject is ever trained on.
+crop.py does one crop (in a worker process with ``workers > 1``).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import time
@@ -25,32 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mammotools.classes import load_class_table
-from mammotools.crops import class_weights, write_records_manifest
-from mammotools.dataset import open_dataset
+from mammotools.augment.variants import VARIANTS
+from mammotools.classes import ClassTable
+from mammotools.crops.layout import AUGMENT_FIELDS, class_weights, missing_files, open_crop_dataset, write_records_manifest
 from mammotools.defaults import DEFAULT_KEEP_ORIGINALS
-from mammotools.errors import InputError
+from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_path, atomic_write_text
-from mammotools.records import files_present, folder_kind, forget, leftovers, prepare_split_folder, read_record
+from mammotools.records import files_present, forget, leftovers, prepare_split_folder, read_record
 from mammotools.runner import Outcome
 from mammotools.split import TRAIN, VAL, load_or_draw_split, subject_from_name
-
-MANIFEST_FIELDS = ["file", "split", "crop", "source", "subject", "variant", "seed"]
-
-
-@dataclass
-class AugmentJob:
-    """One crop (or whole image) and what to make of it."""
-
-    crop: str
-    split: str
-    source: str
-    subject: str
-    bits: int  # 0: found from the image
-    variants: tuple[str, ...]  # empty for validation crops: copied as they are
-    keep_original: bool
-    image_path: Path
-    label_path: Path
 
 
 @dataclass
@@ -62,11 +45,9 @@ class AugmentSummary(Outcome):
 
 
 def parse_variants(text: str | None) -> tuple[str, ...]:
-    """``"noise,flip_lr"`` -> the variant names, checked; None -> all ten."""
-    from mammotools.augment import DEFAULT_VARIANTS, VARIANTS
-
+    """``"noise,flip_lr"`` -> the variant names, checked; None -> all of them."""
     if text is None:
-        return DEFAULT_VARIANTS
+        return tuple(VARIANTS)
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     unknown = [n for n in names if n not in VARIANTS]
     if unknown or not names:
@@ -76,7 +57,7 @@ def parse_variants(text: str | None) -> tuple[str, ...]:
     return names
 
 
-def augment_crops(
+def augment_dataset(
     crops_path: str | Path,
     out: str | Path,
     variants: tuple[str, ...],
@@ -89,30 +70,28 @@ def augment_crops(
 ) -> AugmentSummary:
     """Write the augmented dataset (layout above) from a make-crops dataset, or from an
     export-qupath dataset (whole images; its subject split is drawn or read as make-crops does)."""
-    from mammotools.augment_crop import augment_crop, augment_files, source_stamp
+    from mammotools.augment.crop import AugmentJob, augment_files, source_stamp, write_crop_variants
     from mammotools.runner import run_tracked
 
     start = time.perf_counter()
-    crops, out = Path(crops_path), Path(out)
-    rows, source_settings = _open_crops(crops) if (crops / "settings.json").is_file() else _open_images(crops)
-    rows, missing = _existing(rows)
-    table = load_class_table(crops / "classes.json")
+    source, out = Path(crops_path), Path(out)
+    items, source_settings, table, missing = _read_source(source)
     recorded = {
         "kind": "augmented",
-        "crops": str(crops.resolve()),
+        "crops": str(source.resolve()),
         "variants": sorted(variants),
         "seed": seed,
         "keep_originals": keep_originals,
         "crop_settings": source_settings,
     }  # JSON types only: compared with the settings.json of an earlier run
-    _prepare_out(out, crops, recorded, overwrite)
+    _prepare_out(out, source, recorded, overwrite)
     jobs = [
         AugmentJob(
-            r["crop"], r["split"], r["source"], r["subject"], int(r["bits"]),
-            variants if r["split"] == TRAIN else (), keep_originals or r["split"] != TRAIN,
-            Path(r["image_path"]), Path(r["label_path"]),
+            item.crop, item.split, item.source, item.subject, item.bits or 0,
+            variants if item.split == TRAIN else (), keep_originals or item.split != TRAIN,
+            item.image_path, item.label_path,
         )
-        for r in rows
+        for item in items
     ]  # fmt: skip
     summary = AugmentSummary(failed=missing)
     todo = []
@@ -132,11 +111,11 @@ def augment_crops(
         on_plan(len(todo), len(summary.skipped))
 
     try:
-        run_tracked(augment_crop, todo, (out, seed, table), workers, summary, lambda job: job.crop, on_item)
+        run_tracked(write_crop_variants, todo, (out, seed, table), workers, summary, lambda job: job.crop, on_item)
         for name in leftovers(out, {job.crop for job in jobs} | {name for name, _ in missing}):  # no longer in the source
             forget(out, name, augment_files)
     finally:  # also after Ctrl-C: the manifest lists what is complete
-        outputs = write_records_manifest(out, "outputs", MANIFEST_FIELDS, table)
+        outputs = write_records_manifest(out, "outputs", AUGMENT_FIELDS, table)
     for row in outputs:
         summary.files[row["split"]] += 1
     weights = class_weights(table, outputs)
@@ -145,60 +124,69 @@ def augment_crops(
     return summary
 
 
-def _open_crops(crops: Path) -> tuple[list[dict[str, str]], dict]:
-    needed = [crops / n for n in ("settings.json", "manifest.csv", "classes.json")]
-    if not crops.is_dir() or not all(p.is_file() for p in needed):
-        raise InputError(
-            f"{crops}: not a crop dataset (needs settings.json, manifest.csv and classes.json); "
-            "make one with `mammotools make-crops DATASET --size N --out CROPS`"
+@dataclass(frozen=True)
+class _Item:
+    """A crop, or a whole image, to augment."""
+
+    crop: str
+    split: str
+    source: str
+    subject: str
+    bits: int | None
+    image_path: Path
+    label_path: Path
+
+
+def source_unit(path: str | Path) -> str:
+    """What augment works on in ``path``: "crop" (a make-crops folder) or "image" (an export dataset)."""
+    return "crop" if (Path(path) / "settings.json").is_file() else "image"
+
+
+def _read_source(path: Path) -> tuple[list[_Item], dict, ClassTable, list[tuple[str, str]]]:
+    """(items, the source's settings, class table, (name, error) of listed files that are missing)."""
+    if not path.exists():
+        raise MissingFileError(
+            f"{path}: not found; give a crop dataset (make-crops) or an image dataset (export-qupath) folder"
         )
-    try:
-        settings = json.loads((crops / "settings.json").read_text("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{crops / 'settings.json'}: damaged; rerun make-crops with --overwrite") from None
-    if folder_kind(settings) != "crops":
+    if source_unit(path) == "crop":
+        return _crop_items(path)
+    return _image_items(path)
+
+
+def _crop_items(path: Path) -> tuple[list[_Item], dict, ClassTable, list[tuple[str, str]]]:
+    dataset = open_crop_dataset(path)
+    if dataset.kind != "crops":
         raise InputError(
-            f"{crops}: an augmented dataset, not a crop dataset; augment the crops it was made from (make-crops output) instead"
+            f"{path}: an augmented dataset, not a crop dataset; augment the crops it was made from (make-crops output) instead"
         )
-    with (crops / "manifest.csv").open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or "crop" not in rows[0]:
-        raise InputError(f"{crops / 'manifest.csv'}: holds no crop; run make-crops first")
-    for r in rows:
-        r["image_path"] = str(crops / r["split"] / "images" / f"{r['crop']}.png")
-        r["label_path"] = str(crops / r["split"] / "labels" / f"{r['crop']}.png")
-    return rows, settings
+    missing = missing_files(dataset)
+    lost = {name for name, _ in missing}
+    items = [
+        _Item(f.crop, f.split, f.source, f.subject, f.bits, f.image_path, f.label_path)
+        for f in dataset.files
+        if f.name not in lost
+    ]
+    return items, dataset.settings, dataset.table, missing
 
 
-def _existing(rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
-    """Rows whose image and label files exist, and (name, error) for those whose files are missing."""
-    kept, missing = [], []
-    for r in rows:
-        lost = [p for p in (r["image_path"], r["label_path"]) if not Path(p).is_file()]
-        if lost:
-            missing.append((r["crop"], f"{lost[0]}: listed in the manifest but missing; rerun the command that made it"))
-        else:
-            kept.append(r)
-    return kept, missing
-
-
-def _open_images(path: Path) -> tuple[list[dict[str, str]], dict]:
+def _image_items(path: Path) -> tuple[list[_Item], dict, ClassTable, list[tuple[str, str]]]:
     """Whole images of an export-qupath dataset, with the dataset's subject split."""
+    from mammotools.export import open_export_dataset
+
     try:
-        dataset = open_dataset(path)
+        dataset = open_export_dataset(path)
     except InputError:
         raise InputError(
             f"{path}: neither a crop dataset (make-crops) nor an image dataset (export-qupath); "
             "make one with `mammotools make-crops DATASET --size N --out CROPS`"
         ) from None
-    subjects = {r["name"]: r.get("subject") or subject_from_name(r["name"]) for r in dataset.rows}
+    subjects = {image.name: image.subject or subject_from_name(image.name) for image in dataset.images}
     splits = load_or_draw_split(dataset.path, subjects)
-    rows = [
-        {"crop": name, "split": split, "source": name, "subject": subject, "bits": "0",
-         "image_path": str(dataset.image_path(name)), "label_path": str(dataset.label_path(name))}
+    items = [
+        _Item(name, split, name, subject, None, dataset.image_path(name), dataset.label_path(name))
         for name, (subject, split) in sorted(splits.items())
-    ]  # fmt: skip
-    return rows, {"dataset": str(path.resolve()), "whole_images": True}
+    ]
+    return items, {"dataset": str(path.resolve()), "whole_images": True}, dataset.table, []
 
 
 def _prepare_out(out: Path, source: Path, recorded: dict, overwrite: bool) -> None:

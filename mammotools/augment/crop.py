@@ -1,26 +1,41 @@
-"""Augment one crop (the work a worker process does for ``augment``)."""
+"""Augment one crop (the work a worker process does for ``augment``): apply each variant
+(variants.py), write the files and the record."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from mammotools.augment import VARIANTS, apply_variant
-from mammotools.crop_image import image_bits
+from mammotools.augment.variants import VARIANTS, apply_variant
+from mammotools.crops.centres import crop_seed
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
-from mammotools.images import encode_png, read_image
+from mammotools.images import encode_png, image_bits, read_image
 from mammotools.palette import encode_label_png, read_label_png
 from mammotools.records import forget, split_files
-from mammotools.sampling import crop_seed
 
 if TYPE_CHECKING:
-    from mammotools.augment_dataset import AugmentJob
     from mammotools.classes import ClassTable
+
+
+@dataclass
+class AugmentJob:
+    """One crop (or whole image) and what to make of it."""
+
+    crop: str
+    split: str
+    source: str
+    subject: str
+    bits: int  # 0: found from the image
+    variants: tuple[str, ...]  # empty for validation crops: copied as they are
+    keep_original: bool
+    image_path: Path
+    label_path: Path
 
 
 def augment_files(out: Path, record: dict) -> list[Path]:
@@ -34,7 +49,7 @@ def source_stamp(job: AugmentJob) -> list[int]:
     return [v for st in stats for v in (st.st_size, st.st_mtime_ns)]
 
 
-def augment_crop(job: AugmentJob, out: Path, seed: int, table: ClassTable) -> dict:
+def write_crop_variants(job: AugmentJob, out: Path, seed: int, table: ClassTable) -> dict:
     """Write the crop's variants (and/or a copy of it) and its record; return the record."""
     from PIL import Image
 
@@ -45,6 +60,8 @@ def augment_crop(job: AugmentJob, out: Path, seed: int, table: ClassTable) -> di
     with Image.open(src_label) as im:
         palette = bytes(im.getpalette() or [])[:768].ljust(768, b"\0")
     outputs = []
+
+    bits: int | str = job.bits or ""  # unknown for whole images copied unread
 
     def record(file: str, variant: str, variant_seed: int | str, label_map: np.ndarray) -> None:
         counts = cv2.calcHist([label_map], [0], None, [256], [0, 256]).ravel()
@@ -57,6 +74,7 @@ def augment_crop(job: AugmentJob, out: Path, seed: int, table: ClassTable) -> di
                 "subject": job.subject,
                 "variant": variant,
                 "seed": variant_seed,
+                "bits": bits,
                 "pixels": {c.name: int(counts[c.label]) for c in table},
             }
         )
@@ -69,10 +87,12 @@ def augment_crop(job: AugmentJob, out: Path, seed: int, table: ClassTable) -> di
     if job.variants:
         image = read_image(src_image)
         bits = job.bits or image_bits(image)
+        for i, out_row in enumerate(outputs):  # the original's row, written before the bits were known
+            outputs[i] = {**out_row, "bits": bits}
         for name in job.variants:
             variant_seed = crop_seed(seed, f"{job.crop}/{name}", 0)  # by name: the order of --variants does not matter
             rng = np.random.default_rng(variant_seed)
-            new_image, new_label = apply_variant(name, image, label, rng, bits, table.bottom.label)
+            new_image, new_label = apply_variant(name, image, label, rng, int(bits), table.bottom.label)
             file = f"{job.crop}_{name}"
             atomic_write_bytes(out / job.split / "images" / f"{file}.png", encode_png(new_image))
             atomic_write_bytes(out / job.split / "labels" / f"{file}.png", encode_label_png(new_label, palette))

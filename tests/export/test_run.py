@@ -225,7 +225,7 @@ def test_parallel_workers_give_identical_outputs(tmp_path: Path) -> None:
 
 
 def test_sample_data_exports(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[1] / "sample_data"
+    root = Path(__file__).resolve().parents[2] / "sample_data"
     summary = export_dataset(root / "project", tmp_path / "ds", root / "images", workers=1)
     assert sorted(summary.exported) == ["phantom_001", "phantom_002", "phantom_003"]
     assert not summary.failed
@@ -267,7 +267,7 @@ def test_project_paths_cannot_escape_out(tmp_path: Path) -> None:
 
 
 def test_interrupted_overwrite_is_redone_not_trusted(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mammotools.export_image as worker
+    import mammotools.export.image as worker
 
     out = tmp_path / "ds"
     export_dataset(project, out, tmp_path / "images", settings=ExportSettings(sigma=5, point_radius=5))

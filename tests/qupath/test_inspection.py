@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import feature, rect, shared, write_project
 
-from mammotools.inspection import format_report, inspect_source
+from mammotools.qupath.inspection import format_report, inspect_source
 
 
 def test_real_export_matches_qupath_summary() -> None:

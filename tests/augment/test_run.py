@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from conftest import make_dataset
 
-from mammotools.augment import VARIANTS, apply_variant
-from mammotools.augment_dataset import augment_crops, parse_variants
+from mammotools.augment import VARIANTS, apply_variant, augment_dataset, parse_variants
 from mammotools.crops import CropSettings, make_crops
 from mammotools.errors import InputError
 
@@ -61,7 +60,7 @@ def test_variants_parsed_and_checked() -> None:
 def test_only_training_crops_are_augmented(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path)
     make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=2))
-    summary = augment_crops(tmp_path / "c", tmp_path / "a", parse_variants(None), seed=3)
+    summary = augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants(None), seed=3)
     crops = list(csv.DictReader((tmp_path / "c" / "manifest.csv").open()))
     n_train = sum(r["split"] == "train" for r in crops)
     assert summary.files == {"train": n_train * 11, "val": len(crops) - n_train}
@@ -70,16 +69,16 @@ def test_only_training_crops_are_augmented(tmp_path: Path) -> None:
     val_files = {p.stem for p in (tmp_path / "a" / "val" / "images").iterdir()}
     assert val_files == {r["crop"] for r in crops if r["split"] == "val"}
     # reproducible from the seed, byte for byte
-    augment_crops(tmp_path / "c", tmp_path / "b", parse_variants(None), seed=3, workers=2)
+    augment_dataset(tmp_path / "c", tmp_path / "b", parse_variants(None), seed=3, workers=2)
     for p in (tmp_path / "a" / "train" / "images").iterdir():
         assert p.read_bytes() == (tmp_path / "b" / "train" / "images" / p.name).read_bytes()
     with pytest.raises(InputError, match="neither a crop dataset"):
-        augment_crops(tmp_path / "c" / "train", tmp_path / "x", parse_variants(None))
+        augment_dataset(tmp_path / "c" / "train", tmp_path / "x", parse_variants(None))
 
 
 def test_whole_images_of_an_export_dataset(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path)
-    summary = augment_crops(dataset, tmp_path / "a", parse_variants("flip_lr,noise"), workers=1)
+    summary = augment_dataset(dataset, tmp_path / "a", parse_variants("flip_lr,noise"), workers=1)
     split = {r["name"]: r["split"] for r in csv.DictReader((dataset / "split.csv").open())}
     n_train = sum(v == "train" for v in split.values())
     assert summary.files == {"train": n_train * 3, "val": len(split) - n_train}
@@ -91,7 +90,7 @@ def test_whole_images_of_an_export_dataset(tmp_path: Path) -> None:
 def test_variant_seeds_do_not_depend_on_the_order(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path)
     make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
-    augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise,flip_lr"))
-    augment_crops(tmp_path / "c", tmp_path / "b", parse_variants("flip_lr,noise"))
+    augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise,flip_lr"))
+    augment_dataset(tmp_path / "c", tmp_path / "b", parse_variants("flip_lr,noise"))
     for p in (tmp_path / "a" / "train" / "images").glob("*_noise.png"):
         assert p.read_bytes() == (tmp_path / "b" / "train" / "images" / p.name).read_bytes()

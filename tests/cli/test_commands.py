@@ -13,7 +13,7 @@ from conftest import feature, rect, shared, write_project
 
 from mammotools.cli import main
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 
 
 def test_help_does_not_import_heavy_packages() -> None:

@@ -97,11 +97,11 @@ def test_rerun_and_bad_input(dataset: Path, tmp_path: Path) -> None:
 
 
 def test_moving_a_subject_to_validation_leaves_nothing_in_training(tmp_path: Path) -> None:
-    from mammotools.augment_dataset import augment_crops, parse_variants
+    from mammotools.augment import augment_dataset, parse_variants
 
     dataset = make_dataset(tmp_path)
     make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=2))
-    augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise,flip_lr"))
+    augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise,flip_lr"))
     rows_ = list(csv.DictReader((dataset / "split.csv").open()))
     moved = next(r["subject"] for r in rows_ if r["split"] == "train")
     text = "name,subject,split\n" + "".join(
@@ -109,7 +109,7 @@ def test_moving_a_subject_to_validation_leaves_nothing_in_training(tmp_path: Pat
     )
     (dataset / "split.csv").write_text(text)
     make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=2))
-    augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise,flip_lr"))
+    augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise,flip_lr"))
     for folder in (tmp_path / "c", tmp_path / "a"):
         train_files = [p.name for p in (folder / "train").rglob("*.png")]
         assert train_files and not [n for n in train_files if n.startswith(moved + "_")]
@@ -143,7 +143,7 @@ def test_edited_split_files_are_checked(tmp_path: Path, edit: str, message: str)
 def test_out_folders_keep_their_kind(dataset: Path, tmp_path: Path) -> None:
     import shutil
 
-    from mammotools.augment_dataset import augment_crops, parse_variants
+    from mammotools.augment import augment_dataset, parse_variants
 
     copy = tmp_path / "copy"
     shutil.copytree(dataset, copy)
@@ -152,23 +152,23 @@ def test_out_folders_keep_their_kind(dataset: Path, tmp_path: Path) -> None:
         make_crops(copy, copy, CropSettings(size=64), overwrite=True)
     make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
     with pytest.raises(InputError, match="not a folder of augmented"):
-        augment_crops(tmp_path / "c", copy, parse_variants("noise"), overwrite=True)
+        augment_dataset(tmp_path / "c", copy, parse_variants("noise"), overwrite=True)
     assert (copy / "manifest.csv").read_bytes() == before  # the export dataset is untouched
-    augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
+    augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
     with pytest.raises(InputError, match="an augmented dataset, not a crop dataset"):
-        augment_crops(tmp_path / "a", tmp_path / "a2", parse_variants("noise"))
+        augment_dataset(tmp_path / "a", tmp_path / "a2", parse_variants("noise"))
 
 
 def test_a_lost_crop_or_variant_is_remade(dataset: Path, tmp_path: Path) -> None:
-    from mammotools.augment_dataset import augment_crops, parse_variants
+    from mammotools.augment import augment_dataset, parse_variants
 
     make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
-    augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
+    augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
     lost = next((tmp_path / "c" / "train" / "images").iterdir())
     lost.unlink()
     again = make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
     assert len(again.done) == 1 and lost.exists()
     variant = next((tmp_path / "a" / "train" / "images").glob("*_noise.png"))
     variant.unlink()
-    redo = augment_crops(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
+    redo = augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
     assert variant.exists() and not redo.failed

@@ -14,11 +14,11 @@ from PIL import Image
 from mammotools.classes import load_class_table
 from mammotools.errors import InputError
 from mammotools.export import ExportSettings, export_dataset
-from mammotools.import_masks import import_masks, parse_values
+from mammotools.importers import import_masks, parse_values
 from mammotools.palette import read_label_png
-from mammotools.qupath.source import open_source
+from mammotools.qupath import open_source
 
-TISSUE = Path(__file__).resolve().parents[1] / "docs" / "classes" / "breast_tissue.json"
+TISSUE = Path(__file__).resolve().parents[2] / "docs" / "classes" / "breast_tissue.json"
 VALUES = "64=Background,128=Adipose,192=Fibroglandular,255=Pectoral"
 
 

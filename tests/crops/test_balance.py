@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from conftest import shared
 
-from mammotools.augment_dataset import augment_crops, parse_variants
-from mammotools.balance import manifest_pixels, normalized_entropy, uniform_crop_pixels
+from mammotools.augment import augment_dataset, parse_variants
 from mammotools.classes import load_class_table
 from mammotools.crops import CropSettings, make_crops
+from mammotools.crops.balance import manifest_pixels, normalized_entropy, uniform_crop_pixels
 from mammotools.export import ExportSettings, export_dataset
-from mammotools.import_masks import import_masks, parse_values
+from mammotools.importers import import_masks, parse_values
 
-TISSUE = Path(__file__).resolve().parents[1] / "docs" / "classes" / "breast_tissue.json"
+TISSUE = Path(__file__).resolve().parents[2] / "docs" / "classes" / "breast_tissue.json"
 
 
 def test_normalized_entropy() -> None:
@@ -33,7 +33,7 @@ def test_ddsm_crops_and_augment_end_to_end(tmp_path: Path) -> None:
     export_dataset(tmp_path / "proj", tmp_path / "ds", ddsm / "images", table=table, settings=ExportSettings(sigma=0), workers=2)
     crops = make_crops(tmp_path / "ds", tmp_path / "crops", CropSettings(size=256, per_image=8), workers=2)
     assert crops.crops["train"] + crops.crops["val"] == 480 and not crops.failed
-    aug = augment_crops(tmp_path / "crops", tmp_path / "aug", parse_variants(None), workers=2)
+    aug = augment_dataset(tmp_path / "crops", tmp_path / "aug", parse_variants(None), workers=2)
     assert aug.files["train"] == crops.crops["train"] * 11 and aug.files["val"] == crops.crops["val"]
 
     rows = list(csv.DictReader((tmp_path / "crops" / "manifest.csv").open()))

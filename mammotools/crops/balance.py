@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mammotools.dataset import open_dataset
+from mammotools.crops.centres import crop_seed, cut, window_around
+from mammotools.export import open_export_dataset
 from mammotools.palette import read_label_png
-from mammotools.sampling import crop_seed, cut, window_around
 
 
 def normalized_entropy(pixels: dict[str, int]) -> float:
@@ -27,12 +27,12 @@ def normalized_entropy(pixels: dict[str, int]) -> float:
 
 def uniform_crop_pixels(dataset_path: str | Path, size: int, per_image: int, seed: int = 0) -> dict[str, int]:
     """Class pixels of ``per_image`` crops per image with uniformly random centres (the baseline)."""
-    dataset = open_dataset(dataset_path)
+    dataset = open_export_dataset(dataset_path)
     totals = dict.fromkeys(dataset.table.names, 0)
-    for row in dataset.rows:
-        label = read_label_png(dataset.label_path(row["name"]))
+    for name in dataset.names:
+        label = read_label_png(dataset.label_path(name))
         for i in range(per_image):
-            rng = np.random.default_rng(crop_seed(seed, "uniform/" + row["name"], i))
+            rng = np.random.default_rng(crop_seed(seed, "uniform/" + name, i))
             centre = int(rng.integers(label.shape[0])), int(rng.integers(label.shape[1]))
             crop = cut(label, window_around(*centre, label.shape, size), dataset.table.bottom.label)
             counts = np.bincount(crop.ravel(), minlength=256)

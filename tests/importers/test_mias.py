@@ -13,9 +13,9 @@ from conftest import shared
 from mammotools.classes import default_class_table
 from mammotools.errors import InputError
 from mammotools.export import ExportSettings, export_dataset
-from mammotools.mias import disc, import_mias, parse_info, parse_mapping
+from mammotools.importers.mias import disc, import_mias, parse_info, parse_mapping
 from mammotools.palette import read_label_png
-from mammotools.qupath.source import open_source
+from mammotools.qupath import open_source
 
 INFO = """MIAS header text that is not data
 mdb001 G CIRC B 535 425 197

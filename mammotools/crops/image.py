@@ -1,32 +1,38 @@
-"""Cut one image's crops (the work a worker process does for ``make-crops``)."""
+"""Cut one image's crops (the work a worker process does for ``make-crops``): balanced centres
+(centres.py), windows, the files, the record."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from mammotools.crops.centres import PixelPicker, choose_centre, crop_seed, cut, window_around
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
-from mammotools.images import encode_png, read_image
+from mammotools.images import encode_png, image_bits, read_image
 from mammotools.palette import encode_label_png, read_label_png
 from mammotools.records import forget, split_files
-from mammotools.sampling import PixelPicker, choose_centre, crop_seed, cut, window_around
 
 if TYPE_CHECKING:
     from mammotools.classes import ClassTable
-    from mammotools.crops import CropJob, CropSettings
+    from mammotools.crops.layout import CropSettings
 
 
-def image_bits(image: np.ndarray) -> int:
-    """Bit depth the image's values need: 8 for uint8, else 8..16 from its maximum (12-bit
-    mammograms stored in uint16 give 12). Intensity augmentations stay within it."""
-    if image.dtype == np.uint8:
-        return 8
-    return max(8, int(image.max()).bit_length())
+@dataclass
+class CropJob:
+    """One source image: where it is, and which side of the split it is on."""
+
+    name: str
+    subject: str
+    split: str
+    image_path: Path
+    label_path: Path
+    source_fingerprint: str = ""  # the dataset record's: changes when export-qupath redid the image
 
 
 def crop_files(out: Path, record: dict) -> list[Path]:
@@ -34,7 +40,7 @@ def crop_files(out: Path, record: dict) -> list[Path]:
     return split_files(out, record.get("crops", []), "crop")
 
 
-def crop_image(
+def cut_image_crops(
     job: CropJob,
     out: Path,
     table: ClassTable,

@@ -22,7 +22,8 @@ from pathlib import Path
 from mammotools.annotations import repair_geometry
 from mammotools.classes import ClassTable, default_class_table
 from mammotools.errors import MammoError
-from mammotools.qupath.source import ImageRecord, open_source, read_annotations
+from mammotools.qupath.entries import SourceImage
+from mammotools.qupath.source import open_source, read_annotations
 
 UNCLASSIFIED = "Unclassified"
 
@@ -33,13 +34,13 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
     source = open_source(path, reader)
     images = []
     all_unknown: set[str] = set()
-    for record in source.images:
+    for image in source.images:
         counts: Counter[str] = Counter()
         others: Counter[str] = Counter()
-        problems = list(record.problems)
+        problems = list(image.problems)
         unreadable = False
         try:
-            objects = read_annotations(record)
+            objects = read_annotations(image)
         except MammoError as exc:
             problems.append(str(exc))
             objects, unreadable = [], True
@@ -50,21 +51,21 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
             counts[ann.class_name or UNCLASSIFIED] += 1
             repair_geometry(ann)
             problems.extend(f"{ann.describe()}: {p}" for p in ann.problems)
-            if record.width and record.height and not ann.geometry.is_empty:
+            if image.width and image.height and not ann.geometry.is_empty:
                 minx, miny, maxx, maxy = ann.geometry.bounds
-                if minx < 0 or miny < 0 or maxx > record.width or maxy > record.height:
-                    problems.append(f"{ann.describe()}: extends outside the {record.width}x{record.height} image")
-        problems.extend(_summary_mismatch(record, counts))
+                if minx < 0 or miny < 0 or maxx > image.width or maxy > image.height:
+                    problems.append(f"{ann.describe()}: extends outside the {image.width}x{image.height} image")
+        problems.extend(_summary_mismatch(image, counts))
         unknown = sorted(c for c in counts if c != UNCLASSIFIED and table.find(c) is None)
         all_unknown.update(unknown)
         images.append(
             {
-                "name": record.name,
-                "entry_id": record.entry_id,
-                "width": record.width,
-                "height": record.height,
-                "annotation_file": str(record.annotation_path) if record.annotation_path else None,
-                "reader": record.reader,
+                "name": image.name,
+                "entry_id": image.entry_id,
+                "width": image.width,
+                "height": image.height,
+                "annotation_file": str(image.annotation_path) if image.annotation_path else None,
+                "reader": image.reader,
                 "annotation_counts": dict(sorted(counts.items())),
                 "other_objects": dict(sorted(others.items())),
                 "unknown_classes": unknown,
@@ -81,11 +82,11 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
     }
 
 
-def _summary_mismatch(record: ImageRecord, counts: Counter[str]) -> list[str]:
+def _summary_mismatch(image: SourceImage, counts: Counter[str]) -> list[str]:
     """A problem when QuPath's own summary.json (beside a data.qpdata) counts otherwise."""
-    if record.reader != "qpdata" or record.annotation_path is None:
+    if image.reader != "qpdata" or image.annotation_path is None:
         return []
-    summary = record.annotation_path.parent / "summary.json"
+    summary = image.annotation_path.parent / "summary.json"
     try:
         expected = json.loads(summary.read_text("utf-8"))["hierarchy"]["annotationClassificationCounts"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -1,0 +1,126 @@
+"""What every command shares: the options written once, progress bars, turning errors into one line.
+
+Kept free of heavy imports: ``mammotools --help`` imports this module and nothing of numpy,
+OpenCV, shapely or torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mammotools.defaults import READERS_OFFERED
+from mammotools.errors import MammoError
+
+MAX_WARNINGS_SHOWN = 20
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Folder options are DIRECTORY, file options FILE, options taking either PATH: one type each.
+FOLDER = click.Path(file_okay=False, path_type=Path)
+FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def user_errors(fn: F) -> F:
+    """Turn the library's user-facing errors into one clear line and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MammoError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Refuse nan and inf, which FloatRange lets through."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value}: give a finite number")
+    return value
+
+
+def class_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``FROM=TO`` values -> (from, to) pairs."""
+    pairs = []
+    for v in values:
+        src, sep, dst = v.partition("=")
+        if not sep or not src.strip() or not dst.strip():
+            raise click.BadParameter(f"{v!r}: write it as 'FROM=TO', e.g. 'Mass=Tumor'")
+        pairs.append((src.strip(), dst.strip()))
+    return tuple(pairs)
+
+
+reader_option = click.option(
+    "--reader",
+    type=click.Choice(READERS_OFFERED),
+    default=READERS_OFFERED[0],
+    help="auto: a project's data.qpdata read directly, else its GeoJSON exports; qpdata or geojson: only those; "
+    "paquo: through a local QuPath.",
+)
+
+classes_option = click.option(
+    "--classes",
+    "classes_file",
+    type=FILE,
+    help="Class table JSON (list of {name, label, color, rank, smooth, aliases}); default: the paper's 14 regions.",
+)
+
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Worker processes; 0 = as many as the work is worth (at most one per CPU core).  [default: 0]",
+    show_default=False,
+)
+
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="Replace outputs made earlier from other inputs or settings."
+)
+
+
+class Progress:
+    """(on_plan, on_item) callbacks drawing a progress bar on stderr; ``close()`` ends it."""
+
+    def __init__(self, label: str, unit: str = "", skipped: str = "already complete, skipped") -> None:
+        self.label, self.unit, self.skipped = label, unit, skipped
+        self.bar: Any = None
+
+    def on_plan(self, todo: int, done: int) -> None:
+        if done:
+            click.echo(f"{done} {self.skipped}", err=True)
+        label = f"{self.label} {todo}{self.unit}"
+        bar = click.progressbar(length=todo, label=label, file=sys.stderr, show_pos=True, show_eta=True)
+        self.bar = bar.__enter__()
+
+    def on_item(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def report_warnings(warnings: list[str], out: Path) -> None:
+    """The first MAX_WARNINGS_SHOWN warnings on stderr, then how many more and where they are."""
+    for w in warnings[:MAX_WARNINGS_SHOWN]:
+        click.echo(f"warning: {w}", err=True)
+    if len(warnings) > MAX_WARNINGS_SHOWN:
+        click.echo(f"... and {len(warnings) - MAX_WARNINGS_SHOWN} more warnings (see {out}/records/*.json)", err=True)
+
+
+def report_failures(failed: list[tuple[str, str]]) -> None:
+    """One line per failed item on stderr; exit status 1 if any failed."""
+    for name, message in failed:
+        click.echo(f"failed: {name}: {message}", err=True)
+    if failed:
+        raise SystemExit(1)

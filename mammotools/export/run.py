@@ -1,0 +1,105 @@
+"""``export-qupath``: QuPath annotations -> an export dataset folder (layout.py) every later command reads.
+
+The work is in two steps. :func:`~mammotools.export.plan.plan_export` reads every annotation
+file in this process and checks everything that can be checked before writing (unknown classes,
+missing images, names, earlier outputs), so a mistake stops the run before any file is written.
+:func:`~mammotools.export.image.export_image` then does one image (in a worker process with
+``workers > 1``); an image that fails there (truncated file, size differing from the project's)
+is reported and written nowhere. This module runs the two.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mammotools.classes import ClassTable, default_class_table
+from mammotools.errors import InputError
+from mammotools.export.layout import export_files, prepare_export_folder, write_manifest
+from mammotools.export.plan import MAX_LISTED, ExportSettings, check_settings, plan_export
+from mammotools.records import forget, leftovers
+from mammotools.runner import Outcome
+
+
+@dataclass
+class ExportSummary(Outcome):
+    """What an export did."""
+
+    not_annotated: list[str] = field(default_factory=list)  # images with no annotation file
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # summed per stage, exported images
+
+    @property
+    def exported(self) -> list[str]:
+        """Names of the images exported by this run."""
+        return self.done
+
+
+def export_dataset(
+    source_path: str | Path,
+    out: str | Path,
+    images_dir: str | Path | None = None,
+    table: ClassTable | None = None,
+    settings: ExportSettings | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    on_plan: Callable[[int, int], None] | None = None,
+    on_image: Callable[[str], None] | None = None,
+    reader: str = "auto",
+) -> ExportSummary:
+    """Export a QuPath project (or GeoJSON exports) to a dataset folder; see module docstring.
+
+    ``on_plan(todo, done)`` is called once the work is known; ``on_image(name)`` after each
+    image (for a progress bar).
+    """
+    from mammotools.export.image import export_image  # cv2 etc. only when working
+    from mammotools.runner import run_tracked
+
+    start = time.perf_counter()
+    table = table or default_class_table()
+    settings = settings or ExportSettings()
+    check_settings(settings)
+    out = Path(out)
+    if (out / "settings.json").is_file():  # before planning, whose advice would not fit such a folder
+        raise InputError(f"{out}: a crop or augmented dataset, not an export-qupath dataset; choose another --out")
+    plan = plan_export(Path(source_path), out, Path(images_dir) if images_dir else None, table, settings, overwrite, reader)
+    todo, done = plan.todo, plan.done
+    summary = ExportSummary(failed=plan.failed, not_annotated=plan.not_annotated, warnings=plan.warnings)
+    if on_plan:
+        on_plan(len(todo), len(done))
+    prepare_export_folder(out, table, overwrite)
+    summary.skipped = [j.name for j in done]
+
+    def add_result(record: dict) -> None:
+        for k, v in record["timings"].items():
+            summary.timings[k] = summary.timings.get(k, 0.0) + v
+        summary.warnings.extend(f"{record['name']}: {w}" for w in record["image_warnings"])
+
+    args = (out, table, settings)
+    current = {j.name for j in todo} | {j.name for j in done} | {name for name, _ in summary.failed}
+    try:
+        run_tracked(export_image, todo, args, workers, summary, lambda job: job.name, on_image, add_result)
+        summary.warnings.extend(_leftovers(out, current, overwrite))
+    finally:  # also after Ctrl-C: the manifest lists what is complete
+        write_manifest(out, table, current)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _leftovers(out: Path, current: set[str], overwrite: bool) -> list[str]:
+    """Outputs of images no longer in the input: removed with ``overwrite``, else reported."""
+    old = leftovers(out, current)
+    if not old:
+        return []
+    if overwrite:
+        for name in old:
+            forget(out, name, export_files, fallback={"name": name})
+        return [f"removed the outputs of {len(old)} image(s) no longer in the input: {', '.join(old[:MAX_LISTED])}"]
+    listed = ", ".join(old[:MAX_LISTED]) + (" ..." if len(old) > MAX_LISTED else "")
+    return [
+        f"{len(old)} image(s) exported earlier are no longer in the input ({listed}): left out of the manifest; "
+        "their files stay until a run with --overwrite"
+    ]
