@@ -1,19 +1,17 @@
-"""QuPath ``data.qpdata`` read directly: a real QuPath 0.6 file, Java-written fixtures, fuzzing.
+"""Reading whole ``.qpdata`` files (``reader``): every fixture layout, a real QuPath 0.6 file, bad files, fuzzing.
 
 Fixtures: ``tests/qupath/java/QpdataFixture.java`` mirrors QuPath's serialization layout (class
 names, serialVersionUIDs, fields, ``writeExternal`` order, ROI proxies) and writes one file per
 layout QuPath has used. Its output is committed in ``tests/qupath/data/`` so the tests run without
 Java; where ``javac`` is present the tests also compile and run it afresh. Regenerate with
-``python tests/qupath/test_qpdata.py``.
+``python tests/qupath/qpdata/test_reader.py``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import shutil
-import struct
 import subprocess
 import sys
 import time
@@ -27,18 +25,11 @@ import shapely
 from shapely.geometry import LineString, MultiPoint, MultiPolygon, Polygon, box
 
 from mammotools.errors import InputError, MissingFileError
-from mammotools.qupath import qpdata
 from mammotools.qupath.geojson import read_geojson
-from mammotools.qupath.qpdata import (
-    QpdataError,
-    QpdataHeader,
-    read_qpdata,
-    read_qpdata_header,
-    read_qpdata_tree,
-)
+from mammotools.qupath.qpdata import QpdataError, read_qpdata, read_qpdata_header, read_qpdata_tree, reader
 
-HERE = Path(__file__).resolve().parent
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+HERE = Path(__file__).resolve().parents[1]  # tests/qupath
+SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 COSCIA = SHARED_DATA / "qupath" / "coscialab-0.6.0"
 JAVA_SOURCES = HERE / "java"
 FIXTURES = HERE / "data"
@@ -178,123 +169,8 @@ def test_tree_keeps_the_nesting() -> None:
     assert [n.annotation for n in walk(tree)] == read_qpdata(committed("0.6"))
 
 
-def test_ellipse_accuracy() -> None:
-    """Default: QuPath's own 100-vertex polygon; ``ellipse_tolerance``: the true ellipse within it."""
-    true = np.linspace(0, 2 * math.pi, 20001)
-    for tolerance in (None, 0.01, 0.001):
-        core = read_qpdata(committed("0.6"), precision=None, ellipse_tolerance=tolerance)[13].geometry  # circle r = 50
-        dense = shapely.points(750 + 50 * np.cos(true), 750 + 50 * np.sin(true))
-        error = shapely.distance(dense, core.exterior).max()
-        if tolerance is None:
-            assert len(core.exterior.coords) == 101
-            assert error == pytest.approx(50 * (1 - math.cos(math.pi / 100)), rel=1e-3)  # 0.0247 px
-        else:
-            assert error < tolerance
-            assert error > tolerance / 10  # not needlessly many vertices
-
-
-def test_precision_none_keeps_the_stored_floats() -> None:
-    rounded = read_qpdata(committed("0.3"))
-    raw = read_qpdata(committed("0.3"), precision=None)
-    assert same_geometry(raw[5].geometry, rounded[5].geometry)  # on the grid already
-    ellipse = shapely.get_coordinates(raw[2].geometry)
-    assert not np.allclose(ellipse, np.round(ellipse, 2), atol=1e-9, rtol=0)  # off the grid
-    assert np.abs(ellipse - shapely.get_coordinates(rounded[2].geometry)).max() <= 0.005 + 1e-9
-
-
-def proxy(kind: str, **fields: object) -> object:
-    """A ROI proxy object as the stream parser makes it."""
-    roi = qpdata._JObj(qpdata._ClassDesc(f"qupath.lib.roi.{kind}", 1), 0)
-    roi.fields.update(fields)
-    return roi
-
-
-F32 = np.float32
-
-
-@pytest.mark.parametrize(
-    ("roi", "geometry", "problem"),
-    [
-        (None, shapely.GeometryCollection(), "has no ROI"),
-        (proxy("RectangleROI$SerializationProxy", x=1.0, y=1.0, x2=1.0, y2=5.0), Polygon(), "zero width or height"),
-        (proxy("LineROI$SerializationProxy", x=1.0, y=math.nan, x2=1.0, y2=5.0), LineString(), "non-finite"),
-        (
-            proxy("PolylineROI$SerializationProxy", x=np.array([2], F32), y=np.array([3], F32)),
-            shapely.Point(2, 3),
-            "single point",
-        ),
-        (proxy("PointsROI$SerializationProxy", x=np.array([], F32), y=np.array([], F32)), MultiPoint(), "without points"),
-        (proxy("FancyROI$SerializationProxy"), shapely.GeometryCollection(), "unsupported ROI type"),
-        # a bow tie: both lobes are filled, as QuPath's java.awt.geom.Area does
-        (
-            proxy("PolygonROI$SerializationProxy", x=np.array([0, 10, 10, 0], F32), y=np.array([0, 10, 0, 10], F32)),
-            MultiPolygon([Polygon([(0, 0), (5, 5), (0, 10)]), Polygon([(10, 0), (10, 10), (5, 5)])]),
-            None,
-        ),
-        # area contours: a hole runs the other way round; a same-direction inner contour fills
-        (
-            proxy(
-                "AreaROI$SerializationProxy",
-                x=[np.array([0, 10, 10, 0], F32), np.array([2, 2, 4, 4], F32), np.array([6, 8, 8, 6], F32)],
-                y=[np.array([0, 0, 10, 10], F32), np.array([2, 4, 4, 2], F32), np.array([6, 6, 8, 8], F32)],
-            ),
-            Polygon(box(0, 0, 10, 10).exterior.coords, [box(2, 2, 4, 4).exterior.coords]),
-            None,
-        ),
-    ],
-    ids=["none", "flat-rectangle", "nan-line", "one-point-polyline", "no-points", "unknown", "bow-tie", "area-winding"],
-)
-def test_roi_edge_cases(roi: object, geometry: shapely.Geometry, problem: str | None) -> None:
-    got, note = qpdata._roi_geometry(roi, qpdata._rounder(0.01), None)
-    assert same_geometry(got, geometry), got.wkt
-    assert (note is None) if problem is None else (problem in note)
-
-
-def test_malformed_wkb_is_a_qpdata_error() -> None:
-    good = shapely.to_wkb(Polygon([(0, 0), (1, 0), (1, 1)]), byte_order=0)
-    assert same_geometry(
-        qpdata._roi_geometry(proxy("GeometryROI$WKBSerializationProxy", wkb=good), None, None)[0],
-        Polygon([(0, 0), (1, 0), (1, 1)]),
-    )
-    for bad in (good + b"\x00", good[:-3], good[:5] + b"\x7f\xff\xff\xff" + good[9:], b"\x02" + good[1:]):
-        with pytest.raises(ValueError):
-            qpdata._roi_geometry(proxy("GeometryROI$WKBSerializationProxy", wkb=bad), None, None)
-
-
-def test_fixture_classes_match_qupath_06() -> None:
-    """The fixture writer's class descriptors are QuPath 0.6's, wherever both files have the class."""
-    ours = descriptors(committed("0.6"))
-    theirs = descriptors(real("qupath", "coscialab-0.6.0", "data", "1", "data.qpdata"))
-    shared = sorted(name for name in ours.keys() & theirs.keys() if name.startswith("qupath."))
-    assert len(shared) >= 15, shared
-    for name in shared:
-        assert ours[name] == theirs[name], name
-
-
-def descriptors(path: Path) -> dict[str, tuple]:
-    stream = qpdata._Stream(path.read_bytes(), str(path))
-    qpdata._read_root(stream)
-    return {
-        h.name: (h.suid, h.flags, tuple(h.fields), h.super.name if h.super else None)
-        for h in stream.handles
-        if isinstance(h, qpdata._ClassDesc)
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # a real QuPath 0.6.0 project
-
-
-def test_real_file_counts_match_summary() -> None:
-    folder = real("qupath", "coscialab-0.6.0", "data", "1")
-    summary = json.loads((folder / "summary.json").read_text())["hierarchy"]
-    objects = read_qpdata(folder / "data.qpdata")
-    annotations = Counter(a.class_name or "Unclassified" for a in objects if a.object_type == "annotation")
-    assert annotations == summary["annotationClassificationCounts"]
-    cells = [a for a in objects if a.object_type == "cell"]
-    assert len(cells) == 121 == summary["objectTypeCounts"]["Cells"]
-    assert {a.class_name for a in cells} == {"single_cells_demo"}
-    assert len(objects) == summary["nObjects"] - 1  # all but the root
 
 
 def test_real_file_matches_qupaths_geojson_export() -> None:
@@ -319,25 +195,6 @@ def test_real_file_matches_qupaths_geojson_export() -> None:
     assert sum(1 for a in objects if a.geometry.geom_type == "Point") == 3
 
 
-def test_real_file_nesting() -> None:
-    tree = read_qpdata_tree(real("qupath", "coscialab-0.6.0", "data", "1", "data.qpdata"))
-    assert len(tree) == 10
-    assert tree[0].annotation.class_name == "class_1"
-    assert len(tree[0].children) == 121 and all(c.annotation.object_type == "cell" for c in tree[0].children)
-
-
-def test_header() -> None:
-    header = read_qpdata_header(real("qupath", "coscialab-0.6.0", "data", "1", "data.qpdata"))
-    assert header == QpdataHeader(
-        data_version=3,
-        qupath_version="0.6.0",
-        server_path="file:/Volumes/RD_Coscia/Jose/__TestDatasets/TD_01_verysmall_mIF.ome.tif",
-        image_type="FLUORESCENCE",
-        server=header.server,
-    )
-    assert header.server["builderType"] == "uri"  # type: ignore[index]
-
-
 def test_header_is_cheap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the start of the file is read: a file cut right after the image type still has a header."""
     data = committed("0.6").read_bytes()
@@ -346,14 +203,8 @@ def test_header_is_cheap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert read_qpdata_header(cut).image_type == "FLUORESCENCE"
     with pytest.raises(QpdataError, match="ends early"):
         read_qpdata(cut)
-    monkeypatch.setattr(qpdata, "HEADER_READ_BYTES", 100)  # a header longer than what is read first
+    monkeypatch.setattr(reader, "HEADER_READ_BYTES", 100)  # a header longer than what is read first
     assert read_qpdata_header(committed("0.6")) == read_qpdata_header(cut)
-
-
-def test_java_modified_utf8() -> None:
-    """Java writes NUL as C0 80 and characters beyond the BMP as two 3-byte surrogates."""
-    assert qpdata._decode_modified_utf8("Läsion".encode()) == "Läsion"
-    assert qpdata._decode_modified_utf8(b"a\xc0\x80b \xed\xa0\xbd\xed\xb8\x80") == "a\x00b \U0001f600"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,64 +239,6 @@ def test_truncated_file_names_the_offset(tmp_path: Path) -> None:
     assert "save the image again" in str(info.value)
 
 
-def stream(*body: bytes) -> bytes:
-    """A stream that starts like a .qpdata file (version line, JSON header), then ``body``."""
-    version = b"Data file version 3"
-    header = b"{}"
-    return (
-        b"\xac\xed\x00\x05"
-        + bytes([0x77, len(version) + 2])
-        + struct.pack(">H", len(version))
-        + version
-        + b"t"
-        + struct.pack(">H", len(header))
-        + header
-        + b"".join(body)
-    )
-
-
-OBJECT_ARRAY_DESC = b"ur\x00\x13[Ljava.lang.Object;" + struct.pack(">q", -8012369246846506644) + b"\x02\x00\x00xp"
-
-
-@pytest.mark.parametrize(
-    ("body", "what"),
-    [
-        # 100000 object arrays nested in each other
-        (OBJECT_ARRAY_DESC + b"\x00\x00\x00\x01" + (b"uq\x00~\x00\x01\x00\x00\x00\x01" * 100000), "nested more than"),
-        # an array claiming 2^31-1 floats
-        (b"ur\x00\x02[F" + struct.pack(">q", 1) + b"\x02\x00\x00xp\x7f\xff\xff\xff", "ends early"),
-        # a string claiming 2^63-1 bytes
-        (b"|\x7f\xff\xff\xff\xff\xff\xff\xff", "ends early"),
-        # block data claiming 2 GiB
-        (b"z\x7f\xff\xff\xff", "ends early"),
-        # a class claiming 65535 fields
-        (b"sr\x00\x01A" + struct.pack(">q", 1) + b"\x02\xff\xff", "ends early"),
-        # a reference to a handle that does not exist
-        (b"q\x00\x7e\x10\x00", "unknown object handle"),
-        # a class whose superclass is itself
-        (b"sr\x00\x01A" + struct.pack(">q", 1) + b"\x02\x00\x00xq\x00~\x00\x01", "circular"),
-        # a flood of stream resets, then the end
-        (b"y" * 200000, "ends early"),
-        (b"\x99", "invalid type code"),
-    ],
-    ids=["deep", "huge-array", "huge-string", "huge-block", "many-fields", "bad-reference", "class-cycle", "resets", "bad-code"],
-)
-def test_hostile_streams(tmp_path: Path, body: bytes, what: str) -> None:
-    """Claims are checked against the bytes left: quick errors, no large allocations."""
-    path = tmp_path / "hostile.qpdata"
-    path.write_bytes(stream(body))
-    start = time.perf_counter()
-    tracemalloc.start()
-    try:
-        with pytest.raises(QpdataError, match=what):
-            read_qpdata(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert time.perf_counter() - start < 5
-    assert peak < 20 * len(path.read_bytes()) + 10_000_000
-
-
 def mutants(data: bytes, count: int, rng: random.Random):
     """Truncations, byte flips, inserted and deleted bytes, and huge length fields."""
     for i in range(count):
@@ -474,9 +267,7 @@ def test_fuzz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     The reader's safety net (which turns any unexpected exception into a QpdataError) is off, so
     every QpdataError here is one the parser raised on purpose, with the offset it found.
     """
-    from mammotools.qupath import qpdata
-
-    monkeypatch.setattr(qpdata, "SAFETY_NET", False)
+    monkeypatch.setattr(reader, "SAFETY_NET", False)  # where the reader reads it
     sources = [committed("0.6"), committed("0.2")]
     if (COSCIA / "data" / "1" / "data.qpdata").exists():
         sources.append(COSCIA / "data" / "1" / "data.qpdata")
@@ -517,19 +308,3 @@ if __name__ == "__main__":  # regenerate the committed fixtures
             shutil.copy(path, FIXTURES / STYLES[style][0])
             print(f"{style}: {FIXTURES / STYLES[style][0]} ({path.stat().st_size} bytes)")
     sys.exit(0)
-
-
-def test_self_crossing_area_keeps_memory_bounded() -> None:
-    """A crafted zigzag area crossing itself thousands of times: filled with bounded memory."""
-    from mammotools.qupath.qpdata import _fill_nonzero
-
-    n = 3000
-    zigzag = np.c_[np.arange(n, dtype=float), np.where(np.arange(n) % 2 == 0, 0.0, 100.0)]
-    ring = np.vstack([zigzag, [[n, 50.0], [-1, 50.0]], zigzag[:1]])
-    tracemalloc.start()
-    try:
-        area = _fill_nonzero([ring]).area
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert area > 0 and peak < 100 * 2**20
