@@ -32,8 +32,11 @@ from mammotools.defaults import DEFAULT_KEEP_ORIGINALS
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_path, atomic_write_text
 from mammotools.records import files_present, forget, leftovers, prepare_split_folder, read_record
-from mammotools.runner import Outcome
+from mammotools.runner import Outcome, choose_workers
 from mammotools.split import TRAIN, VAL, load_or_draw_split, subject_from_name
+
+# augment work per output megapixel (a variant computed and written as PNG): sizes the pool.
+SECONDS_PER_MEGAPIXEL = 0.02
 
 
 @dataclass
@@ -63,7 +66,7 @@ def augment_dataset(
     variants: tuple[str, ...],
     seed: int = 0,
     keep_originals: bool = DEFAULT_KEEP_ORIGINALS,
-    workers: int = 1,
+    workers: int = 0,
     overwrite: bool = False,
     on_plan: Callable[[int, int], None] | None = None,
     on_item: Callable[[str], None] | None = None,
@@ -111,7 +114,10 @@ def augment_dataset(
         on_plan(len(todo), len(summary.skipped))
 
     try:
-        run_tracked(write_crop_variants, todo, (out, seed, table), workers, summary, lambda job: job.crop, on_item)
+        pixels = {item.crop: item.pixels for item in items}
+        megapixels = sum(pixels[job.crop] * (len(job.variants) + 1) for job in todo) / 1e6
+        n = choose_workers(workers, len(todo), megapixels * SECONDS_PER_MEGAPIXEL)
+        run_tracked(write_crop_variants, todo, (out, seed, table), n, summary, lambda job: job.crop, on_item)
         for name in leftovers(out, {job.crop for job in jobs} | {name for name, _ in missing}):  # no longer in the source
             forget(out, name, augment_files)
     finally:  # also after Ctrl-C: the manifest lists what is complete
@@ -135,6 +141,7 @@ class _Item:
     bits: int | None
     image_path: Path
     label_path: Path
+    pixels: int  # of the image: sizes the worker pool
 
 
 def source_unit(path: str | Path) -> str:
@@ -162,7 +169,7 @@ def _crop_items(path: Path) -> tuple[list[_Item], dict, ClassTable, list[tuple[s
     missing = missing_files(dataset)
     lost = {name for name, _ in missing}
     items = [
-        _Item(f.crop, f.split, f.source, f.subject, f.bits, f.image_path, f.label_path)
+        _Item(f.crop, f.split, f.source, f.subject, f.bits, f.image_path, f.label_path, (dataset.size or 0) ** 2)
         for f in dataset.files
         if f.name not in lost
     ]
@@ -182,8 +189,9 @@ def _image_items(path: Path) -> tuple[list[_Item], dict, ClassTable, list[tuple[
         ) from None
     subjects = {image.name: image.subject or subject_from_name(image.name) for image in dataset.images}
     splits = load_or_draw_split(dataset.path, subjects)
+    sizes = {image.name: image.width * image.height for image in dataset.images}
     items = [
-        _Item(name, split, name, subject, None, dataset.image_path(name), dataset.label_path(name))
+        _Item(name, split, name, subject, None, dataset.image_path(name), dataset.label_path(name), sizes[name])
         for name, (subject, split) in sorted(splits.items())
     ]
     return items, {"dataset": str(path.resolve()), "whole_images": True}, dataset.table, []

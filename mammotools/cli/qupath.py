@@ -39,8 +39,8 @@ def inspect_cmd(path: Path, classes_file: Path | None, as_json: bool, reader: st
 
     report = inspect_source(path, load_class_table(classes_file), reader)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
-    if any(image.get("unreadable") for image in report["images"]):
-        raise SystemExit(1)  # an annotation file could not be read at all: the audit failed
+    if report["error"] or any(image.get("unreadable") for image in report["images"]):
+        raise SystemExit(1)  # no annotations to read, or a file that could not be read at all: the audit failed
 
 
 @click.command("export-qupath", short_help="QuPath annotations -> region maps and label maps.")

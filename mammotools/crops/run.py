@@ -20,8 +20,11 @@ from mammotools.defaults import CROP_SIZES, DEFAULT_COMMON, DEFAULT_VAL_FRACTION
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.records import files_present, forget, leftovers, prepare_split_folder, read_record
-from mammotools.runner import Outcome
+from mammotools.runner import Outcome, choose_workers
 from mammotools.split import TRAIN, VAL, load_or_draw_split, read_subjects_csv, subject_from_name
+
+# make-crops work per source megapixel (decode image and label, write crops): sizes the pool.
+SECONDS_PER_MEGAPIXEL = 0.02
 
 if TYPE_CHECKING:
     from mammotools.crops.image import CropJob
@@ -41,7 +44,7 @@ def make_crops(
     dataset_path: str | Path,
     out: str | Path,
     settings: CropSettings,
-    workers: int = 1,
+    workers: int = 0,
     overwrite: bool = False,
     subjects_csv: Path | None = None,
     val_fraction: float = DEFAULT_VAL_FRACTION,
@@ -88,7 +91,10 @@ def make_crops(
 
     args = (out, dataset.table, out_table, lut, sorted(common), settings)
     try:
-        run_tracked(cut_image_crops, todo, args, workers, summary, lambda job: job.name, on_item)
+        sizes = {image.name: image.width * image.height for image in dataset.images}
+        megapixels = sum(sizes.get(job.name, 0) for job in todo) / 1e6
+        n = choose_workers(workers, len(todo), megapixels * SECONDS_PER_MEGAPIXEL)
+        run_tracked(cut_image_crops, todo, args, n, summary, lambda job: job.name, on_item)
         gone = leftovers(out, {job.name for job in jobs})
         for name in gone:  # images no longer in the dataset: their crops go too
             forget(out, name, crop_files)

@@ -143,8 +143,9 @@ def _exported_image(row: dict[str, str], table: ClassTable, manifest: Path, line
         raise InputError(f"{manifest}:{line}: damaged row ({exc}); re-run export-qupath on this dataset") from None
 
 
-def prepare_export_folder(out: Path, table: ClassTable, overwrite: bool) -> None:
-    """Create the dataset folder; refuse to mix class tables or to write into a foreign folder."""
+def check_export_folder(out: Path, table: ClassTable, overwrite: bool) -> bool:
+    """Refuse a ``--out`` that is not new, empty or an export dataset of the same class table
+    (unless ``overwrite``), before anything is read or written; True if its table differs."""
     classes_file = out / "classes.json"
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder; choose another --out")
@@ -152,23 +153,29 @@ def prepare_export_folder(out: Path, table: ClassTable, overwrite: bool) -> None
         raise InputError(f"{out}: a crop or augmented dataset, not an export-qupath dataset; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not classes_file.is_file():
         raise InputError(f"{out}: folder is not empty and is not a mammotools dataset; choose an empty or new --out")
-    if classes_file.is_file():
-        try:
-            same = json.loads(classes_file.read_text("utf-8")) == json.loads(table.to_json())
-        except ValueError:
-            same = False
-        if not same and not overwrite:
-            raise InputError(
-                f"{classes_file}: this dataset was made with another class table; pass --overwrite "
-                "to rebuild it with the new one, or choose another --out"
-            )
-        if not same:  # rebuilding with another table: earlier outputs no longer mean anything
-            for sub in SUBFOLDERS:
-                shutil.rmtree(out / sub, ignore_errors=True)
+    if not classes_file.is_file():
+        return False
+    try:
+        same = json.loads(classes_file.read_text("utf-8")) == json.loads(table.to_json())
+    except ValueError:
+        same = False
+    if not same and not overwrite:
+        raise InputError(
+            f"{classes_file}: this dataset was made with another class table; pass --overwrite "
+            "to rebuild it with the new one, or choose another --out"
+        )
+    return not same
+
+
+def prepare_export_folder(out: Path, table: ClassTable, overwrite: bool) -> None:
+    """Create the dataset folder (checked by :func:`check_export_folder`) and write its class table."""
+    if check_export_folder(out, table, overwrite):  # another table: earlier outputs no longer mean anything
+        for sub in SUBFOLDERS:
+            shutil.rmtree(out / sub, ignore_errors=True)
     for sub in SUBFOLDERS:
         (out / sub).mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    atomic_write_text(classes_file, table.to_json())
+    atomic_write_text(out / "classes.json", table.to_json())
 
 
 def export_files(out: Path, record: dict) -> list[Path]:

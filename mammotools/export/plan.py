@@ -24,7 +24,7 @@ from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA, MAX_POINT_R
 from mammotools.errors import InputError, MammoError, MissingFileError
 from mammotools.files import image_stem, safe_file_name
 from mammotools.locate import ImageIndex
-from mammotools.qupath import SourceImage, open_source, read_annotations
+from mammotools.qupath import SourceImage, nothing_to_read, open_source, read_annotations
 from mammotools.records import read_record
 
 SUBJECT_KEYS = ("subject", "patient", "patient_id", "patientid", "subject_id")
@@ -92,11 +92,15 @@ def plan_export(
 ) -> ExportPlan:
     """Check the whole input and decide what to do; raise :class:`InputError` for a mistake in it."""
     source = open_source(source_path, reader)
+    nothing = nothing_to_read(source, reader)
+    if nothing:
+        raise InputError(nothing)
     exclude = out.resolve()  # a dataset inside the image folder must not be searched for images
     indexes: dict[Path | None, ImageIndex] = {images_dir: ImageIndex(images_dir, exclude)}
     plan = ExportPlan()
     targets = _class_targets(table, settings)
     unknown: dict[str, set[str]] = {}
+    seen: dict[str, str] = {}  # normalized -> a class name of the annotations read
     missing: list[str] = []
     jobs: list[ImageJob] = []
     for image in source.images:
@@ -114,13 +118,19 @@ def plan_export(
             missing.append(image.name)
             continue
         try:
-            jobs.append(_plan_image(image, image_path, table, targets, settings, unknown))
+            jobs.append(_plan_image(image, image_path, table, targets, settings, unknown, seen))
         except MammoError as exc:  # this image's file is unreadable: it fails alone
             plan.failed.append((image_stem(image_path.name), str(exc)))
     if unknown:
         raise InputError(_unknown_message(unknown, table))
+    _check_ignored(settings, table, seen)
     if missing:
-        where = f"in {images_dir}" if images_dir else "at the paths the project records (pass --images FOLDER)"
+        if images_dir:
+            where = f"in {images_dir}"
+        elif source.kind == "project":
+            where = "at the paths the project records (pass --images FOLDER)"
+        else:
+            where = "beside the GeoJSON export(s) (pass --images FOLDER: the folder holding the images)"
         listed = ", ".join(missing[:MAX_LISTED]) + (" ..." if len(missing) > MAX_LISTED else "")
         raise MissingFileError(f"{len(missing)} image file(s) not found {where}: {listed}")
     _disambiguate(jobs)
@@ -158,6 +168,7 @@ def _plan_image(
     targets: dict[str, str | None],
     settings: ExportSettings,
     unknown: dict[str, set[str]],
+    seen: dict[str, str],
 ) -> ImageJob:
     from mammotools.images import read_image_size
 
@@ -186,6 +197,7 @@ def _plan_image(
             unclassified += 1
             continue
         key = normalize_name(ann.class_name)
+        seen.setdefault(key, ann.class_name)
         if key in targets:
             target = targets[key]
         else:
@@ -227,6 +239,17 @@ def _fingerprint(job: ImageJob, table: ClassTable, settings: ExportSettings) -> 
         for g in job.geometries[cls]:
             h.update(to_wkb(g))
     return h.hexdigest()
+
+
+def _check_ignored(settings: ExportSettings, table: ClassTable, seen: dict[str, str]) -> None:
+    """An --ignore CLASS must name a class of the table or of the annotations: a typo is not silently accepted."""
+    for name in settings.ignore:
+        if normalize_name(name) not in seen and table.find(name) is None:
+            found = ", ".join(sorted(seen.values())) or "none"
+            raise InputError(
+                f"--ignore {name!r}: no annotation has this class and the class table has none of that name "
+                f"(annotation classes: {found}); check the spelling"
+            )
 
 
 def _unknown_message(unknown: dict[str, set[str]], table: ClassTable) -> str:

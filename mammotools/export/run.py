@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mammotools.classes import ClassTable, default_class_table
-from mammotools.errors import InputError
-from mammotools.export.layout import export_files, prepare_export_folder, write_manifest
+from mammotools.export.layout import check_export_folder, export_files, prepare_export_folder, write_manifest
 from mammotools.export.plan import MAX_LISTED, ExportSettings, check_settings, plan_export
 from mammotools.records import forget, leftovers
-from mammotools.runner import Outcome
+from mammotools.runner import Outcome, choose_workers
+
+# Export work per image megapixel (decode, maps, writing; 2-core machine, one thread): sizes the pool.
+SECONDS_PER_MEGAPIXEL = 0.03
 
 
 @dataclass
@@ -44,7 +46,7 @@ def export_dataset(
     images_dir: str | Path | None = None,
     table: ClassTable | None = None,
     settings: ExportSettings | None = None,
-    workers: int = 1,
+    workers: int = 0,
     overwrite: bool = False,
     on_plan: Callable[[int, int], None] | None = None,
     on_image: Callable[[str], None] | None = None,
@@ -52,6 +54,7 @@ def export_dataset(
 ) -> ExportSummary:
     """Export a QuPath project (or GeoJSON exports) to a dataset folder; see module docstring.
 
+    ``workers``: processes (0 = as many as the work is worth, runner.choose_workers).
     ``on_plan(todo, done)`` is called once the work is known; ``on_image(name)`` after each
     image (for a progress bar).
     """
@@ -63,8 +66,7 @@ def export_dataset(
     settings = settings or ExportSettings()
     check_settings(settings)
     out = Path(out)
-    if (out / "settings.json").is_file():  # before planning, whose advice would not fit such a folder
-        raise InputError(f"{out}: a crop or augmented dataset, not an export-qupath dataset; choose another --out")
+    check_export_folder(out, table, overwrite)  # before planning: a wrong --out is refused before any progress
     plan = plan_export(Path(source_path), out, Path(images_dir) if images_dir else None, table, settings, overwrite, reader)
     todo, done = plan.todo, plan.done
     summary = ExportSummary(failed=plan.failed, not_annotated=plan.not_annotated, warnings=plan.warnings)
@@ -81,7 +83,9 @@ def export_dataset(
     args = (out, table, settings)
     current = {j.name for j in todo} | {j.name for j in done} | {name for name, _ in summary.failed}
     try:
-        run_tracked(export_image, todo, args, workers, summary, lambda job: job.name, on_image, add_result)
+        megapixels = sum(job.width * job.height for job in todo) / 1e6
+        n = choose_workers(workers, len(todo), megapixels * SECONDS_PER_MEGAPIXEL)
+        run_tracked(export_image, todo, args, n, summary, lambda job: job.name, on_image, add_result)
         summary.warnings.extend(_leftovers(out, current, overwrite))
     finally:  # also after Ctrl-C: the manifest lists what is complete
         write_manifest(out, table, current)

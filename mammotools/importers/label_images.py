@@ -22,12 +22,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mammotools.classes import ClassTable
 from mammotools.defaults import DEFAULT_TOLERANCE
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_path, image_stem
 from mammotools.qupath.writer import annotation_feature, check_new_project, project_entry, write_annotations, write_project
+
+# numpy, rasterio and shapely are imported where they are used, so the CLI starts without them.
+if TYPE_CHECKING:
+    import numpy as np
+    from shapely.geometry.base import BaseGeometry
 
 KNOWN_SUFFIXES = ("_LI", "_label", "_labels", "_mask", "_masks", "_seg", "_gt", "-label", "-mask")
 
@@ -54,7 +60,10 @@ def parse_values(text: str, table: ClassTable) -> dict[int, str]:
             )
         found = table.find(name.strip())
         if found is None:
-            raise InputError(f"--values {part!r}: {name.strip()!r} is not a class of the table ({', '.join(table.names)})")
+            raise InputError(
+                f"--values {part!r}: {name.strip()!r} is not a class of the table ({', '.join(table.names)}); "
+                "give your classes with --classes FILE (for DDSM tissue: --classes docs/classes/breast_tissue.json)"
+            )
         out[int(value)] = found.name
     if not out:
         raise InputError("--values: give at least one VALUE=Class pair")
@@ -109,7 +118,7 @@ def match_labels(labels_dir: Path, images_dir: Path, suffix: str | None) -> list
     return pairs
 
 
-def read_label_image(path: Path):  # type: ignore[no-untyped-def]
+def read_label_image(path: Path) -> np.ndarray:
     """A label image's values: (H, W) uint8. Palette PNGs give their indices (as mammotools writes
     label maps), grayscale PNG/TIFF/PGM their values; anything else is refused."""
     import numpy as np
@@ -134,7 +143,7 @@ def read_label_image(path: Path):  # type: ignore[no-untyped-def]
     return label
 
 
-def label_polygons(label, value: int, tolerance: float) -> list:  # type: ignore[no-untyped-def]
+def label_polygons(label: np.ndarray, value: int, tolerance: float) -> list[BaseGeometry]:
     """Shapely polygons (with holes) covering exactly the pixels equal to ``value``, simplified."""
     from rasterio.features import shapes
     from shapely.geometry import shape
@@ -181,7 +190,16 @@ def import_masks(
     return summary
 
 
-def _write_import(pairs, values, out, table, tolerance, summary, on_item, final) -> None:  # type: ignore[no-untyped-def]
+def _write_import(
+    pairs: list[tuple[Path, Path]],
+    values: dict[int, str],
+    out: Path,
+    table: ClassTable,
+    tolerance: float,
+    summary: ImportSummary,
+    on_item: Callable[[str], None] | None,
+    final: Path,
+) -> None:
     import numpy as np
 
     from mammotools.images import read_image_size
@@ -200,7 +218,7 @@ def _write_import(pairs, values, out, table, tolerance, summary, on_item, final)
         found = set(np.unique(label).tolist())
         if found - set(values):
             summary.unknown_values[label_path.name] = sorted(found - set(values))
-        features = []
+        features: list[dict] = []
         for value, cls in sorted(values.items()):
             if cls == bottom or value not in found:
                 continue

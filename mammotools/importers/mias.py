@@ -84,8 +84,12 @@ class MiasSummary:
 
 def parse_info(path: Path) -> list[MiasEntry]:
     """The abnormality lines of ``Info.txt`` (header text and blank lines skipped)."""
+    if path.is_dir():
+        inside = next((p for p in sorted(path.iterdir()) if p.name.lower() == "info.txt"), None)
+        hint = f": give {inside}" if inside else " holding no Info.txt; give the mini-MIAS Info.txt file"
+        raise InputError(f"{path}: a folder{hint}")
     if not path.is_file():
-        raise MissingFileError(f"{path}: Info.txt not found; give the mini-MIAS Info.txt file")
+        raise MissingFileError(f"{path}: not found; give the mini-MIAS Info.txt file")
     entries = []
     for number, text in enumerate(path.read_text("latin-1").splitlines(), start=1):
         if not text.startswith("mdb"):
@@ -110,7 +114,8 @@ def parse_info(path: Path) -> list[MiasEntry]:
 
 def parse_mapping(pairs: tuple[tuple[str, str], ...], table: ClassTable) -> dict[str, str | None]:
     """DEFAULT_MAPPING changed by ``--map CLASS=Region`` / ``CLASS=ignore``, checked against the table."""
-    mapping = dict(DEFAULT_MAPPING)
+    mapping: dict[str, str | None] = dict(DEFAULT_MAPPING)
+    region: str | None  # a --map target below, then a mapping value (None: ignored)
     for abnormality, region in pairs:
         key = abnormality.upper()
         if key not in CLASS_NAMES:
@@ -161,11 +166,19 @@ def import_mias(
     return summary
 
 
-def _write_mias(by_ref, images_dir, out, table, mapping, summary, final) -> None:  # type: ignore[no-untyped-def]
+def _write_mias(
+    by_ref: dict[str, list[MiasEntry]],
+    images_dir: Path,
+    out: Path,
+    table: ClassTable,
+    mapping: dict[str, str | None],
+    summary: MiasSummary,
+    final: Path,
+) -> None:
     from mammotools.images import read_image_size
     from mammotools.qupath.writer import annotation_feature, project_entry, write_annotations, write_project
 
-    project_entries = []
+    project_entries: list[dict] = []
     for ref, lines in by_ref.items():
         image = next((p for p in (images_dir / f"{ref}.pgm", images_dir / f"{ref}.png") if p.is_file()), None)
         if image is None:

@@ -9,6 +9,6 @@ Writing: ``writer.py`` makes projects QuPath opens (used by the importers).
 """
 
 from mammotools.qupath.entries import AnnotationSource, SourceImage
-from mammotools.qupath.source import READERS, open_source, read_annotations
+from mammotools.qupath.source import READERS, nothing_to_read, open_source, read_annotations
 
-__all__ = ["READERS", "AnnotationSource", "SourceImage", "open_source", "read_annotations"]
+__all__ = ["READERS", "AnnotationSource", "SourceImage", "nothing_to_read", "open_source", "read_annotations"]

@@ -3,7 +3,7 @@
 The report is plain data (what ``--json`` prints)::
 
     {"qupath_version": "0.6.0" | null, "source": "project" | "folder" | "file", "path": ...,
-     "unknown_classes": [...],
+     "unknown_classes": [...], "error": null | "why no image has annotations to read",
      "images": [{"name", "entry_id", "width", "height", "annotation_file",
                  "annotation_counts": {CLASS: N}, "other_objects": {TYPE: N},
                  "unknown_classes": [...], "problems": [...], "unreadable": bool}]}
@@ -23,7 +23,7 @@ from mammotools.annotations import repair_geometry
 from mammotools.classes import ClassTable, default_class_table
 from mammotools.errors import MammoError
 from mammotools.qupath.entries import SourceImage
-from mammotools.qupath.source import open_source, read_annotations
+from mammotools.qupath.source import nothing_to_read, open_source, read_annotations
 
 UNCLASSIFIED = "Unclassified"
 
@@ -78,6 +78,7 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
         "source": source.kind,
         "path": str(source.path),
         "unknown_classes": sorted(all_unknown),
+        "error": nothing_to_read(source, reader),
         "images": images,
     }
 
@@ -127,4 +128,6 @@ def format_report(report: dict) -> str:
         )
     n_problems = sum(len(i["problems"]) for i in report["images"])
     lines.append(f"Total: {sum(totals.values())} annotation(s), {n_problems} problem(s)")
+    if report.get("error"):
+        lines.append(f"Error: {report['error']}")
     return "\n".join(lines)

@@ -95,6 +95,24 @@ def open_source(path: str | Path, reader: str = "auto") -> AnnotationSource:
     return AnnotationSource(path, "file", None, [SourceImage(key, annotation_path=path, reader="geojson")])
 
 
+def nothing_to_read(source: AnnotationSource, reader: str) -> str | None:
+    """The error for a project in which the reader finds annotations for no image at all, else None."""
+    if not source.images or any(image.reader is not None for image in source.images):
+        return None
+    n = len(source.images)
+    exports = f"GeoJSON exports in {source.path / EXPORTS_FOLDER} (qupath_scripts/export_annotations.groovy writes them)"
+    found = {
+        "qpdata": f"no data/<id>/data.qpdata for any of its {n} image(s) (QuPath writes it when an image is saved); "
+        f"save the images in QuPath, or read {exports} with --reader geojson",
+        "geojson": f"none of its {n} image(s) has a GeoJSON export in {source.path / EXPORTS_FOLDER}; run "
+        "qupath_scripts/export_annotations.groovy for the project, or read its data.qpdata files with --reader qpdata",
+    }.get(
+        reader,
+        f"none of its {n} image(s) has a data.qpdata file or a GeoJSON export; save the images in QuPath, or write {exports}",
+    )
+    return f"{source.path}: {found}"
+
+
 def read_annotations(image: SourceImage) -> list[Annotation]:
     """Every object recorded for ``image`` (callers keep ``is_annotation`` ones)."""
     if image.reader is None or image.annotation_path is None:
