@@ -46,7 +46,7 @@ class ExportedImage:
     annotations: str  # the annotation file it was read from ("" if none)
     entry_id: int | None  # the QuPath project's entry id, None outside a project
     pixels: dict[str, int] = field(default_factory=dict)  # class name -> pixels of the merged label map
-    overlaps: dict[tuple[str, str], int] = field(default_factory=dict)  # region slugs -> pixels both covered
+    overlaps: dict[tuple[str, str], int] = field(default_factory=dict)  # (region, region) -> pixels both covered
 
 
 @dataclass

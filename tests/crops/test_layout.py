@@ -1,0 +1,81 @@
+"""The crop dataset's public reader (make-crops and augment folders): files, bits, weights, settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_dataset
+from PIL import Image
+
+from mammotools.augment import augment_dataset
+from mammotools.crops import CropSettings, make_crops, open_crop_dataset, read_class_weights
+from mammotools.errors import InputError, MissingFileError
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("croplayout")
+    dataset = make_dataset(root)
+    make_crops(dataset, root / "c", CropSettings(size=48, per_image=3, task="tumor"))
+    augment_dataset(root / "c", root / "a", ("flip_lr", "noise"))
+    return dataset, root / "c", root / "a"
+
+
+def test_crop_folder(folders: tuple[Path, Path, Path]) -> None:
+    _, crops, _ = folders
+    opened = open_crop_dataset(crops)
+    assert opened.kind == "crops" and opened.size == 48
+    assert opened.crop_settings == CropSettings(size=48, per_image=3, task="tumor")
+    assert [c.name for c in opened.table] == ["Tumor", "Non-tumor"]
+    assert len(opened.files) == 18 and len(opened.train) + len(opened.val) == 18
+    assert {f.split for f in opened.val} == {"val"} and len({f.subject for f in opened.val}) == 1
+    for f in opened.files:
+        assert f.variant == "original" and f.bits == 12  # 12-bit data in uint16
+        label = np.array(Image.open(f.label_path))
+        assert label.shape == (48, 48) and f.pixels["Tumor"] == int((label == 1).sum())
+        assert np.array(Image.open(f.image_path)).dtype == np.uint16
+    weights = {w.name: w for w in opened.class_weights}
+    train_tumor = sum(f.pixels["Tumor"] for f in opened.train)
+    share = train_tumor / (len(opened.train) * 48 * 48)
+    assert weights["Tumor"].weight == pytest.approx(1 - share) and weights["Tumor"].percent == pytest.approx(100 * share)
+    assert weights["Non-tumor"].weight == pytest.approx(share)
+    assert read_class_weights(crops / "class_weights.json") == opened.class_weights
+
+
+def test_augmented_folder(folders: tuple[Path, Path, Path]) -> None:
+    _, crops, aug = folders
+    base = open_crop_dataset(crops)
+    opened = open_crop_dataset(aug)
+    assert opened.kind == "augmented" and opened.size == 48
+    assert len(opened.train) == 3 * len(base.train) and len(opened.val) == len(base.val)
+    assert {f.variant for f in opened.train} == {"original", "flip_lr", "noise"}
+    assert {f.variant for f in opened.val} == {"original"}
+    assert all(f.bits == 12 for f in opened.files)
+    flipped = next(f for f in opened.train if f.variant == "flip_lr")
+    original = next(f for f in opened.train if f.name == flipped.crop)
+    assert np.array_equal(np.array(Image.open(flipped.label_path)), np.array(Image.open(original.label_path))[:, ::-1])
+
+
+def test_whole_image_augment_has_no_crop_size(folders: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    dataset, _, _ = folders
+    augment_dataset(dataset, tmp_path / "w", ("flip_ud",))
+    opened = open_crop_dataset(tmp_path / "w")
+    assert opened.size is None and opened.crop_settings is None
+    assert {f.bits for f in opened.train if f.variant == "flip_ud"} == {12}
+
+
+def test_refusals(folders: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    dataset, crops, _ = folders
+    with pytest.raises(MissingFileError, match="not found"):
+        open_crop_dataset(tmp_path / "none")
+    with pytest.raises(InputError, match="a file of a crop dataset"):
+        open_crop_dataset(crops / "manifest.csv")
+    with pytest.raises(InputError, match="not a crop dataset"):
+        open_crop_dataset(dataset)
+    bad = tmp_path / "weights.json"
+    bad.write_text(json.dumps({"classes": [{"name": "Tumor"}]}))
+    with pytest.raises(InputError, match="not a class weights file"):
+        read_class_weights(bad)
