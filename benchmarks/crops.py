@@ -46,7 +46,7 @@ def synthetic_label(height: int, width: int) -> np.ndarray:
 def ours(label: np.ndarray, n: int) -> tuple[float, float]:
     """(setup seconds, seconds per crop) of mammotools' sampling + cut."""
     start = time.perf_counter()
-    present = np.flatnonzero(cv2.calcHist([label], [0], None, [256], [0, 256]).ravel())  # as crop_image does
+    present = np.flatnonzero(cv2.calcHist([label], [0], None, [256], [0, 256]).ravel())  # as crops/image.py does
     pickers = {int(v): PixelPicker(label, int(v)) for v in present if int(v) not in COMMON}
     setup = time.perf_counter() - start
     start = time.perf_counter()

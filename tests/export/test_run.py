@@ -13,7 +13,7 @@ from conftest import feature, point, rect, write_project
 from PIL import Image
 
 from mammotools.classes import default_class_table
-from mammotools.errors import InputError, MissingFileError
+from mammotools.errors import InputError
 from mammotools.export import ExportSettings, export_dataset
 
 H, W = 100, 120
@@ -121,34 +121,6 @@ def test_interrupted_image_is_redone(project: Path, tmp_path: Path) -> None:
     summary = export_dataset(project, out, tmp_path / "images", settings=EXACT)
     assert summary.exported == ["case1"]
     assert not list(out.rglob("*.tmp-*"))
-
-
-def test_unknown_class_fails_before_writing(tmp_path: Path) -> None:
-    feats = [feature(rect(0, 0, 10, 10), "Tumor"), feature(rect(5, 5, 20, 20), "Cyst")]
-    project = write_project(tmp_path, {"a.png": (np.zeros((30, 30), np.uint8), feats)})
-    out = tmp_path / "ds"
-    with pytest.raises(InputError) as err:
-        export_dataset(project, out, tmp_path / "images", settings=EXACT)
-    message = str(err.value)
-    assert "'Cyst'" in message and "a.geojson" in message and "Mammary gland" in message
-    assert "--map" in message and "--ignore" in message
-    assert not out.exists()
-
-    mapped = export_dataset(project, out, tmp_path / "images", settings=ExportSettings(sigma=0, class_map=(("Cyst", "Tumor"),)))
-    label = np.array(Image.open(out / "labels" / "a.png"))
-    assert int((label == 1).sum()) == 100 + 15 * 15 - 25
-    assert mapped.exported == ["a"]
-    ignored = export_dataset(project, tmp_path / "ds2", tmp_path / "images", settings=ExportSettings(sigma=0, ignore=("cyst",)))
-    assert ignored.exported == ["a"]
-    assert int((np.array(Image.open(tmp_path / "ds2" / "labels" / "a.png")) == 1).sum()) == 100
-
-
-def test_missing_image_names_it(tmp_path: Path) -> None:
-    project = write_project(tmp_path, {"a.png": (np.zeros((30, 30), np.uint8), [])})
-    (tmp_path / "images" / "a.png").unlink()
-    with pytest.raises(MissingFileError, match=r"a\.png"):
-        export_dataset(project, tmp_path / "ds", tmp_path / "images")
-    assert not (tmp_path / "ds").exists()
 
 
 def test_bad_images_fail_alone(tmp_path: Path) -> None:
@@ -318,19 +290,6 @@ def test_removed_images_leave_the_manifest(tmp_path: Path) -> None:
     assert not (out / "labels" / "b.png").exists()
 
 
-def test_dataset_inside_the_image_folder_and_renamed_images(tmp_path: Path) -> None:
-    project = write_project(tmp_path, {"IMG_0001.png": (np.zeros((20, 20), np.uint8), [feature(rect(0, 0, 5, 5), "Tumor")])})
-    data = json.loads((project / "project.qpproj").read_text())
-    data["images"][0]["imageName"] = "Patient 7 left CC"  # renamed in QuPath; the URI keeps the file name
-    (project / "project.qpproj").write_text(json.dumps(data))
-    (project / "annotations" / "IMG_0001.geojson").rename(project / "annotations" / "Patient 7 left CC.geojson")
-    out = tmp_path / "images" / "dataset"
-    for _ in range(2):  # the second run must not find the dataset's own PNGs as images
-        summary = export_dataset(project, out, tmp_path / "images", settings=EXACT)
-        assert not summary.failed
-    assert (out / "labels" / "IMG_0001.png").exists()
-
-
 def test_one_unreadable_image_in_a_folder_fails_alone(tmp_path: Path) -> None:
     folder = tmp_path / "scans"
     folder.mkdir()
@@ -383,27 +342,3 @@ def test_rotated_entry_is_exported_as_quPath_shows_it(tmp_path: Path) -> None:
     assert np.array_equal(image, np.rot90(original, k=-1))  # QuPath's ROTATE_90 is clockwise: 20 wide, 30 high
     label = np.array(Image.open(tmp_path / "ds" / "labels" / "r.png"))
     assert label.shape == (30, 20) and int((label[:3, :5] == 1).sum()) == 15 and int((label == 1).sum()) == 15
-
-
-def test_cbis_style_images_sharing_one_file_name(tmp_path: Path) -> None:
-    """Every CBIS-DDSM image is 1-1.dcm in its own case folder: found by folder, named apart."""
-    cases = ["Mass-Training_P_00001_LEFT_CC", "Mass-Training_P_00001_LEFT_MLO", "Calc-Test_P_00038_RIGHT_CC"]
-    entries, project = [], tmp_path / "project"
-    (project / "annotations").mkdir(parents=True)
-    for i, case in enumerate(cases, start=1):
-        folder = tmp_path / "cbis" / case / "07-20-2016-DDSM-1" / "1.000000-full mammogram images-2"
-        folder.mkdir(parents=True)
-        cv2.imwrite(str(folder / "1-1.png"), np.full((20, 30), 100 * i, np.uint16))
-        entries.append({
-            "serverBuilder": {"builderType": "uri", "uri": f"file:/data/CBIS/{case}/07-20-2016-DDSM-1/"
-                              "1.000000-full%20mammogram%20images-2/1-1.png", "metadata": {"width": 30, "height": 20}},
-            "entryID": i, "imageName": f"{case}.png", "metadata": {},
-        })  # fmt: skip
-        (project / "annotations" / f"{case}.geojson").write_text(json.dumps([feature(rect(0, 0, 5 * i, 5), "Tumor")]))
-    (project / "project.qpproj").write_text(json.dumps({"version": "0.5.1", "images": entries}))
-    summary = export_dataset(project, tmp_path / "ds", tmp_path / "cbis", settings=EXACT)
-    assert sorted(summary.exported) == [f"{c}_1-1" for c in sorted(cases)]
-    for i, case in enumerate(cases, start=1):
-        image = cv2.imread(str(tmp_path / "ds" / "images" / f"{case}_1-1.png"), cv2.IMREAD_UNCHANGED)
-        assert int(image[0, 0]) == 100 * i  # each entry got its own file
-        assert int((np.array(Image.open(tmp_path / "ds" / "labels" / f"{case}_1-1.png")) == 1).sum()) == 25 * i
