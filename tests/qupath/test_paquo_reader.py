@@ -15,9 +15,8 @@ import shapely
 from conftest import feature, rect, write_project
 
 from mammotools.export import ExportSettings, export_dataset
-from mammotools.qupath import paquo_reader
+from mammotools.qupath import open_source, paquo_reader, read_annotations
 from mammotools.qupath.paquo_reader import PaquoUnavailableError
-from mammotools.qupath import open_source, read_annotations
 
 
 class Color:

@@ -9,8 +9,8 @@ import pytest
 from conftest import shared
 
 from mammotools.errors import InputError, MissingFileError
-from mammotools.qupath.project import read_project
 from mammotools.qupath import open_source
+from mammotools.qupath.project import read_project
 
 
 def entry(i: int, name: str, builder: dict, **extra: object) -> dict:
