@@ -36,6 +36,35 @@ def point(x: float, y: float) -> dict:
     return {"type": "Point", "coordinates": [x, y]}
 
 
+def saved_server_metadata(name: str, pixels: np.ndarray) -> dict:
+    """The complete server metadata QuPath writes into an entry once the image has been saved
+    (the keys of a real QuPath 0.6.0 project's Bio-Formats entry; a grey image has one white channel)."""
+    h, w = pixels.shape[:2]
+    rgb = pixels.ndim == 3
+    channels = [{"name": c, "color": col} for c, col in (("Red", -65536), ("Green", -16711936), ("Blue", -16776961))]
+    return {
+        "name": name,
+        "width": w,
+        "height": h,
+        "sizeZ": 1,
+        "sizeT": 1,
+        "channelType": "DEFAULT",
+        "isRGB": rgb,
+        "pixelType": pixels.dtype.name.upper(),  # QuPath's PixelType names: UINT8, UINT16, FLOAT32...
+        "levels": [{"downsample": 1.0, "width": w, "height": h}],
+        "channels": channels if rgb else [{"name": "Channel 1", "color": -1}],
+        "pixelCalibration": {
+            "pixelWidth": {"value": 1.0, "unit": "px"},
+            "pixelHeight": {"value": 1.0, "unit": "px"},
+            "zSpacing": {"value": 1.0, "unit": "z-slice"},
+            "timeUnit": "SECONDS",
+            "timepoints": [],
+        },
+        "preferredTileWidth": w,
+        "preferredTileHeight": h,
+    }
+
+
 def write_project(root: Path, images: dict[str, tuple[np.ndarray, list[dict]]], version: str = "0.5.1") -> Path:
     """Write a QuPath project: images in root/images, project in root/project, exports in annotations/.
 
@@ -48,15 +77,14 @@ def write_project(root: Path, images: dict[str, tuple[np.ndarray, list[dict]]], 
     entries = []
     for i, (name, (pixels, features)) in enumerate(images.items(), start=1):
         cv2.imwrite(str(root / "images" / name), pixels)
-        h, w = pixels.shape[:2]
         entries.append(
             {
                 "serverBuilder": {
                     "builderType": "uri",
-                    "providerClassName": "qupath.lib.images.servers.imageio.ImageIoServerBuilder",
+                    "providerClassName": "qupath.lib.images.servers.bioformats.BioFormatsServerBuilder",
                     "uri": f"file:/Users/someone/study/{name}",
-                    "args": [],
-                    "metadata": {"name": name, "width": w, "height": h},
+                    "args": ["--series", "0"],
+                    "metadata": saved_server_metadata(name, pixels),
                 },
                 "entryID": i,
                 "imageName": name,

@@ -48,21 +48,57 @@ def write_annotations(out: Path, image_name: str, features: list[dict]) -> None:
     atomic_write_text(out / "annotations" / f"{image_stem(image_name)}.geojson", text)
 
 
+#: The image server builder every entry names. QuPath looks the class up by exact name among the
+#: builders it registers and, if it is not there, fails ("Unable to build ImageServer ... I couldn't
+#: find ...") without trying any other (``DefaultImageServerBuilder.buildOriginal`` in
+#: qupath-core/.../images/servers/ImageServerBuilder.java, tags v0.3.2 to v0.6.0). Every QuPath
+#: release from 0.3.2 to 0.6.0 registers the same four builders in its
+#: ``META-INF/services/qupath.lib.images.servers.ImageServerBuilder`` files (qupath-core:
+#: JsonImageServerBuilder; qupath-core-processing: ImageJServerBuilder; qupath-extension-bioformats:
+#: BioFormatsServerBuilder; qupath-extension-openslide: OpenslideServerBuilder). For a local PNG,
+#: PGM, TIFF or DICOM file QuPath itself picks Bio-Formats: its ``checkImageSupport`` gives 3 (a
+#: known reader), ImageJ's gives 1, OpenSlide's 0 (no vendor) or 1 (grey TIFF); only a TIFF that
+#: ImageJ wrote ("ImageJ=" in its description) goes to ImageJ (4 against 3.5). Bio-Formats also
+#: reads what ImageJ cannot: tiled TIFFs and compressed DICOM (JPEG, JPEG 2000, RLE). It is bundled
+#: with every QuPath download; only a bare qupath-core setup, without the extension, lacks it.
+SERVER_BUILDER = "qupath.lib.images.servers.bioformats.BioFormatsServerBuilder"
+#: What QuPath writes with it for a single-image file (BioFormatsArgs.backToArgs for series 0).
+SERVER_ARGS = ("--series", "0")
+
+
+def server_builder(image: Path) -> dict:
+    """The entry's ``serverBuilder``, as QuPath writes it when it adds the image to a project.
+
+    No ``metadata``: QuPath's import command adds the builder of ``UriImageSupport`` unchanged,
+    without metadata (``ProjectImportImagesCommand``, ``BioFormatsImageServer.getImageBuilders``),
+    reads it from the file when the image is opened and writes it only once the image is saved
+    (``DefaultProjectImageEntry.saveImageData``). A partial block would be applied over the
+    file's own and rejected ("Specified metadata is incompatible"), and a complete one would have
+    to predict Bio-Formats' pixel type and channels for every file.
+    """
+    return {"builderType": "uri", "providerClassName": SERVER_BUILDER, "uri": image.resolve().as_uri(), "args": list(SERVER_ARGS)}
+
+
 def project_entry(
-    entry_id: int, image: Path, width: int, height: int, metadata: dict[str, str] | None = None, description: str = ""
+    entry_id: int,
+    image: Path,
+    width: int | None = None,
+    height: int | None = None,
+    metadata: dict[str, str] | None = None,
+    description: str = "",
 ) -> dict:
-    """One image entry of project.qpproj, its URI the image file's absolute path."""
-    uri = image.resolve().as_uri()
+    """One image entry of project.qpproj, its URI the image file's absolute path.
+
+    ``width`` and ``height`` are not written: QuPath reads the size from the image file (see
+    :func:`server_builder`); the arguments stay for callers that pass them. ``metadata`` is the
+    entry's own key/value metadata (always written, ``{}`` if none: QuPath 0.5 fails later on an
+    entry without it).
+    """
+    builder = server_builder(image)
     entry = {
-        "serverBuilder": {
-            "builderType": "uri",
-            "providerClassName": "qupath.lib.images.servers.imageio.ImageIoServerBuilder",
-            "uri": uri,
-            "args": [],
-            "metadata": {"name": image.name, "width": width, "height": height, "sizeZ": 1, "sizeT": 1},
-        },
+        "serverBuilder": builder,
         "entryID": entry_id,
-        "randomizedName": str(uuid.uuid5(uuid.NAMESPACE_URL, uri)),
+        "randomizedName": str(uuid.uuid5(uuid.NAMESPACE_URL, builder["uri"])),
         "imageName": image.name,
         "metadata": metadata or {},
         "tags": [],
