@@ -85,7 +85,7 @@ def clip_to_image(ann: Annotation, width: int, height: int) -> Annotation:
 
 def _keep_dimension(geom: BaseGeometry, original_type: str) -> BaseGeometry:
     """Drop lower-dimensional debris (stray lines/points) that make_valid/clip can produce."""
-    if geom.geom_type != "GeometryCollection":
+    if not isinstance(geom, shapely.GeometryCollection):
         return geom
     dim = {"Polygon": 2, "MultiPolygon": 2, "LineString": 1, "MultiLineString": 1}.get(original_type, 0)
     parts = [g for g in geom.geoms if shapely.get_dimensions(g) == dim]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -89,7 +90,7 @@ class ClassTable:
         if len({c.label for c in self.classes}) != len(self.classes):
             raise InputError(f"{src}: label values must be distinct")
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[RegionClass]:
         return iter(self.classes)
 
     def __len__(self) -> int:

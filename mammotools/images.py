@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -58,7 +58,7 @@ def read_image(path: str | os.PathLike[str], voi: bool = True, notes: list[str] 
     if p.suffix.lower() in (".dcm", ".dicom") or _has_dicom_preamble(p):
         return _read_dicom(p, voi, notes if notes is not None else [])
     mode, (width, height) = _inspect_raster(p)
-    arr = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    arr: np.ndarray | None = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.shape[:2] != (height, width):
         raise InputError(f"{p}: image data cannot be decoded (truncated or corrupt); {_AGAIN}")
     if arr.dtype not in (np.uint8, np.uint16):
@@ -172,7 +172,8 @@ def _tiff_directory_ends(p: Path) -> list[int]:
     """Where the first TIFF directory (classic or BigTIFF) and its out-of-line layout values end."""
     with open(p, "rb") as f:
         head = f.read(16)
-        order, big = ("little" if head[:2] == b"II" else "big"), head[2:4] in (b"\0+", b"+\0")
+        order: Literal["little", "big"] = "little" if head[:2] == b"II" else "big"
+        big = head[2:4] in (b"\0+", b"+\0")
         size, entry = (8, 20) if big else (4, 12)  # inline value / offset size, directory entry size
         ifd = int.from_bytes(head[8:16] if big else head[4:8], order)
         f.seek(ifd)

@@ -20,7 +20,7 @@ covering it, the bottom class (Background, label 0 in the default table) elsewhe
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -84,7 +84,7 @@ def rasterize_region(
     mask = np.zeros((r1 - r0, c1 - c0), bool)
     lines = []
     for part in shapes:
-        if part.geom_type == "Polygon":
+        if isinstance(part, shapely.Polygon):
             fill_polygon(mask, part, r0, c0)
         else:
             lines.append(part)
@@ -213,7 +213,7 @@ def _seam(hi: np.ndarray, lo: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 def region_maps(
     table: ClassTable,
-    geometries_by_class: dict[str, Sequence[BaseGeometry]],
+    geometries_by_class: Mapping[str, Sequence[BaseGeometry]],
     shape: tuple[int, int],
     sigma: float = DEFAULT_SIGMA,
     point_radius: float = DEFAULT_POINT_RADIUS,
@@ -295,7 +295,7 @@ def _split_parts(geometries: Iterable[BaseGeometry]) -> tuple[list[BaseGeometry]
     return shapes, points
 
 
-def fill_polygon(mask: np.ndarray, polygon: BaseGeometry, row0: int, col0: int) -> None:
+def fill_polygon(mask: np.ndarray, polygon: shapely.Polygon, row0: int, col0: int) -> None:
     """Set the pixels of ``mask`` whose centre lies inside ``polygon`` (holes excluded).
 
     ``mask``: (h, w) bool, the window whose top-left pixel is (``row0``, ``col0``) of the image.

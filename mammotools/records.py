@@ -99,7 +99,7 @@ def prepare_split_folder(out: Path, kind: str, recorded: dict, overwrite: bool, 
             earlier = json.loads(settings_file.read_text("utf-8")) if settings_file.is_file() else None
         except (ValueError, UnicodeDecodeError):
             earlier = None
-        if folder_kind(earlier) != kind:
+        if not isinstance(earlier, dict) or folder_kind(earlier) != kind:
             raise InputError(f"{out}: not empty and not a folder of {kind} made by this command; choose an empty or new --out")
         if {**earlier, "kind": kind} != recorded and not overwrite:  # folders older than "kind" compare equal
             raise InputError(

@@ -36,7 +36,8 @@ class PixelPicker:
     def __init__(self, label: np.ndarray, value: int, invert: bool = False) -> None:
         self.label, self.value, self.invert = label, value, invert
         # OpenCV's compare and row sums: one pass, several times faster than numpy's (label == v).sum(1)
-        hits = cv2.compare(label, value, cv2.CMP_NE if invert else cv2.CMP_EQ)  # 255 where it matches
+        # 255 where it matches; the ignore: OpenCV's stubs leave out the scalar src2 that compare accepts
+        hits = cv2.compare(label, value, cv2.CMP_NE if invert else cv2.CMP_EQ)  # type: ignore[call-overload]
         per_row = cv2.reduce(hits, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
         self.cumulative = np.cumsum(per_row, dtype=np.int64)  # (H,) pixels up to each row
         self.count = int(self.cumulative[-1]) if self.cumulative.size else 0

@@ -180,7 +180,7 @@ def _classification(value: object, where: str, index: int) -> tuple[str | None, 
         raise InputError(f"{where}: feature #{index} has a classification that is not an object")
     names = value.get("names")
     if isinstance(names, list) and names:
-        name = ": ".join(str(n) for n in names)
+        name: object = ": ".join(str(n) for n in names)
     else:
         name = value.get("name")
         parent = value.get("parentClass")

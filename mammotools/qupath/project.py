@@ -77,7 +77,8 @@ def _entry(item: object, index: int, qpproj: Path, folder: Path) -> ProjectEntry
         raise InputError(f"{qpproj}: image #{index + 1} is not a JSON object")
     entry_id = item.get("entryID")
     entry_id = int(entry_id) if isinstance(entry_id, (int, str)) and str(entry_id).isdigit() else None
-    builder = item.get("serverBuilder") if isinstance(item.get("serverBuilder"), dict) else {}
+    builder = item.get("serverBuilder")
+    builder = builder if isinstance(builder, dict) else {}
     uri, meta, rotation = _innermost_builder(builder)
     data_dir = folder / "data" / str(entry_id) if entry_id is not None else None
     if data_dir is not None and not data_dir.is_dir():
@@ -90,7 +91,8 @@ def _entry(item: object, index: int, qpproj: Path, folder: Path) -> ProjectEntry
     name = item.get("imageName") or meta.get("name")
     if not name and uri:
         name = Path(unquote(urlparse(uri).path)).name
-    metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+    metadata = item.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
     return ProjectEntry(
         name=str(name or f"entry-{entry_id}"),
         entry_id=entry_id,
@@ -109,7 +111,9 @@ ROTATIONS = {"ROTATE_NONE": 0, "ROTATE_90": 90, "ROTATE_180": 180, "ROTATE_270":
 def _innermost_builder(builder: dict) -> tuple[str | None, dict, int]:
     """The image URI and metadata of a possibly wrapped server builder, and the clockwise
     rotation (0/90/180/270) of any ``rotated`` wrappers (QuPath's RotatedImageServer)."""
-    uri, meta, rotation = None, {}, 0
+    uri: str | None = None
+    meta: dict = {}
+    rotation = 0
     for _ in range(MAX_BUILDER_DEPTH):
         if builder.get("builderType") == "rotated":
             rotation = (rotation + ROTATIONS.get(str(builder.get("rotation")), 0)) % 360

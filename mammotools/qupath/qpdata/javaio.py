@@ -70,7 +70,7 @@ _PRIMITIVES = {
     ord("Z"): ("?", 1),
 }
 # primitive array element type -> numpy dtype (big-endian, as Java writes them)
-_ARRAY_DTYPES = {
+_ARRAY_DTYPES: dict[str, np.dtype] = {
     "F": np.dtype(">f4"),
     "D": np.dtype(">f8"),
     "I": np.dtype(">i4"),

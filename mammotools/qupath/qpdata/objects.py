@@ -34,6 +34,7 @@ import json
 import struct
 import uuid
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from mammotools.qupath.qpdata.javaio import _F8, _I4, MAX_CLASS_CHAIN, QpdataError, _ClassDesc, _JObj
 from mammotools.qupath.qpdata.stream import _Stream
@@ -145,7 +146,7 @@ class _Items:
         return value
 
 
-def _is(value: object, class_name: str) -> bool:
+def _is(value: object, class_name: str) -> TypeGuard[_JObj]:
     return isinstance(value, _JObj) and value.desc.name == class_name
 
 
@@ -167,7 +168,7 @@ def _read_path_object(stream: _Stream, desc: _ClassDesc, items: list[object], of
     node.color = color if isinstance(color, int) and not isinstance(color, bool) else None
     nxt = cur.obj("the object's metadata or measurements")
     if _is(nxt, "java.util.UUID"):  # data file version 4
-        f = nxt.fields  # type: ignore[union-attr]
+        f = nxt.fields
         node.object_id = _uuid_string(f.get("mostSigBits"), f.get("leastSigBits"))
         n_fields = cur.prim(_I4, "the number of fields")
         for _ in range(max(0, min(n_fields, len(items)))):  # type: ignore[call-overload]
@@ -217,7 +218,7 @@ def _apply_metadata(node: _PathNode, value: object) -> None:
     """Take the object ID out of a MetadataMap (``writeExternal``: Integer 1, keys[], values[])."""
     if not _is(value, _METADATA_MAP):
         return
-    extra = value.extra  # type: ignore[union-attr]
+    extra = value.extra
     if len(extra) >= 3 and isinstance(extra[1], list) and isinstance(extra[2], list):
         for key, val in zip(extra[1], extra[2], strict=False):
             if key == _OBJECT_ID_KEY and isinstance(val, str) and node.object_id is None:
@@ -231,7 +232,7 @@ def _class_name(path_class: object) -> tuple[str | None, int | None]:
     pc = path_class
     seen = 0
     while _is(pc, _PATH_CLASS) and seen < MAX_CLASS_CHAIN:
-        fields = pc.fields  # type: ignore[union-attr]
+        fields = pc.fields
         name = fields.get("name")
         if seen == 0:
             c = _boxed(fields.get("colorRGB"))

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
+from typing import TypeGuard
 
 import numpy as np
 import shapely
@@ -81,7 +82,7 @@ _EMPTY = shapely.GeometryCollection()
 _NON_FINITE = "has non-finite coordinates (NaN or infinity); nothing drawn"
 
 
-def _is_float_array(value: object) -> bool:
+def _is_float_array(value: object) -> TypeGuard[np.ndarray]:
     return isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind == "f"
 
 
@@ -89,10 +90,10 @@ def _xy(x: object, y: object, rounder: Rounder) -> np.ndarray:
     """(n, 2) float64 coordinates from a proxy's ``float[] x, y``."""
     if not (_is_float_array(x) and _is_float_array(y)):
         raise ValueError("x and y are not float arrays")
-    if len(x) != len(y):  # type: ignore[arg-type]
-        raise ValueError(f"{len(x)} x but {len(y)} y coordinates")  # type: ignore[arg-type]
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} x but {len(y)} y coordinates")
     with np.errstate(invalid="ignore"):  # a signalling NaN (a damaged file) is no reason to warn
-        xy = np.column_stack([x, y]).astype(np.float64)  # type: ignore[list-item]
+        xy = np.column_stack([x, y]).astype(np.float64)
     return rounder(xy) if rounder is not None else xy
 
 
@@ -179,7 +180,8 @@ def _fill_nonzero(rings: list[np.ndarray]) -> BaseGeometry:
     winding = np.zeros(len(faces), dtype=np.int64)
     lines = shapely.linestrings(closed) if len(closed) > 1 else np.array([shapely.LineString(closed[0])])
     # only rings whose bounding box holds a face's point can wind around it
-    point_idx, ring_idx = shapely.STRtree(lines).query(points)
+    # the ignore: types-shapely's linestrings may return one LineString; for several rings it is an array
+    point_idx, ring_idx = shapely.STRtree(lines).query(points)  # type: ignore[arg-type]
     order = np.argsort(ring_idx, kind="stable")
     point_idx, ring_idx = point_idx[order], ring_idx[order]
     bounds = np.flatnonzero(np.diff(ring_idx)) + 1
@@ -327,7 +329,7 @@ def _make_polygons(stream: _Stream, polygons: list[tuple[Annotation, _JObj]], ro
     xs, ys = [], []
     for ann, roi in polygons:
         x, y = roi.fields.get("x"), roi.fields.get("y")
-        if not (_is_float_array(x) and _is_float_array(y) and len(x) == len(y)):  # type: ignore[arg-type]
+        if not (_is_float_array(x) and _is_float_array(y) and len(x) == len(y)):
             raise stream.fail(f"{ann.describe()} has a malformed polygon ROI (x and y are not matching float arrays)", roi.offset)
         xs.append(x)
         ys.append(y)

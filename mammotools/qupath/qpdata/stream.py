@@ -148,9 +148,9 @@ class _Stream(_Input):
             self.new_handle(s)
             return s
         if tc == TC_CLASS:
-            value = _JClass(self.class_desc())
-            self.new_handle(value)
-            return value
+            jclass = _JClass(self.class_desc())
+            self.new_handle(jclass)
+            return jclass
         if tc in (TC_CLASSDESC, TC_PROXYCLASSDESC):
             self.pos = pos
             return self.class_desc()
@@ -176,7 +176,7 @@ class _Stream(_Input):
             h -= _BASE_HANDLE
             if h < 0 or h >= len(self.handles) or not isinstance(self.handles[h], _ClassDesc):
                 raise self.fail("reference to something that is not a class descriptor", pos)
-            return self.handles[h]  # type: ignore[return-value]
+            return self.handles[h]
         if tc == TC_CLASSDESC:
             name = self.utf()
             self.need(8)
@@ -190,7 +190,7 @@ class _Stream(_Input):
             self.pos += 2
             if count * 4 > self.n - self.pos:  # a field takes at least 4 bytes
                 raise self.eof(count * 4 - (self.n - self.pos))
-            fields = []
+            fields: list[tuple[int, str, str | None]] = []
             for _ in range(count):
                 fpos = self.pos
                 code = self.u1()
@@ -235,7 +235,7 @@ class _Stream(_Input):
         return desc
 
     def finish_desc(self, desc: _ClassDesc, pos: int) -> None:
-        chain = []
+        chain: list[_ClassDesc] = []
         seen = set()
         d: _ClassDesc | None = desc
         while d is not None:
@@ -298,7 +298,7 @@ class _Stream(_Input):
                     raise self.eof(start + length - self.n)
                 self.pos = start + length
                 if items and type(items[-1]) is bytearray:
-                    items[-1] += data[start : start + length]  # type: ignore[operator]
+                    items[-1] += data[start : start + length]
                 else:
                     items.append(bytearray(data[start : start + length]))
             else:
@@ -363,7 +363,7 @@ class _Stream(_Input):
             obj.extra = items
         else:
             fields = obj.fields
-            for st, prim_fields, obj_fields, write_method in desc.plan:  # type: ignore[union-attr]
+            for st, prim_fields, obj_fields, write_method in desc.plan:
                 if st is not None:
                     p = self.pos
                     if p + st.size > self.n:
