@@ -31,7 +31,9 @@ def check_new_project(out: Path) -> None:
 
 def annotation_feature(geometry: BaseGeometry, cls: str, table: ClassTable, key: str, name: str | None = None) -> dict:
     """A QuPath 0.4+ GeoJSON annotation feature; ``key`` makes its UUID stable across runs."""
-    properties: dict = {"objectType": "annotation", "classification": {"name": cls, "color": list(table.find(cls).color)}}
+    region = table.find(cls)
+    assert region is not None, f"{cls!r} is not a class of the table"  # callers pass the table's names
+    properties: dict = {"objectType": "annotation", "classification": {"name": cls, "color": list(region.color)}}
     if name:
         properties["name"] = name
     return {
