@@ -50,35 +50,37 @@ def write_annotations(out: Path, image_name: str, features: list[dict]) -> None:
     atomic_write_text(out / "annotations" / f"{image_stem(image_name)}.geojson", text)
 
 
-#: The image server builder every entry names. QuPath looks the class up by exact name among the
+#: The image server builders entries name. QuPath looks the class up by exact name among the
 #: builders it registers and, if it is not there, fails ("Unable to build ImageServer ... I couldn't
 #: find ...") without trying any other (``DefaultImageServerBuilder.buildOriginal`` in
-#: qupath-core/.../images/servers/ImageServerBuilder.java, tags v0.3.2 to v0.6.0). Every QuPath
-#: release from 0.3.2 to 0.6.0 registers the same four builders in its
-#: ``META-INF/services/qupath.lib.images.servers.ImageServerBuilder`` files (qupath-core:
-#: JsonImageServerBuilder; qupath-core-processing: ImageJServerBuilder; qupath-extension-bioformats:
-#: BioFormatsServerBuilder; qupath-extension-openslide: OpenslideServerBuilder). For a local PNG,
-#: PGM, TIFF or DICOM file QuPath itself picks Bio-Formats: its ``checkImageSupport`` gives 3 (a
-#: known reader), ImageJ's gives 1, OpenSlide's 0 (no vendor) or 1 (grey TIFF); only a TIFF that
-#: ImageJ wrote ("ImageJ=" in its description) goes to ImageJ (4 against 3.5). Bio-Formats also
-#: reads what ImageJ cannot: tiled TIFFs and compressed DICOM (JPEG, JPEG 2000, RLE). It is bundled
-#: with every QuPath download; only a bare qupath-core setup, without the extension, lacks it.
-SERVER_BUILDER = "qupath.lib.images.servers.bioformats.BioFormatsServerBuilder"
-#: What QuPath writes with it for a single-image file (BioFormatsArgs.backToArgs for series 0).
-SERVER_ARGS = ("--series", "0")
+#: qupath-core/.../images/servers/ImageServerBuilder.java, tags v0.3.2 to v0.6.0). Every release
+#: from 0.3.2 to 0.6.0 registers the same builders in its
+#: ``META-INF/services/qupath.lib.images.servers.ImageServerBuilder`` files: JsonImageServerBuilder
+#: (qupath-core), ImageJServerBuilder (qupath-core-processing), and in the desktop build also
+#: BioFormatsServerBuilder and OpenslideServerBuilder (their extensions).
+#:
+#: PNG, TIFF and PGM: ImageJ's builder with no arguments, what QuPath 0.5.1 itself writes for a PNG
+#: when Bio-Formats is not there, and the one builder that every QuPath, down to a bare core,
+#: registers. It reads 8- and 16-bit grey PNG, PGM and plain TIFF; a desktop QuPath opens it too.
+IMAGEJ_BUILDER = ("qupath.imagej.images.servers.ImageJServerBuilder", ())
+#: DICOM: Bio-Formats (series 0, as ``BioFormatsArgs.backToArgs`` writes it), because ImageJ
+#: refuses compressed DICOM (JPEG, JPEG 2000, RLE: ij/plugin/DICOM.java) and OpenSlide reads only
+#: whole-slide microscopy DICOM. A DICOM entry therefore needs QuPath's desktop build (Bio-Formats
+#: 6.7 in QuPath 0.3.2 to 8.2 in 0.6.0), not a bare qupath-core.
+BIOFORMATS_BUILDER = ("qupath.lib.images.servers.bioformats.BioFormatsServerBuilder", ("--series", "0"))
+DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
 def server_builder(image: Path) -> dict:
     """The entry's ``serverBuilder``, as QuPath writes it when it adds the image to a project.
 
-    No ``metadata``: QuPath's import command adds the builder of ``UriImageSupport`` unchanged,
-    without metadata (``ProjectImportImagesCommand``, ``BioFormatsImageServer.getImageBuilders``),
-    reads it from the file when the image is opened and writes it only once the image is saved
-    (``DefaultProjectImageEntry.saveImageData``). A partial block would be applied over the
-    file's own and rejected ("Specified metadata is incompatible"), and a complete one would have
-    to predict Bio-Formats' pixel type and channels for every file.
+    No ``metadata``: QuPath's import command adds the builder without metadata
+    (``ProjectImportImagesCommand``), reads it from the file when the image is opened and writes it
+    only once the image is saved (``DefaultProjectImageEntry.saveImageData``). A partial block
+    would be applied over the file's own and rejected ("Specified metadata is incompatible").
     """
-    return {"builderType": "uri", "providerClassName": SERVER_BUILDER, "uri": image.resolve().as_uri(), "args": list(SERVER_ARGS)}
+    provider, args = BIOFORMATS_BUILDER if image.suffix.lower() in DICOM_SUFFIXES else IMAGEJ_BUILDER
+    return {"builderType": "uri", "providerClassName": provider, "uri": image.resolve().as_uri(), "args": list(args)}
 
 
 def project_entry(

@@ -7,7 +7,6 @@ A ``metadata`` block in the builder is applied over the file's own, so a partial
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +16,10 @@ import numpy as np
 from conftest import shared, write_project
 
 from mammotools.classes import default_class_table, load_class_table
+from mammotools.importers import import_masks, import_mias, parse_mapping, parse_values
 from mammotools.qupath import writer
 from mammotools.qupath.project import read_project
-from mammotools.qupath.writer import SERVER_BUILDER, project_entry
+from mammotools.qupath.writer import BIOFORMATS_BUILDER, IMAGEJ_BUILDER, project_entry
 
 # The ImageServerBuilder classes QuPath registers, read from every module's
 # META-INF/services/qupath.lib.images.servers.ImageServerBuilder in github.com/qupath/qupath at
@@ -35,6 +35,11 @@ _BUILDERS = frozenset(
         "qupath.lib.images.servers.bioformats.BioFormatsServerBuilder",
         "qupath.lib.images.servers.openslide.OpenslideServerBuilder",
     }
+)
+# A bare qupath-core setup (core and core-processing jars, no extensions: how the team checks
+# projects headlessly) registers only these two.
+CORE_BUILDERS = frozenset(
+    {"qupath.lib.images.servers.JsonImageServerBuilder", "qupath.imagej.images.servers.ImageJServerBuilder"}
 )
 REGISTERED_BUILDERS: dict[str, frozenset[str]] = {
     version: _BUILDERS for version in ("0.3.2", "0.4.0", "0.4.1", "0.4.2", "0.4.3", "0.4.4", "0.5.0", "0.5.1", "0.6.0")
@@ -86,6 +91,7 @@ def entry_problems(entry: dict, version: str) -> list[str]:
         name = builder.get("providerClassName")
         if name not in REGISTERED_BUILDERS[version]:
             problems.append(f"QuPath {version} registers no server builder {name!r}")
+
         if not isinstance(builder.get("args"), list) or not all(isinstance(a, str) for a in builder["args"]):
             problems.append("args is not a list of strings")
         if "metadata" in builder:
@@ -95,6 +101,18 @@ def entry_problems(entry: dict, version: str) -> list[str]:
     if not isinstance(entry.get("metadata"), dict):
         problems.append("the entry has no metadata map (QuPath 0.5 fails on it)")
     return problems
+
+
+def core_problems(qpproj: Path) -> list[str]:
+    """Entries of images other than DICOM that a bare qupath-core (no extensions) could not open."""
+    data = json.loads(qpproj.read_text("utf-8"))
+    return [
+        f"{entry.get('imageName')}: {builder.get('providerClassName')!r}"
+        for entry in data["images"]
+        for builder in uri_builders(entry.get("serverBuilder"))
+        if builder.get("providerClassName") not in CORE_BUILDERS
+        and not str(builder.get("uri", "")).lower().endswith((".dcm", ".dicom"))
+    ]
 
 
 def project_problems(qpproj: Path) -> list[str]:
@@ -109,19 +127,6 @@ def project_problems(qpproj: Path) -> list[str]:
     ]
 
 
-def importer(name: str, *modules: str):  # type: ignore[no-untyped-def]
-    """An import command's library function, from the first of ``modules`` that has it (the
-    importers are being moved; any of their places will do)."""
-    for module in modules:
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ModuleNotFoundError, AttributeError):
-            continue
-    raise AssertionError(f"{name} is in none of {modules}")
-
-
-MASKS = ("mammotools.importers", "mammotools.importers.label_images", "mammotools.import_masks")
-MIAS = ("mammotools.importers.mias", "mammotools.importers", "mammotools.mias")
 
 
 def test_written_entry_is_what_qupath_writes_on_import(tmp_path: Path) -> None:
@@ -131,10 +136,13 @@ def test_written_entry_is_what_qupath_writes_on_import(tmp_path: Path) -> None:
     entry = project_entry(1, image, 9, 6, {"subject": "s1"}, "a note")
     assert entry["serverBuilder"] == {
         "builderType": "uri",
-        "providerClassName": "qupath.lib.images.servers.bioformats.BioFormatsServerBuilder",
+        "providerClassName": "qupath.imagej.images.servers.ImageJServerBuilder",
         "uri": image.resolve().as_uri(),
-        "args": ["--series", "0"],
-    }
+        "args": [],
+    }  # what QuPath 0.5.1 writes for a PNG, opened by every QuPath down to the bare core
+    dicom = project_entry(3, tmp_path / "images" / "1-1.dcm")["serverBuilder"]
+    bioformats = "qupath.lib.images.servers.bioformats.BioFormatsServerBuilder"
+    assert (dicom["providerClassName"], dicom["args"]) == (bioformats, ["--series", "0"])
     assert (entry["entryID"], entry["imageName"], entry["metadata"], entry["description"]) == (
         1,
         "case 1.png",
@@ -151,13 +159,13 @@ def test_written_entry_is_what_qupath_writes_on_import(tmp_path: Path) -> None:
     assert (read.width, read.height) == (None, None)
 
 
-def test_builder_is_registered_in_every_version() -> None:
-    assert all(SERVER_BUILDER in builders for builders in REGISTERED_BUILDERS.values())
+def test_builders_are_registered_in_every_version() -> None:
+    for provider, _ in (IMAGEJ_BUILDER, BIOFORMATS_BUILDER):
+        assert all(provider in builders for builders in REGISTERED_BUILDERS.values())
+    assert IMAGEJ_BUILDER[0] in CORE_BUILDERS  # PNG, TIFF and PGM entries open without the extensions
 
 
 def test_import_masks_project_opens_in_every_version(tmp_path: Path) -> None:
-    import_masks = importer("import_masks", *MASKS)
-    parse_values = importer("parse_values", *MASKS)
     (tmp_path / "img").mkdir()
     (tmp_path / "lab").mkdir()
     label = np.full((20, 30), 64, np.uint8)
@@ -168,17 +176,17 @@ def test_import_masks_project_opens_in_every_version(tmp_path: Path) -> None:
     values = parse_values("64=Background,128=Adipose,192=Fibroglandular,255=Pectoral", table)
     import_masks(tmp_path / "lab", tmp_path / "img", values, tmp_path / "proj", table)
     assert project_problems(tmp_path / "proj" / "project.qpproj") == []
+    assert core_problems(tmp_path / "proj" / "project.qpproj") == []
 
 
 def test_import_mias_project_opens_in_every_version(tmp_path: Path) -> None:
-    import_mias = importer("import_mias", *MIAS)
-    parse_mapping = importer("parse_mapping", *MIAS)
     (tmp_path / "images").mkdir()
     cv2.imwrite(str(tmp_path / "images" / "mdb001.pgm"), np.zeros((64, 64), np.uint8))
     (tmp_path / "Info.txt").write_text("mdb001 G CIRC B 30 30 10\n")
     table = default_class_table()
     import_mias(tmp_path / "Info.txt", tmp_path / "images", tmp_path / "proj", table, parse_mapping((), table))
     assert project_problems(tmp_path / "proj" / "project.qpproj") == []
+    assert core_problems(tmp_path / "proj" / "project.qpproj") == []
 
 
 def test_check_refuses_builders_qupath_lacks_and_partial_metadata() -> None:
