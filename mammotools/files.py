@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temporary name beside the target, then rename.
+"""Atomic file output: write to a temporary name beside the target, then rename; and reading
+back the CSV files we write.
 
 An interrupted run therefore leaves either the whole previous file, the whole new file, or a
 temporary file whose name starts with ``.`` and contains ``.tmp-`` (removed by
@@ -8,11 +9,14 @@ temporary file whose name starts with ``.`` and contains ``.tmp-`` (removed by
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+
+from mammotools.errors import InputError
 
 TEMP_MARKER = ".tmp-"
 
@@ -90,3 +94,13 @@ def safe_file_name(name: str) -> str:
     """``name`` with characters illegal in file names replaced by ``_`` (the Groovy export's rule)."""
     cleaned = re.sub(r'[\\/:*?"<>|\x00-\x1f\x7f]', "_", name)
     return cleaned or "_"
+
+
+def read_csv_rows(path: Path, fix: str) -> tuple[list[str], list[dict[str, str]]]:
+    """(columns, rows) of a CSV file we wrote, also after a spreadsheet saved it (BOM, CRLF)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            return list(reader.fieldnames or []), list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: not a readable CSV file ({exc}); {fix}") from None

@@ -28,8 +28,15 @@ class ImageIndex:
         if folder is None:
             return
         for root, dirs, files in os.walk(folder):
-            # skip hidden folders and the output folder (a dataset may sit inside the images)
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (exclude is None or Path(root, d).resolve() != exclude))
+            # skip hidden folders, the output folder and any other mammotools dataset (one may sit
+            # inside the images: its PNGs are outputs, not images to find)
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if not d.startswith(".")
+                and (exclude is None or Path(root, d).resolve() != exclude)
+                and not _is_dataset(Path(root, d))
+            )
             for name in sorted(files):
                 p = Path(root, name)
                 if not name.startswith(".") and is_image_file(p):
@@ -57,6 +64,11 @@ class ImageIndex:
         if hint is not None and hint.is_file():
             return hint
         return None
+
+
+def _is_dataset(folder: Path) -> bool:
+    """A folder mammotools wrote (export, crops or augment): a class table beside a manifest."""
+    return (folder / "classes.json").is_file() and (folder / "manifest.csv").is_file()
 
 
 def _closest(candidates: list[Path], hint: Path) -> list[Path]:

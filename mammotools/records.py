@@ -13,6 +13,9 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from mammotools.errors import InputError
+from mammotools.files import atomic_write_text, remove_stale_temporaries
+
 RECORDS = "records"
 
 FilesOf = Callable[[Path, dict], Iterable[Path]]  # (out, record) -> the files and folders it stands for
@@ -79,16 +82,9 @@ def folder_kind(settings: object) -> str | None:
     return "augmented" if "variants" in settings else "crops" if "settings" in settings else None
 
 
-def prepare_split_folder(out: Path, kind: str, recorded: dict, overwrite: bool, source: Path) -> None:
-    """Make ``out`` ready for a make-crops or augment run (``kind``: "crops" or "augmented").
-
-    ``out`` must be new, empty, or a folder this same command made (its ``settings.json`` says
-    ``kind``): never the input, never a dataset of another kind, whatever ``--overwrite`` says.
-    Other settings than ``recorded`` need ``overwrite``, which then clears the earlier outputs.
-    """
-    from mammotools.errors import InputError
-    from mammotools.files import atomic_write_text, remove_stale_temporaries
-
+def check_split_folder(out: Path, kind: str, recorded: dict | None, overwrite: bool, source: Path) -> None:
+    """Refuse an ``out`` that :func:`prepare_split_folder` would refuse, writing nothing (so a wrong
+    ``--out`` is refused before the split is drawn). ``recorded`` None: its settings are not known yet."""
     settings_file = out / "settings.json"
     if out.exists() and out.resolve() == source.resolve():
         raise InputError(f"--out {out}: is the input folder itself; choose another folder")
@@ -101,15 +97,25 @@ def prepare_split_folder(out: Path, kind: str, recorded: dict, overwrite: bool, 
             earlier = None
         if not isinstance(earlier, dict) or folder_kind(earlier) != kind:
             raise InputError(f"{out}: not empty and not a folder of {kind} made by this command; choose an empty or new --out")
-        if {**earlier, "kind": kind} != recorded and not overwrite:  # folders older than "kind" compare equal
+        if recorded is not None and {**earlier, "kind": kind} != recorded and not overwrite:  # older folders compare equal
             raise InputError(
                 f"{settings_file}: made with other settings or from another input; pass --overwrite to remake it, "
                 "or choose another --out"
             )
+
+
+def prepare_split_folder(out: Path, kind: str, recorded: dict, overwrite: bool, source: Path) -> None:
+    """Make ``out`` ready for a make-crops or augment run (``kind``: "crops" or "augmented").
+
+    ``out`` must be new, empty, or a folder this same command made (its ``settings.json`` says
+    ``kind``): never the input, never a dataset of another kind, whatever ``--overwrite`` says.
+    Other settings than ``recorded`` need ``overwrite``, which then clears the earlier outputs.
+    """
+    check_split_folder(out, kind, recorded, overwrite, source)
     if overwrite:  # everything is remade: earlier outputs must not linger beside the new ones
         for sub in (RECORDS, "train", "val"):
             shutil.rmtree(out / sub, ignore_errors=True)
     for sub in (RECORDS, "train/images", "train/labels", "val/images", "val/labels"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    atomic_write_text(settings_file, json.dumps(recorded, indent=1))
+    atomic_write_text(out / "settings.json", json.dumps(recorded, indent=1))

@@ -28,8 +28,15 @@ def choose_workers(requested: int, items: int, seconds: float) -> int:
     at most one per CPU core and one per item, at least one."""
     if requested > 0:
         return max(1, min(requested, items))
-    cores = os.cpu_count() or 1
-    return max(1, min(cores, items, int(seconds / MIN_SECONDS_PER_WORKER)))
+    return max(1, min(usable_cores(), items, int(seconds / MIN_SECONDS_PER_WORKER)))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (``taskset``, container CPU sets), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on macOS or Windows
+        return os.cpu_count() or 1
 
 
 def init_worker(threads: int = 1) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 
 
 def test_choose_workers() -> None:
-    cores = os.cpu_count() or 1
+    cores = runner.usable_cores()
     assert runner.choose_workers(0, 3, 0.05) == 1  # a few small images: no pool
     assert runner.choose_workers(0, 100, 1e6) == cores  # a cohort: one per core
     assert runner.choose_workers(0, 2, 1e6) == min(cores, 2)  # never more than the items

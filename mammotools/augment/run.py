@@ -31,7 +31,7 @@ from mammotools.crops.layout import AUGMENT_FIELDS, class_weights, missing_files
 from mammotools.defaults import DEFAULT_KEEP_ORIGINALS
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_path, atomic_write_text
-from mammotools.records import files_present, forget, leftovers, prepare_split_folder, read_record
+from mammotools.records import check_split_folder, files_present, forget, leftovers, prepare_split_folder, read_record
 from mammotools.runner import Outcome, choose_workers
 from mammotools.split import TRAIN, VAL, load_or_draw_split, subject_from_name
 
@@ -78,6 +78,8 @@ def augment_dataset(
 
     start = time.perf_counter()
     source, out = Path(crops_path), Path(out)
+    if source.exists():
+        check_split_folder(out, "augmented", None, overwrite, source)  # before a split is drawn
     items, source_settings, table, missing = _read_source(source)
     recorded = {
         "kind": "augmented",
@@ -166,6 +168,8 @@ def _crop_items(path: Path) -> tuple[list[_Item], dict, ClassTable, list[tuple[s
         raise InputError(
             f"{path}: an augmented dataset, not a crop dataset; augment the crops it was made from (make-crops output) instead"
         )
+    if not (path / "split.csv").is_file():
+        raise InputError(f"{path}: no split.csv (the subject split the crops were cut by); rerun make-crops with --overwrite")
     missing = missing_files(dataset)
     lost = {name for name, _ in missing}
     items = [
@@ -180,13 +184,12 @@ def _image_items(path: Path) -> tuple[list[_Item], dict, ClassTable, list[tuple[
     """Whole images of an export-qupath dataset, with the dataset's subject split."""
     from mammotools.export import open_export_dataset
 
-    try:
-        dataset = open_export_dataset(path)
-    except InputError:
+    if path.is_dir() and not (path / "manifest.csv").is_file():
         raise InputError(
             f"{path}: neither a crop dataset (make-crops) nor an image dataset (export-qupath); "
             "make one with `mammotools make-crops DATASET --size N --out CROPS`"
-        ) from None
+        )
+    dataset = open_export_dataset(path)  # its own errors name the damage and the fix
     subjects = {image.name: image.subject or subject_from_name(image.name) for image in dataset.images}
     splits = load_or_draw_split(dataset.path, subjects)
     sizes = {image.name: image.width * image.height for image in dataset.images}

@@ -24,8 +24,8 @@ def _listed(names: list[str]) -> str:
     "import-masks",
     short_help="Label images -> a QuPath project for review.",
     epilog=f"\b\nExample (DDSM tissue maps; Adipose and the like are not among the default classes,\n"
-    f"so their class table comes with --classes):\n  mammotools import-masks labels/ --images images/ --out project/ \\\n"
-    f"    {VALUES_EXAMPLE}",
+    f"so their class table comes with --classes), one line:\n"
+    f"mammotools import-masks labels/ --images images/ --out project/ {VALUES_EXAMPLE}",
 )
 @click.argument("labels_dir", type=click.Path(path_type=Path))
 @click.option(
@@ -81,12 +81,13 @@ def import_masks_cmd(
             f"{images_dir} ({_listed(summary.unmatched_labels)}); skipped",
             err=True,
         )
-    by_values: dict[str, list[str]] = {}
+    by_value: dict[int, list[str]] = {}
     for name, extra in summary.unknown_values.items():
-        by_values.setdefault(", ".join(map(str, extra)), []).append(name)
-    for extra_text, names in by_values.items():
+        for value in extra:
+            by_value.setdefault(int(value), []).append(name)
+    for value, names in sorted(by_value.items()):
         click.echo(
-            f"warning: values {extra_text} are not in --values in {len(names)} label file(s) of {labels_dir} "
+            f"warning: value {value} is not in --values; {len(names)} label file(s) of {labels_dir} hold it "
             f"({_listed(names)}); left unannotated",
             err=True,
         )

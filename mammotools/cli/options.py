@@ -77,7 +77,7 @@ workers_option = click.option(
     "--workers",
     type=click.IntRange(min=0),
     default=0,
-    help="Worker processes; 0 = as many as the work is worth (at most one per CPU core).  [default: 0]",
+    help="Worker processes; 0 = as many as the work is worth (at most one per usable CPU core).  [default: 0]",
     show_default=False,
 )
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from mammotools.classes import ClassTable, RegionClass, load_class_table
 from mammotools.defaults import DEFAULT_COMMON, DEFAULT_PER_IMAGE
 from mammotools.errors import InputError, MissingFileError
-from mammotools.files import atomic_write_bytes, atomic_write_text
+from mammotools.files import atomic_write_bytes, atomic_write_text, read_csv_rows
 from mammotools.records import folder_kind, read_record
 from mammotools.split import TRAIN, VAL
 
@@ -108,7 +108,10 @@ class CropDataset:
         values = recorded.get("settings") if isinstance(recorded, dict) else None
         if not isinstance(values, dict):
             return None
-        return CropSettings(**{**values, "common": tuple(values.get("common", DEFAULT_COMMON))})
+        known = {k: values[k] for k in CropSettings.__dataclass_fields__ if k in values}
+        if not isinstance(known.get("size"), int):
+            raise InputError(f"{self.path / 'settings.json'}: no crop size recorded; rerun make-crops with --overwrite")
+        return CropSettings(**{**known, "common": tuple(known.get("common", DEFAULT_COMMON))})
 
     @property
     def size(self) -> int | None:
@@ -120,7 +123,7 @@ class CropDataset:
 def open_crop_dataset(path: str | Path) -> CropDataset:
     """Open a make-crops or augment folder; :class:`InputError` naming the fix if ``path`` is not one.
 
-    Every file the manifest lists must be there (else the error names it and the command to rerun).
+    Files the manifest lists but that are gone are not checked here: :func:`missing_files` lists them.
     """
     path = Path(path)
     if not path.exists():
@@ -143,24 +146,26 @@ def open_crop_dataset(path: str | Path) -> CropDataset:
 
 def _read_json(path: Path, fix: str) -> object:
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{path}: damaged; {fix}") from None
+        return json.loads(path.read_text("utf-8-sig"))
+    except FileNotFoundError:
+        raise MissingFileError(f"{path}: not found; {fix}") from None
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"{path}: cannot be read ({exc.__class__.__name__}); {fix}") from None
 
 
 def _read_manifest(path: Path, kind: str, table: ClassTable) -> list[CropFile]:
     manifest = path / "manifest.csv"
     key = "crop" if kind == "crops" else "file"
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or key not in rows[0]:
+    fix = "rerun the command that made it with --overwrite"
+    fieldnames, rows = read_csv_rows(manifest, fix)
+    if not rows or key not in fieldnames:
         raise InputError(f"{manifest}: holds no crop; run {'make-crops' if kind == 'crops' else 'augment'} first")
     files = []
     for line, row in enumerate(rows, start=2):
         try:
             name, side = row[key], row["split"]
-            if side not in (TRAIN, VAL) or not name or "/" in name:
-                raise ValueError(f"split {side!r}, name {name!r}")
+            if side not in (TRAIN, VAL) or not name or "/" in name or None in (row.get("crop"), row.get("source")):
+                raise ValueError(f"split {side!r}, name {name!r}, or columns missing")
             bits = row.get("bits") or ""
             files.append(
                 CropFile(

@@ -19,7 +19,7 @@ from mammotools.crops.layout import CROP_FIELDS, CropSettings, two_class_table, 
 from mammotools.defaults import CROP_SIZES, DEFAULT_COMMON, DEFAULT_VAL_FRACTION, MAX_CROP_SIZE, MIN_CROP_SIZE, TASKS
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
-from mammotools.records import files_present, forget, leftovers, prepare_split_folder, read_record
+from mammotools.records import check_split_folder, files_present, forget, leftovers, prepare_split_folder, read_record
 from mammotools.runner import Outcome, choose_workers
 from mammotools.split import TRAIN, VAL, load_or_draw_split, read_subjects_csv, subject_from_name
 
@@ -68,9 +68,10 @@ def make_crops(
         summary_notes = [note + " when it is drawn (delete the file to redraw it)"]
     else:
         summary_notes = []
-    jobs = _jobs(dataset, subjects_csv, val_fraction, split_seed, summary_notes)
     recorded = {"kind": "crops", "settings": asdict(settings), "dataset": str(Path(dataset_path).resolve())}
     recorded = json.loads(json.dumps(recorded))  # JSON types, as settings.json holds them
+    check_split_folder(out, "crops", recorded, overwrite, dataset.path)  # before the split is drawn
+    jobs = _jobs(dataset, subjects_csv, val_fraction, split_seed, summary_notes)
     _prepare_out(out, recorded, out_table, overwrite, dataset.path)
     summary = CropSummary(notes=summary_notes)
     todo = []

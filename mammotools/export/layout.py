@@ -25,7 +25,7 @@ from pathlib import Path
 
 from mammotools.classes import ClassTable, load_class_table
 from mammotools.errors import InputError, MissingFileError
-from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text, read_csv_rows, remove_stale_temporaries
 from mammotools.records import read_record
 from mammotools.split import SPLIT_FILE, read_split
 
@@ -98,18 +98,22 @@ def open_export_dataset(path: str | Path) -> ExportDataset:
         raise InputError(f"{path}: a file of a dataset; give the dataset folder itself ({path.parent})")
     if not path.is_dir() or not manifest.is_file() or not classes.is_file():
         raise InputError(f"{path}: not a mammotools dataset (no manifest.csv and classes.json); {MAKE_ONE}")
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        rows = list(reader)
-    if "name" not in (reader.fieldnames or []) or (path / "settings.json").is_file():
+    if (path / "settings.json").is_file():
         raise InputError(
             f"{path}: not a mammotools dataset made by export-qupath (this looks like a crop or augmented "
             "dataset); give the folder export-qupath wrote"
         )
+    fieldnames, rows = read_csv_rows(manifest, "re-run export-qupath on this dataset")
+    if "name" not in fieldnames:
+        raise InputError(f"{manifest}: no 'name' column, not a manifest export-qupath wrote; re-run export-qupath")
     if not rows:
         raise InputError(f"{manifest}: the dataset holds no image; export some first")
     table = load_class_table(classes)
     images = [_exported_image(row, table, manifest, line) for line, row in enumerate(rows, start=2)]
+    names = [image.name for image in images]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"{manifest}: lists {', '.join(twice[:5])} more than once; re-run export-qupath on this dataset")
     for image in images:
         for p in (path / "images" / f"{image.name}.png", path / "labels" / f"{image.name}.png"):
             if not p.is_file():

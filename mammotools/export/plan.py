@@ -102,6 +102,7 @@ def plan_export(
     unknown: dict[str, set[str]] = {}
     seen: dict[str, str] = {}  # normalized -> a class name of the annotations read
     missing: list[str] = []
+    missing_in: set[Path | None] = set()  # the folders searched for them
     jobs: list[ImageJob] = []
     for image in source.images:
         if image.reader is None:
@@ -116,6 +117,7 @@ def plan_export(
         image_path = indexes[folder].find(image.name, image.image_path_hint)
         if image_path is None:
             missing.append(image.name)
+            missing_in.add(folder)
             continue
         try:
             jobs.append(_plan_image(image, image_path, table, targets, settings, unknown, seen))
@@ -123,16 +125,18 @@ def plan_export(
             plan.failed.append((image_stem(image_path.name), str(exc)))
     if unknown:
         raise InputError(_unknown_message(unknown, table))
-    _check_ignored(settings, table, seen)
     if missing:
         if images_dir:
             where = f"in {images_dir}"
         elif source.kind == "project":
             where = "at the paths the project records (pass --images FOLDER)"
         else:
-            where = "beside the GeoJSON export(s) (pass --images FOLDER: the folder holding the images)"
+            folders = sorted({str(f) for f in missing_in if f is not None})
+            where = f"beside the GeoJSON export(s) in {', '.join(folders)} (pass --images FOLDER: the folder holding the images)"
         listed = ", ".join(missing[:MAX_LISTED]) + (" ..." if len(missing) > MAX_LISTED else "")
         raise MissingFileError(f"{len(missing)} image file(s) not found {where}: {listed}")
+    if not plan.failed:  # every annotation was read: a class no annotation has is a typo
+        _check_named_classes(settings, table, seen)
     _disambiguate(jobs)
     _check_names(jobs)
     plan.todo, plan.done = _split_done(jobs, out, overwrite)
@@ -155,8 +159,13 @@ def _class_targets(table: ClassTable, settings: ExportSettings) -> dict[str, str
         found = table.find(dst)
         if found is None:
             raise InputError(f"--map {src}={dst}: {dst!r} is not a class of the table ({', '.join(table.names)})")
-        targets[normalize_name(src)] = found.name
+        key = normalize_name(src)
+        if targets.get(key, found.name) != found.name:
+            raise InputError(f"--map {src}={dst}: {src!r} is already mapped to {targets[key]!r}; map each class once")
+        targets[key] = found.name
     for name in settings.ignore:
+        if targets.get(normalize_name(name)) is not None:
+            raise InputError(f"--ignore {name!r}: the class is also given to --map; keep one of the two")
         targets[normalize_name(name)] = None
     return targets
 
@@ -241,14 +250,20 @@ def _fingerprint(job: ImageJob, table: ClassTable, settings: ExportSettings) -> 
     return h.hexdigest()
 
 
-def _check_ignored(settings: ExportSettings, table: ClassTable, seen: dict[str, str]) -> None:
-    """An --ignore CLASS must name a class of the table or of the annotations: a typo is not silently accepted."""
+def _check_named_classes(settings: ExportSettings, table: ClassTable, seen: dict[str, str]) -> None:
+    """--ignore CLASS must name a class of the table or of the annotations, --map CLASS=... a class
+    of the annotations: a typo is refused, not silently accepted."""
+    found = ", ".join(sorted(seen.values())) or "none"
     for name in settings.ignore:
         if normalize_name(name) not in seen and table.find(name) is None:
-            found = ", ".join(sorted(seen.values())) or "none"
             raise InputError(
                 f"--ignore {name!r}: no annotation has this class and the class table has none of that name "
                 f"(annotation classes: {found}); check the spelling"
+            )
+    for src, dst in settings.class_map:
+        if normalize_name(src) not in seen:
+            raise InputError(
+                f"--map {src}={dst}: no annotation has class {src!r} (annotation classes: {found}); check the spelling"
             )
 
 

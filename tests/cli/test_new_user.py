@@ -87,7 +87,7 @@ def test_import_masks_help_example_and_classes_hint(tmp_path: Path) -> None:
     code, output = run("import-masks", "--help")
     assert code == 0
     example = "--values 64=Background,128=Adipose,192=Fibroglandular,255=Pectoral --classes docs/classes/breast_tissue.json"
-    assert example in " ".join(output.split())  # on one line: copied whole
+    assert any(line.strip().startswith("mammotools import-masks") and example in line for line in output.splitlines())
     assert "64=Background,128=Adipose,192=Fibroglandular,255=Pectoral" in output  # never broken mid-word
     (tmp_path / "lab").mkdir()
     (tmp_path / "img").mkdir()
@@ -112,7 +112,7 @@ def test_import_masks_warns_once_with_a_count(tmp_path: Path) -> None:
     )  # fmt: skip
     assert code == 0
     warnings = [line for line in output.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and "values 255 are not in --values in 4 label file(s)" in warnings[0]
+    assert len(warnings) == 1 and "value 255 is not in --values; 4 label file(s)" in warnings[0]
 
 
 def test_top_level_help_summaries_are_whole() -> None:
@@ -150,3 +150,43 @@ def test_import_mias_folder_of_the_real_data(tmp_path: Path) -> None:
     folder = shared("mini-mias")
     code, output = run("import-mias", folder, "--images", folder / "images", "--out", tmp_path / "p")
     assert code == 1 and "Info.txt" in output and "a folder" in output
+
+
+def test_a_refused_out_draws_no_split(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)
+    (dataset / "split.csv").unlink(missing_ok=True)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x.txt").write_text("mine")
+    for command in (["make-crops", dataset, "--size", "32", "--out", busy], ["augment", dataset, "--out", busy]):
+        code, output = run(*command)
+        assert code == 1 and "not empty" in output
+        assert not (dataset / "split.csv").exists()  # the split is drawn by a run that goes ahead, not a refused one
+
+
+def test_map_typos_and_contradictions_are_refused(tmp_path: Path) -> None:
+    for extra, message in (
+        (["--map", "Tumr=Tumor"], "no annotation has class 'Tumr'"),
+        (["--map", "Tumor=Nipple", "--map", "tumor=Skin"], "already mapped to 'Nipple'"),
+        (["--ignore", "Skin", "--map", "Skin=Tumor"], "also given to --map"),
+    ):
+        code, output = run(*export_args(tmp_path / "ds", *extra))
+        assert code == 1 and message in output, output
+    assert not (tmp_path / "ds").exists()
+
+
+def test_a_dataset_inside_the_images_is_not_searched_later(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    shutil.copytree(SAMPLE / "images", images)
+    project = ["export-qupath", SAMPLE / "project", "--images", images, "--workers", "1"]
+    assert run(*project, "--out", images / "dataset")[0] == 0
+    code, output = run(*project, "--out", tmp_path / "other")  # must not find the dataset's PNGs as images
+    assert code == 0 and "3 exported" in output
+
+
+def test_augment_of_crops_without_their_split_is_one_line(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)
+    assert run("make-crops", dataset, "--size", "32", "--per-image", "1", "--out", tmp_path / "c")[0] == 0
+    (tmp_path / "c" / "split.csv").unlink()
+    code, output = run("augment", tmp_path / "c", "--out", tmp_path / "a")
+    assert code == 1 and "no split.csv" in output and not (tmp_path / "a").exists()

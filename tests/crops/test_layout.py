@@ -79,3 +79,27 @@ def test_refusals(folders: tuple[Path, Path, Path], tmp_path: Path) -> None:
     bad.write_text(json.dumps({"classes": [{"name": "Tumor"}]}))
     with pytest.raises(InputError, match="not a class weights file"):
         read_class_weights(bad)
+
+
+def test_damaged_settings_weights_and_rows(folders: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    _, crops, _ = folders
+    copy = tmp_path / "c"
+    shutil.copytree(crops, copy)
+    settings = json.loads((copy / "settings.json").read_text())
+    settings["settings"]["added_later"] = 1  # a key a newer version may write: ignored
+    (copy / "settings.json").write_text(json.dumps(settings))
+    assert open_crop_dataset(copy).size == 48
+    del settings["settings"]["size"]
+    (copy / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(InputError, match="no crop size recorded"):
+        _ = open_crop_dataset(copy).size
+    with pytest.raises(MissingFileError, match="not found"):
+        read_class_weights(tmp_path / "none.json")
+    with pytest.raises(InputError, match="cannot be read"):
+        read_class_weights(copy)
+    text = (crops / "manifest.csv").read_text().splitlines()
+    (copy / "manifest.csv").write_text("\n".join([text[0], ",".join(text[1].split(",")[:2])]) + "\n")
+    with pytest.raises(InputError, match=r"manifest\.csv:2: damaged row"):
+        open_crop_dataset(copy)

@@ -70,3 +70,24 @@ def test_refusals(dataset: Path, tmp_path: Path) -> None:
     (broken / "manifest.csv").write_text("\n".join([text[0], ",".join(fields)]) + "\n")
     with pytest.raises(InputError, match=r"manifest\.csv:2: damaged row"):
         open_export_dataset(broken)
+
+
+def test_spreadsheet_saved_and_damaged_manifests(dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    (copy / "split.csv").unlink(missing_ok=True)
+    text = (dataset / "manifest.csv").read_text()
+    (copy / "manifest.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())  # Excel: BOM, CRLF
+    assert open_export_dataset(copy).names == open_export_dataset(dataset).names
+    (copy / "manifest.csv").write_bytes(b"")
+    with pytest.raises(InputError, match="no 'name' column"):
+        open_export_dataset(copy)
+    (copy / "manifest.csv").write_bytes(b"name,\xff\xfe\n")
+    with pytest.raises(InputError, match="not a readable CSV file"):
+        open_export_dataset(copy)
+    lines = text.splitlines()
+    (copy / "manifest.csv").write_text("\n".join([*lines, lines[1]]) + "\n")
+    with pytest.raises(InputError, match="more than once"):
+        open_export_dataset(copy)
