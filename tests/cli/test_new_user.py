@@ -190,3 +190,13 @@ def test_augment_of_crops_without_their_split_is_one_line(tmp_path: Path) -> Non
     (tmp_path / "c" / "split.csv").unlink()
     code, output = run("augment", tmp_path / "c", "--out", tmp_path / "a")
     assert code == 1 and "no split.csv" in output and not (tmp_path / "a").exists()
+
+
+def test_readme_layout_names_every_module() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    layout = readme.split("## Layout")[1]
+    for module in sorted((root / "mammotools").rglob("*.py")):
+        if module.name in ("__init__.py", "__main__.py"):
+            continue
+        assert re.search(rf"\b{re.escape(module.name)}\b", layout), f"README's layout does not list {module.relative_to(root)}"
