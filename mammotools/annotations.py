@@ -1,4 +1,4 @@
-"""Annotation records (one QuPath object: class, shapely geometry) and their validation.
+"""One object read from QuPath (:class:`Annotation`: class, shapely geometry) and its validation.
 
 Geometry contract: shapely geometry in pixel coordinates of the full-resolution image, x to
 the right, y down, pixel (row r, column c) covering [c, c+1) x [r, r+1) (QuPath's convention).

@@ -87,7 +87,7 @@ def open_source(path: str | Path, reader: str = "auto") -> AnnotationSource:
                 f"{path}: neither a QuPath project (no project.qpproj) nor a folder of GeoJSON exports "
                 "(no .geojson/.json/.gz/.zip files); point at the project folder or the exports"
             )
-        images = _records_from_files(files, path)
+        images = _images_from_files(files, path)
         return AnnotationSource(path, "folder", None, images)
     key = annotation_file_key(path)
     if key is None:
@@ -114,7 +114,7 @@ def nothing_to_read(source: AnnotationSource, reader: str) -> str | None:
 
 
 def read_annotations(image: SourceImage) -> list[Annotation]:
-    """Every object recorded for ``image`` (callers keep ``is_annotation`` ones)."""
+    """Every object QuPath holds for ``image`` (callers keep ``is_annotation`` ones)."""
     if image.reader is None or image.annotation_path is None:
         return []
     return READERS[image.reader](image)
@@ -164,7 +164,7 @@ def _open_project(path: Path, reader: str) -> AnnotationSource:
     return AnnotationSource(project.path, "project", project.version, images, project.path_classes)
 
 
-def _records_from_files(files: list[Path], folder: Path) -> list[SourceImage]:
+def _images_from_files(files: list[Path], folder: Path) -> list[SourceImage]:
     by_key: dict[str, Path] = {}
     for p in files:
         key = annotation_file_key(p)
