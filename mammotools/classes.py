@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from mammotools.defaults import IGNORE_LABEL
 from mammotools.errors import InputError, MissingFileError
 
 DEFAULT_TABLE_FILE = "default_classes.json"
@@ -180,8 +181,11 @@ def _parse_class(item: object, index: int, source: str) -> RegionClass:
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"{where}: name must be a non-empty string")
     where = f"{source}: class {name!r}"
-    if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label <= 255:
-        raise InputError(f"{where}: label must be an integer 0..255 (the label map is uint8)")
+    if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < IGNORE_LABEL:
+        raise InputError(
+            f"{where}: label must be an integer 0..{IGNORE_LABEL - 1} (the label map is uint8; {IGNORE_LABEL} marks "
+            "pixels without a class, such as crop padding)"
+        )
     if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
         raise InputError(f"{where}: rank must be an integer >= 1 (1 = on top)")
     if not isinstance(color, list) or len(color) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in color):

@@ -13,4 +13,5 @@ DEFAULT_KEEP_ORIGINALS = True  # augment keeps the unaugmented training crops be
 CROP_SIZES = (256, 700, 900, 1500)  # the paper's crop sizes (px)
 MIN_CROP_SIZE, MAX_CROP_SIZE = 16, 8192  # px: make-crops --size
 TASKS = ("regions", "tumor")  # make-crops --task: the dataset's classes, or tumor vs non-tumor
+IGNORE_LABEL = 255  # label-map value of pixels without a class (crop padding): never trained on, never scored
 READERS_OFFERED = ("auto", "qpdata", "geojson", "paquo")  # --reader: auto, then each reader of qupath.source

@@ -74,7 +74,8 @@ def test_user_table_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"label": 300}, "label must be an integer 0..255"),
+        ({"label": 300}, "label must be an integer 0..254"),
+        ({"label": 255}, "255 marks pixels without a class"),
         ({"color": [1, 2]}, "color must be"),
         ({"rank": 0}, "rank must be"),
         ({"smooth": "yes"}, "smooth must be true or false"),

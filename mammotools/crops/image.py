@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from mammotools.crops.centres import PixelPicker, choose_centre, crop_seed, cut, window_around
+from mammotools.defaults import IGNORE_LABEL
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, image_bits, read_image
@@ -71,7 +72,7 @@ def cut_image_crops(
         row, col, chosen = choose_centre(rng, pickers, breast, label.shape)
         window = window_around(row, col, label.shape, settings.size)
         image_crop = cut(image, window, 0)
-        label_crop = remap[cut(label, window, table.bottom.label)]
+        label_crop = remap[cut(label, window, IGNORE_LABEL)]  # padding is no class: never background
         name = f"{job.name}_{i:03d}"
         atomic_write_bytes(out / job.split / "images" / f"{name}.png", encode_png(image_crop))
         atomic_write_bytes(out / job.split / "labels" / f"{name}.png", encode_label_png(label_crop, palette))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mammotools.classes import ClassTable, RegionClass, load_class_table
-from mammotools.defaults import DEFAULT_COMMON, DEFAULT_PER_IMAGE
+from mammotools.defaults import DEFAULT_COMMON, DEFAULT_PER_IMAGE, IGNORE_LABEL
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_write_bytes, atomic_write_text, read_csv_rows
 from mammotools.records import folder_kind, read_record
@@ -218,6 +218,7 @@ def two_class_table(table: ClassTable) -> tuple[ClassTable, list[int]]:
     )
     lut = [0] * 256
     lut[tumor.label] = 1
+    lut[IGNORE_LABEL] = IGNORE_LABEL
     return out, lut
 
 

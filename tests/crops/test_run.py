@@ -53,7 +53,7 @@ def test_windows_inside_or_padded(dataset: Path, tmp_path: Path) -> None:
         if r["source"] == "s2_R_CC":  # 100 x 90: smaller than the crop
             assert r["padded"] == "True" and (row0, col0) == (-19, -14)
             label = np.array(Image.open(tmp_path / "c" / r["split"] / "labels" / f"{r['crop']}.png"))
-            assert (label[:19] == 0).all() and (label[:, :14] == 0).all()  # padded with background
+            assert (label[:19] == 255).all() and (label[:, :14] == 255).all()  # padding: the ignore label, never background
         else:
             assert r["padded"] == "False" and 0 <= row0 <= 200 - 128 and 0 <= col0 <= 300 - 128
         assert r["centre_class"] in {"Tumor", "Pectoral muscle", "Nipple"}
