@@ -22,7 +22,8 @@ import time
 import cv2
 import numpy as np
 
-from mammotools.crops.centres import PixelPicker, choose_centre, crop_seed, cut, window_around
+from mammotools.crops.centres import PixelPicker, choose_centre, cut, window_around
+from mammotools.seeds import crop_seed
 
 SIZE = 900  # crop side for the centre benchmark
 PER_IMAGE = 10  # make-crops' default number of crops per image

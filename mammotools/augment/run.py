@@ -27,7 +27,7 @@ from pathlib import Path
 
 from mammotools.augment.variants import VARIANTS
 from mammotools.classes import ClassTable
-from mammotools.crops.layout import AUGMENT_FIELDS, class_weights, missing_files, open_crop_dataset, write_records_manifest
+from mammotools.crops import AUGMENT_FIELDS, class_weights, missing_files, open_crop_dataset, write_records_manifest
 from mammotools.defaults import DEFAULT_KEEP_ORIGINALS
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_path, atomic_write_text

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mammotools.augment.variants import VARIANTS
+from mammotools.augment import VARIANTS
 from mammotools.cli.options import FILE, FOLDER, Progress, report_failures, user_errors, workers_option
 from mammotools.defaults import (
     CROP_SIZES,
@@ -122,8 +122,7 @@ def augment_cmd(crops: Path, out: Path, variants: str | None, seed: int, origina
     CROPS may also be an export-qupath dataset: its whole training images are augmented. Validation
     crops (or images) are copied unchanged, never augmented.
     """
-    from mammotools.augment import augment_dataset, parse_variants
-    from mammotools.augment.run import source_unit
+    from mammotools.augment import augment_dataset, parse_variants, source_unit
 
     names = parse_variants(variants)
     unit = source_unit(crops)

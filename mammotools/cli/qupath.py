@@ -35,7 +35,7 @@ def inspect_cmd(path: Path, classes_file: Path | None, as_json: bool, reader: st
     problems (invalid or empty geometries), without needing the image files.
     """
     from mammotools.classes import load_class_table
-    from mammotools.qupath.inspection import format_report, inspect_source
+    from mammotools.qupath import format_report, inspect_source
 
     report = inspect_source(path, load_class_table(classes_file), reader)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))

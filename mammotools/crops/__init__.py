@@ -2,27 +2,35 @@
 
 Parts: ``centres.py`` chooses crop centres by the paper's balanced rule and cuts windows;
 ``image.py`` cuts one image's crops; ``layout.py`` is the crop dataset folder (its reader,
-:func:`open_crop_dataset`, shared with augment, and its tables); ``run.py`` runs it all;
-``balance.py`` measures how balanced a crop set is against uniform crops.
+:func:`open_crop_dataset`, and the tables augment writes in the same layout); ``run.py`` runs it
+all; ``balance.py`` measures how balanced a crop set is against uniform crops.
 """
 
 from mammotools.crops.layout import (
+    AUGMENT_FIELDS,
     ClassWeight,
     CropDataset,
     CropFile,
     CropSettings,
+    class_weights,
+    missing_files,
     open_crop_dataset,
     read_class_weights,
+    write_records_manifest,
 )
 from mammotools.crops.run import CropSummary, make_crops
 
 __all__ = [
+    "AUGMENT_FIELDS",
     "ClassWeight",
     "CropDataset",
     "CropFile",
     "CropSettings",
     "CropSummary",
+    "class_weights",
     "make_crops",
+    "missing_files",
     "open_crop_dataset",
     "read_class_weights",
+    "write_records_manifest",
 ]

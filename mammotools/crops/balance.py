@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mammotools.crops.centres import crop_seed, cut, window_around
+from mammotools.crops.centres import cut, window_around
 from mammotools.export import open_export_dataset
 from mammotools.palette import read_label_png
+from mammotools.seeds import crop_seed
 
 
 def normalized_entropy(pixels: dict[str, int]) -> float:

@@ -13,7 +13,6 @@ drawing many crops from a large label map stays cheap (benchmarks/crops.py).
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import cv2
@@ -50,12 +49,6 @@ class PixelPicker:
         line = self.label[row]
         cols = np.flatnonzero(line != self.value if self.invert else line == self.value)
         return row, int(cols[j - before])
-
-
-def crop_seed(seed: int, name: str, index: int) -> int:
-    """The seed of crop ``index`` of image ``name``: every crop is reproducible on its own."""
-    state = np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8")), index]).generate_state(1)
-    return int(state[0])
 
 
 def choose_centre(

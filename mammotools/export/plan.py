@@ -196,6 +196,7 @@ def _plan_image(
         geometries={},
         fingerprint="",
     )
+    ignored = {found.name for found in map(table.find, settings.ignore) if found is not None}
     objects = read_annotations(image)
     others = sum(1 for a in objects if not a.is_annotation)
     if others:
@@ -215,7 +216,7 @@ def _plan_image(
             if region is None:
                 unknown.setdefault(ann.class_name, set()).add(str(image.annotation_path))
                 continue
-        if target is None:
+        if target is None or target in ignored:  # --ignore names a table class by any of its names
             continue
         if ann.malformed:
             raise InputError(

@@ -28,7 +28,7 @@ from mammotools.classes import ClassTable
 from mammotools.defaults import DEFAULT_TOLERANCE
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_path, image_stem
-from mammotools.qupath.writer import annotation_feature, check_new_project, project_entry, write_annotations, write_project
+from mammotools.qupath import annotation_feature, check_new_project, project_entry, write_annotations, write_project
 
 # numpy, rasterio and shapely are imported where they are used, so the CLI starts without them.
 if TYPE_CHECKING:

@@ -150,7 +150,7 @@ def import_mias(
     info: str | Path, images_dir: str | Path, out: str | Path, table: ClassTable, mapping: dict[str, str | None]
 ) -> MiasSummary:
     """Write a QuPath project (layout of qupath/writer.py) from Info.txt and the images."""
-    from mammotools.qupath.writer import check_new_project
+    from mammotools.qupath import check_new_project
 
     info, images_dir, out = Path(info), Path(images_dir), Path(out)
     if not images_dir.is_dir():
@@ -176,7 +176,7 @@ def _write_mias(
     final: Path,
 ) -> None:
     from mammotools.images import read_image_size
-    from mammotools.qupath.writer import annotation_feature, project_entry, write_annotations, write_project
+    from mammotools.qupath import annotation_feature, project_entry, write_annotations, write_project
 
     project_entries: list[dict] = []
     for ref, lines in by_ref.items():

@@ -9,6 +9,22 @@ Writing: ``writer.py`` makes projects QuPath opens (used by the importers).
 """
 
 from mammotools.qupath.entries import AnnotationSource, SourceImage
+from mammotools.qupath.inspection import format_report, inspect_source
 from mammotools.qupath.source import READERS, nothing_to_read, open_source, read_annotations
+from mammotools.qupath.writer import annotation_feature, check_new_project, project_entry, write_annotations, write_project
 
-__all__ = ["READERS", "AnnotationSource", "SourceImage", "nothing_to_read", "open_source", "read_annotations"]
+__all__ = [
+    "READERS",
+    "AnnotationSource",
+    "SourceImage",
+    "annotation_feature",
+    "check_new_project",
+    "format_report",
+    "inspect_source",
+    "nothing_to_read",
+    "open_source",
+    "project_entry",
+    "read_annotations",
+    "write_annotations",
+    "write_project",
+]

@@ -7,7 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mammotools.crops.centres import PixelPicker, Window, choose_centre, crop_seed, cut, window_around
+from mammotools.crops.centres import PixelPicker, Window, choose_centre, cut, window_around
+from mammotools.seeds import crop_seed
 
 BACKGROUND, TUMOR, CALC, PECTORAL, GLAND = 0, 1, 4, 7, 13
 
