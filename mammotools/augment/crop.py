@@ -13,10 +13,11 @@ import cv2
 import numpy as np
 
 from mammotools.augment.variants import VARIANTS, apply_variant
+from mammotools.crops import split_files
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, image_bits, read_image
 from mammotools.palette import encode_label_png, read_label_png
-from mammotools.records import forget, split_files
+from mammotools.records import forget
 from mammotools.seeds import crop_seed
 
 if TYPE_CHECKING:

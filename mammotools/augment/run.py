@@ -18,7 +18,6 @@ crop.py does one crop (in a worker process with ``workers > 1``).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -27,12 +26,20 @@ from pathlib import Path
 
 from mammotools.augment.variants import VARIANTS
 from mammotools.classes import ClassTable
-from mammotools.crops import AUGMENT_FIELDS, class_weights, missing_files, open_crop_dataset, write_records_manifest
+from mammotools.crops import (
+    AUGMENT_FIELDS,
+    check_split_folder,
+    missing_files,
+    open_crop_dataset,
+    prepare_split_folder,
+    write_class_weights,
+    write_records_manifest,
+)
 from mammotools.defaults import DEFAULT_KEEP_ORIGINALS
 from mammotools.errors import InputError, MissingFileError
-from mammotools.files import atomic_path, atomic_write_text
-from mammotools.records import check_split_folder, files_present, forget, leftovers, prepare_split_folder, read_record
-from mammotools.runner import Outcome, choose_workers
+from mammotools.files import atomic_path
+from mammotools.records import files_present, forget, leftovers, read_record
+from mammotools.runner import Outcome, choose_workers, run_tracked
 from mammotools.split import TRAIN, VAL, load_or_draw_split, subject_from_name
 
 # augment work per output megapixel (a variant computed and written as PNG): sizes the pool.
@@ -74,7 +81,6 @@ def augment_dataset(
     """Write the augmented dataset (layout above) from a make-crops dataset, or from an
     export-qupath dataset (whole images; its subject split is drawn or read as make-crops does)."""
     from mammotools.augment.crop import AugmentJob, augment_files, source_stamp, write_crop_variants
-    from mammotools.runner import run_tracked
 
     start = time.perf_counter()
     source, out = Path(crops_path), Path(out)
@@ -126,8 +132,7 @@ def augment_dataset(
         outputs = write_records_manifest(out, "outputs", AUGMENT_FIELDS, table)
     for row in outputs:
         summary.files[row["split"]] += 1
-    weights = class_weights(table, outputs)
-    atomic_write_text(out / "class_weights.json", json.dumps({"classes": weights}, indent=1))
+    write_class_weights(out, table, outputs)
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -145,7 +145,6 @@ VARIANTS: dict[str, Variant] = {
         Variant("rotate_ccw", True, f"rotate {ROTATION_DEGREES:g} degrees anticlockwise", _rotate(-ROTATION_DEGREES)),
     )
 }
-DEFAULT_VARIANTS = tuple(VARIANTS)
 
 
 def apply_variant(name: str, image: np.ndarray, label: np.ndarray, rng: np.random.Generator, bits: int, fill_label: int) -> Pair:

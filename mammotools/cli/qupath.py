@@ -15,6 +15,7 @@ from mammotools.cli.options import (
     finite,
     overwrite_option,
     reader_option,
+    report_failures,
     report_warnings,
     user_errors,
     workers_option,
@@ -122,8 +123,6 @@ def export_qupath(
     finally:
         progress.close()
     report_warnings(summary.warnings, out)
-    for name, message in summary.failed:
-        click.echo(f"failed: {name}: {message}", err=True)
     t = summary.timings
     click.echo(
         f"{len(summary.exported)} exported, {len(summary.skipped)} skipped (complete), "
@@ -136,5 +135,4 @@ def export_qupath(
         )
     )
     click.echo(f"Dataset: {out}  (manifest: {out / 'manifest.csv'})")
-    if summary.failed:
-        raise SystemExit(1)
+    report_failures(summary.failed)

@@ -12,12 +12,13 @@ import cv2
 import numpy as np
 
 from mammotools.crops.centres import PixelPicker, choose_centre, cut, window_around
+from mammotools.crops.layout import split_files
 from mammotools.defaults import IGNORE_LABEL
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, image_bits, read_image
 from mammotools.palette import encode_label_png, read_label_png
-from mammotools.records import forget, split_files
+from mammotools.records import forget
 from mammotools.seeds import crop_seed
 
 if TYPE_CHECKING:

@@ -15,12 +15,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mammotools.classes import ClassTable, normalize_name
-from mammotools.crops.layout import CROP_FIELDS, CropSettings, two_class_table, write_class_weights, write_records_manifest
+from mammotools.crops.layout import (
+    CROP_FIELDS,
+    CropSettings,
+    check_split_folder,
+    prepare_split_folder,
+    two_class_table,
+    write_class_weights,
+    write_records_manifest,
+)
 from mammotools.defaults import CROP_SIZES, DEFAULT_COMMON, DEFAULT_VAL_FRACTION, MAX_CROP_SIZE, MIN_CROP_SIZE, TASKS
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
-from mammotools.records import check_split_folder, files_present, forget, leftovers, prepare_split_folder, read_record
-from mammotools.runner import Outcome, choose_workers
+from mammotools.records import files_present, forget, leftovers, read_record
+from mammotools.runner import Outcome, choose_workers, run_tracked
 from mammotools.split import TRAIN, VAL, load_or_draw_split, read_subjects_csv, subject_from_name
 
 # make-crops work per source megapixel (decode image and label, write crops): sizes the pool.
@@ -55,7 +63,6 @@ def make_crops(
     """Write a crop dataset (layout above) from an export-qupath dataset."""
     from mammotools.crops.image import crop_files, cut_image_crops  # cv2 etc. only when working
     from mammotools.export import open_export_dataset
-    from mammotools.runner import run_tracked
 
     start = time.perf_counter()
     out = Path(out)

@@ -7,7 +7,7 @@ label map is merged by ``mammotools.masks``); ``layout.py`` is the dataset folde
 """
 
 from mammotools.export.layout import ExportDataset, ExportedImage, open_export_dataset
-from mammotools.export.plan import ExportSettings, subject_of
+from mammotools.export.plan import ExportSettings
 from mammotools.export.run import ExportSummary, export_dataset
 
 __all__ = [
@@ -17,5 +17,4 @@ __all__ = [
     "ExportedImage",
     "export_dataset",
     "open_export_dataset",
-    "subject_of",
 ]

@@ -23,7 +23,7 @@ from mammotools.classes import ClassTable, normalize_name
 from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA, MAX_POINT_RADIUS, MAX_SIGMA
 from mammotools.errors import InputError, MammoError, MissingFileError
 from mammotools.files import image_stem, safe_file_name
-from mammotools.locate import ImageIndex
+from mammotools.locate import ImageIndex, distinct_names
 from mammotools.qupath import SourceImage, nothing_to_read, open_source, read_annotations
 from mammotools.records import read_record
 
@@ -283,8 +283,6 @@ def _unknown_message(unknown: dict[str, set[str]], table: ClassTable) -> str:
 
 def _disambiguate(jobs: list[ImageJob]) -> None:
     """Images whose stems collide (CBIS-DDSM's many ``1-1.dcm``) get a folder name in front."""
-    from mammotools.locate import distinct_names
-
     names = distinct_names([j.image_path for j in jobs], {j.image_path: j.name for j in jobs})
     for job in jobs:
         new = safe_file_name(names[job.image_path])

@@ -19,7 +19,7 @@ from mammotools.classes import ClassTable, default_class_table
 from mammotools.export.layout import check_export_folder, export_files, prepare_export_folder, write_manifest
 from mammotools.export.plan import MAX_LISTED, ExportSettings, check_settings, plan_export
 from mammotools.records import forget, leftovers
-from mammotools.runner import Outcome, choose_workers
+from mammotools.runner import Outcome, choose_workers, run_tracked
 
 # Export work per image megapixel (decode, maps, writing; 2-core machine, one thread): sizes the pool.
 SECONDS_PER_MEGAPIXEL = 0.03
@@ -59,7 +59,6 @@ def export_dataset(
     image (for a progress bar).
     """
     from mammotools.export.image import export_image  # cv2 etc. only when working
-    from mammotools.runner import run_tracked
 
     start = time.perf_counter()
     table = table or default_class_table()

@@ -226,7 +226,7 @@ def _write_import(
                 features.append(annotation_feature(poly, cls, table, f"{image_path.name}/{value}/{len(features)}"))
                 summary.annotations[cls] = summary.annotations.get(cls, 0) + 1
         write_annotations(out, image_path.name, features)
-        entries.append(project_entry(entry_id, image_path, width, height))
+        entries.append(project_entry(entry_id, image_path))
         summary.images.append(image_path.name)
         if on_item:
             on_item(image_path.name)

@@ -207,7 +207,7 @@ def _write_mias(
         metadata = {"subject": subject_of(ref), "mias_tissue": lines[0].tissue}
         if notes:
             metadata["mias_notes"] = "; ".join(notes)
-        project_entries.append(project_entry(len(project_entries) + 1, image, width, height, metadata, "; ".join(notes)))
+        project_entries.append(project_entry(len(project_entries) + 1, image, metadata, "; ".join(notes)))
         summary.images.append(image.name)
     if not project_entries:
         raise InputError(f"{images_dir}: none of the {len(by_ref)} images Info.txt lists is here (mdbNNN.pgm)")

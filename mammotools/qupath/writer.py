@@ -60,8 +60,9 @@ def write_annotations(out: Path, image_name: str, features: list[dict]) -> None:
 #: BioFormatsServerBuilder and OpenslideServerBuilder (their extensions).
 #:
 #: PNG, TIFF and PGM: ImageJ's builder with no arguments, what QuPath 0.5.1 itself writes for a PNG
-#: when Bio-Formats is not there, and the one builder that every QuPath, down to a bare core,
-#: registers. It reads 8- and 16-bit grey PNG, PGM and plain TIFF; a desktop QuPath opens it too.
+#: when Bio-Formats is not there, and the one builder that every QuPath registers, down to its
+#: bare core (qupath-core with qupath-core-processing, where ImageJServerBuilder is registered).
+#: It reads 8- and 16-bit grey PNG, PGM and plain TIFF; a desktop QuPath opens it too.
 IMAGEJ_BUILDER = ("qupath.imagej.images.servers.ImageJServerBuilder", ())
 #: DICOM: Bio-Formats (series 0, as ``BioFormatsArgs.backToArgs`` writes it), because ImageJ
 #: refuses compressed DICOM (JPEG, JPEG 2000, RLE: ij/plugin/DICOM.java) and OpenSlide reads only
@@ -86,17 +87,14 @@ def server_builder(image: Path) -> dict:
 def project_entry(
     entry_id: int,
     image: Path,
-    width: int | None = None,
-    height: int | None = None,
     metadata: dict[str, str] | None = None,
     description: str = "",
 ) -> dict:
     """One image entry of project.qpproj, its URI the image file's absolute path.
 
-    ``width`` and ``height`` are not written: QuPath reads the size from the image file (see
-    :func:`server_builder`); the arguments stay for callers that pass them. ``metadata`` is the
-    entry's own key/value metadata (always written, ``{}`` if none: QuPath 0.5 fails later on an
-    entry without it).
+    No size: QuPath reads it from the image file (see :func:`server_builder`). ``metadata`` is
+    the entry's own key/value metadata (always written, ``{}`` if none: QuPath 0.5 fails later on
+    an entry without it).
     """
     builder = server_builder(image)
     entry = {

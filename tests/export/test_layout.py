@@ -39,7 +39,8 @@ def test_rows_are_typed_and_match_the_label_maps(dataset: Path) -> None:
         opened.names_in("train")
 
 
-def test_split_is_read_once_drawn(dataset: Path, tmp_path: Path) -> None:
+def test_split_is_read_once_drawn(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)  # its own: drawing the split writes split.csv into it
     make_crops(dataset, tmp_path / "c", CropSettings(size=32, per_image=1))
     opened = open_export_dataset(dataset)
     recorded = {r["name"]: r["split"] for r in csv.DictReader((dataset / "split.csv").open())}

@@ -133,7 +133,7 @@ def test_written_entry_is_what_qupath_writes_on_import(tmp_path: Path) -> None:
     image = tmp_path / "images" / "case 1.png"
     image.parent.mkdir()
     cv2.imwrite(str(image), np.zeros((6, 9), np.uint16))
-    entry = project_entry(1, image, 9, 6, {"subject": "s1"}, "a note")
+    entry = project_entry(1, image, {"subject": "s1"}, "a note")
     assert entry["serverBuilder"] == {
         "builderType": "uri",
         "providerClassName": "qupath.imagej.images.servers.ImageJServerBuilder",

@@ -50,13 +50,10 @@ SC_EXTERNALIZABLE = 0x04
 SC_BLOCK_DATA = 0x08
 SC_ENUM = 0x10
 
-_U1 = struct.Struct(">B")
 _U2 = struct.Struct(">H")
 _I4 = struct.Struct(">i")
 _I8 = struct.Struct(">q")
 _F8 = struct.Struct(">d")
-_BOOL = struct.Struct(">?")
-_UUID_FIELDS = struct.Struct(">qq")
 
 # field type code -> (struct code, size); object types "L" and "[" are read as objects
 _PRIMITIVES = {
