@@ -1,8 +1,8 @@
 """The ``mammotools`` command line. Each command parses, calls one library function, reports.
 
 ``options.py`` holds what the commands share; each group of commands has its module
-(``qupath.py``: inspect, export-qupath; ``datasets.py``: make-crops, augment; ``importers.py``:
-import-masks, import-mias). Heavy packages (numpy, OpenCV, rasterio, shapely, torch) are
+(``qupath.py``: inspect, export-qupath; ``datasets.py``: make-crops, augment; ``training.py``:
+train, evaluate; ``importers.py``: import-masks, import-mias). Heavy packages (numpy, OpenCV, rasterio, shapely, torch) are
 imported inside the commands, so ``mammotools --help`` is instant and works when an optional
 part is missing.
 """
@@ -15,6 +15,7 @@ from mammotools import __version__
 from mammotools.cli.datasets import augment_cmd, make_crops_cmd
 from mammotools.cli.importers import import_masks_cmd, import_mias_cmd
 from mammotools.cli.qupath import export_qupath, inspect_cmd
+from mammotools.cli.training import evaluate_cmd, train_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -23,7 +24,16 @@ def main() -> None:
     """From QuPath annotations of mammograms to segmentation datasets and benchmarks."""
 
 
-for command in (inspect_cmd, export_qupath, make_crops_cmd, augment_cmd, import_masks_cmd, import_mias_cmd):
+for command in (
+    inspect_cmd,
+    export_qupath,
+    make_crops_cmd,
+    augment_cmd,
+    train_cmd,
+    evaluate_cmd,
+    import_masks_cmd,
+    import_mias_cmd,
+):
     main.add_command(command)
 
 __all__ = ["main"]

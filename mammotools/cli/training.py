@@ -1,0 +1,197 @@
+"""Commands that train and score models: ``train`` and ``evaluate``.
+
+torch is imported inside the commands; the model names come from the registry when the
+``--model`` choices are first needed (``train --help`` or a run), never for ``mammotools --help``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mammotools.cli.options import FILE, FOLDER, user_errors
+from mammotools.defaults import CLASS_WEIGHTINGS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TASKS
+
+TRAIN_DEFAULTS_NOTE = "(default: the recipe's)"
+
+
+class LazyChoice(click.Choice):
+    """A Choice whose names are read (importing their registry) only when first needed."""
+
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        self._load = load
+        self._names: tuple[str, ...] | None = None
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self._names is None:
+            self._names = tuple(self._load())
+        return self._names
+
+
+def _model_names() -> list[str]:
+    from mammotools.models import MODELS
+
+    return list(MODELS)
+
+
+def _recipes() -> list[str]:
+    from mammotools.train.config import RECIPES
+
+    return list(RECIPES)
+
+
+class ProgressReporter:
+    """Draws a bar per epoch with the loss and images/s; prints each epoch's validation line."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def epoch_start(self, stage: str, epoch: int, epochs: int, batches: int) -> None:
+        label = f"{stage} epoch {epoch + 1}/{epochs}"
+        self.bar = click.progressbar(length=batches, label=label, file=sys.stderr, show_pos=True, item_show_func=lambda s: s)
+        self.bar.__enter__()
+
+    def batch(self, loss: float, images_per_s: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1, f"loss {loss:.4f}, {images_per_s:.1f} img/s")
+
+    def epoch_end(self, record: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        click.echo(
+            f"{record['stage']} epoch {record['epoch'] + 1}: loss {record['train_loss']:.4f}, "
+            f"val pixel acc {_pct(record['val_pixel_accuracy'])}, mIoU {_pct(record['val_mean_iou'])}, "
+            f"mean class acc {_pct(record['val_mean_class_accuracy'])}, mean Dice {_pct(record['val_mean_dice'])}; "
+            f"{record['images_per_s']:.1f} img/s, {record['seconds']:.0f} s",
+            err=True,
+        )
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+@click.command("train", short_help="Train a model of the paper on a crop dataset.")
+@click.argument("crops", type=click.Path(path_type=Path))
+@click.option("--model", "model_name", required=True, type=LazyChoice(_model_names), help="The model to train (all its stages).")
+@click.option("--out", required=True, type=FOLDER, help="Run folder to write (checkpoints, logs, the best model).")
+@click.option(
+    "--recipe", type=LazyChoice(_recipes), default="fast", help="Named settings: fast (AdamW, cosine) or paper (Table 8)."
+)
+@click.option("--config", "config_file", type=FILE, help="A run's config.json: its settings (then the options below) are used.")
+@click.option("--epochs", type=click.IntRange(min=1), help=f"Maximum epochs per stage {TRAIN_DEFAULTS_NOTE}.")
+@click.option("--batch-size", type=click.IntRange(min=1), help=f"Images per step and process {TRAIN_DEFAULTS_NOTE}.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help=f"Learning rate {TRAIN_DEFAULTS_NOTE}.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help=f"Optimizer {TRAIN_DEFAULTS_NOTE}.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help=f"L2 / weight decay {TRAIN_DEFAULTS_NOTE}.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), help=f"Learning-rate schedule {TRAIN_DEFAULTS_NOTE}.")
+@click.option(
+    "--patience", type=click.IntRange(min=0), help=f"Early stopping: epochs without a better val mIoU {TRAIN_DEFAULTS_NOTE}."
+)
+@click.option(
+    "--class-weights",
+    type=click.Choice(CLASS_WEIGHTINGS),
+    help=f"Loss weights: the paper's w = 1 - x/100, median frequency, or none {TRAIN_DEFAULTS_NOTE}.",
+)
+@click.option(
+    "--task", type=click.Choice(TASKS), help="regions: the dataset's classes; tumor: tumor vs non-tumor."
+)
+@click.option(
+    "--width", type=click.FloatRange(min=0, min_open=True), help="Channel width factor of the paper models (1 = the paper's)."
+)
+@click.option("--encoder", help="smp models: the encoder (e.g. resnet34).")
+@click.option("--input-size", type=click.IntRange(min=16), help="Model input side in px (default: the paper's for the model).")
+@click.option(
+    "--pretrained", type=FILE, help="Local ImageNet weights (torchvision VGG16 / ResNet-18 state dict); nothing is downloaded."
+)
+@click.option("--seed", type=int, help="Seed of the weights, windows, flips and order.")
+@click.option(
+    "--deterministic", is_flag=True, default=None, help="Deterministic GPU kernels (same seed and device: same weights)."
+)
+@click.option("--device", type=click.Choice(DEVICES), help="auto: a GPU when there is one.")
+@click.option(
+    "--precision", type=click.Choice(PRECISIONS), help="auto: bf16 (or fp16) on a GPU, fp32 on the CPU."
+)
+@click.option("--channels-last", is_flag=True, default=None, help="Channels-last memory format (faster convolutions on GPUs).")
+@click.option("--compile", "compile_model", is_flag=True, default=None, help="torch.compile the model.")
+@click.option("--workers", type=click.IntRange(min=0), help="Loader processes (default: one per spare core, at most 8).")
+@click.option("--resume", is_flag=True, help="Continue a stopped run from its last complete epoch.")
+@click.option("--overwrite", is_flag=True, help="Start the run over if --out holds a run of other settings.")
+@user_errors
+def train_cmd(
+    crops: Path, model_name: str, out: Path, recipe: str, config_file: Path | None, resume: bool, overwrite: bool, **values: Any
+) -> None:
+    """Train MODEL on CROPS (a make-crops or augment folder), staged as the paper does.
+
+    fcn8 trains fcn32, then fcn16, then fcn8; dilation10-global trains the front end, the
+    context module (front frozen), then everything. Each epoch is checkpointed; Ctrl-C leaves a
+    run that --resume continues. Under torchrun each process trains its share of every epoch.
+    """
+    from mammotools.train import make_config, start_runtime, stop_runtime, train_run
+
+    renamed = {"compile_model": "compile"}
+    overrides = {renamed.get(k, k): v for k, v in values.items()}
+    if overrides.get("pretrained") is not None:
+        overrides["pretrained"] = str(overrides["pretrained"])
+    config = make_config(recipe, config_file, **overrides)
+    runtime = start_runtime(config.device, config.precision)
+    try:
+        summary = train_run(
+            crops, model_name, out, config, runtime, resume, overwrite, ProgressReporter() if runtime.is_main else None
+        )
+    except KeyboardInterrupt:
+        if runtime.is_main:
+            click.echo(f"\nStopped. The run keeps its last complete epoch; continue it with:\n  mammotools train {crops} "
+                       f"--model {model_name} --out {out} --resume", err=True)  # fmt: skip
+        raise SystemExit(130) from None
+    finally:
+        stop_runtime(runtime)
+    if not runtime.is_main:
+        return
+    for note in summary.notes:
+        click.echo(f"note: {note}", err=True)
+    for stage in summary.skipped:
+        click.echo(f"{stage}: finished by an earlier run, skipped")
+    for result in summary.stages:
+        click.echo(
+            f"{result.stage}: best val mIoU {_pct(result.best_miou)} at epoch {result.best_epoch + 1} of {result.epochs_run}"
+            + (" (stopped early)" if result.stopped_early else "")
+        )
+    click.echo(f"Run: {out}  (evaluate it: mammotools evaluate {out} DATASET)")
+
+
+@click.command("evaluate", short_help="Score a trained run on a dataset's validation images.")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option(
+    "--out", type=FOLDER, help="Folder for metrics.json, confusion.csv, per_image.csv, predictions/ (default: RUN/eval-NAME)."
+)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", help="auto: a GPU when there is one.")
+@click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), help="Sliding-window overlap (default: the run's, 0.5).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Windows per forward pass (memory is bounded by it).")
+@click.option("--no-predictions", is_flag=True, help="Do not write the predicted label maps.")
+@user_errors
+def evaluate_cmd(
+    run: Path, dataset: Path, out: Path | None, device: str, overlap: float | None, batch_size: int | None, no_predictions: bool
+) -> None:
+    """Score the trained RUN on DATASET: a crop dataset's validation crops, or the whole validation
+    images of an export dataset (its split.csv), by sliding window with Gaussian blending."""
+    from mammotools.train.evaluate import evaluate_run
+
+    summary = evaluate_run(run, dataset, out, device, overlap, batch_size, not no_predictions)
+    m = summary.metrics
+    click.echo(
+        f"{summary.images} image(s): pixel accuracy {_pct(m['pixel_accuracy'])}, mean IoU {_pct(m['mean_iou'])}, "
+        f"mean class accuracy {_pct(m['mean_accuracy'])}, mean Dice {_pct(m['mean_dice'])}; {summary.seconds:.1f} s"
+    )
+    for name, c in m["classes"].items():
+        if c["present"]:
+            click.echo(f"  {name:24s} IoU {_pct(c['iou'])}  Dice {_pct(c['dice'])}  accuracy {_pct(c['accuracy'])}")
+    click.echo(f"Results: {summary.out}  (metrics.json, confusion.csv, per_image.csv, predictions/)")

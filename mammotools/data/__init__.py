@@ -1,0 +1,11 @@
+"""Training data: torch Datasets over crop datasets, with the paper's online pipeline.
+
+Parts: ``transforms.py`` (random window, flip, contrast, gray to 3 channels, scaling by bit depth)
+and ``crops.py`` (the Dataset over a crop or augmented dataset's files; which classes a task
+trains on). torch is imported here: only training and inference import this package.
+"""
+
+from mammotools.data.crops import CropSegmentationSet, TaskClasses, check_crop_size, task_classes, training_sets
+from mammotools.data.transforms import Augment, scale_image
+
+__all__ = ["Augment", "CropSegmentationSet", "TaskClasses", "check_crop_size", "scale_image", "task_classes", "training_sets"]

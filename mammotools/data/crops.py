@@ -1,0 +1,127 @@
+"""A torch ``Dataset`` over the train or val files of a crop (or augmented) dataset.
+
+Each item's randomness comes from ``(seed, epoch, index)`` alone, not from the loader worker
+that reads it, so a run is the same with any number of workers and a resumed run repeats the
+interrupted epoch exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mammotools.crops import CropDataset, CropFile
+from mammotools.data.transforms import NO_AUGMENT, Augment, label_lookup, training_item
+from mammotools.defaults import CROP_SIZES, IGNORE_LABEL
+from mammotools.errors import InputError
+from mammotools.images import image_bits, read_image
+from mammotools.palette import read_label_png
+from mammotools.split import TRAIN
+
+
+@dataclass(frozen=True)
+class TaskClasses:
+    """The classes a model is trained on, and how label values map to them."""
+
+    names: list[str]  # class i's name
+    lut: np.ndarray  # 256 entries: label value -> class index, or IGNORE_LABEL
+
+    def pixel_shares(self, files: list[CropFile], table_labels: dict[str, int]) -> np.ndarray:
+        """Each class's share (0..1) of the pixels of ``files`` (padding not counted)."""
+        totals = np.zeros(len(self.names), np.float64)
+        for f in files:
+            for name, n in f.pixels.items():
+                index = int(self.lut[table_labels[name]]) if name in table_labels else IGNORE_LABEL
+                if index != IGNORE_LABEL:
+                    totals[index] += n
+        return totals / max(totals.sum(), 1.0)
+
+
+def task_classes(dataset: CropDataset, task: str = "regions") -> TaskClasses:
+    """The dataset's classes in label order, or ``task="tumor"``: non-tumor (0) against tumor (1)."""
+    classes = sorted(dataset.table, key=lambda c: c.label)
+    if task == "regions":
+        return TaskClasses([c.name for c in classes], label_lookup([c.label for c in classes]))
+    if task != "tumor":
+        raise InputError(f"--task {task!r}: choose regions or tumor")
+    tumor = dataset.table.find("Tumor")
+    if tumor is None:
+        raise InputError(f"--task tumor needs a class named Tumor; {dataset.path} has {', '.join(dataset.table.names)}")
+    lut = np.full(256, IGNORE_LABEL, np.int64)
+    for c in classes:
+        lut[c.label] = 1 if c.label == tumor.label else 0
+    return TaskClasses(["Non-tumor", "Tumor"], lut)
+
+
+class CropSegmentationSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """(model input (3, in, in) float32, target (out, out) int64) for each file of one side.
+
+    Training items: a random ``in_size`` window of the crop, flip and contrast at p = 0.5;
+    validation items: the centred window, no augmentation. Padding (label 255) is ignored.
+    """
+
+    def __init__(
+        self,
+        files: list[CropFile],
+        lut: np.ndarray,
+        in_size: int,
+        out_size: int,
+        train: bool,
+        seed: int = 0,
+        augment: Augment | None = None,
+    ) -> None:
+        self.files, self.lut, self.in_size, self.out_size = files, lut, in_size, out_size
+        self.augment = (augment or Augment()) if train else NO_AUGMENT
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose random windows and flips the items get (as DistributedSampler.set_epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``key``: an index (of the epoch set by :meth:`set_epoch`) or an (epoch, index) pair."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        f = self.files[index]
+        image = read_image(f.image_path)
+        label = read_label_png(f.label_path)
+        if min(label.shape) < self.in_size:
+            raise InputError(
+                f"{f.image_path}: {label.shape[1]}x{label.shape[0]} is smaller than the model's input "
+                f"({self.in_size} px); make crops of at least that size (`make-crops --size {suggest_size(self.in_size)}`)"
+            )
+        bits = f.bits or image_bits(image)
+        rng = np.random.default_rng([self.seed, epoch, index])
+        x, y = training_item(image, label, bits, self.lut, rng, self.in_size, self.out_size, self.augment)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def suggest_size(in_size: int) -> int:
+    """The smallest of the paper's crop sizes that holds ``in_size``, else ``in_size`` itself."""
+    return next((s for s in CROP_SIZES if s >= in_size), in_size)
+
+
+def check_crop_size(dataset: CropDataset, in_size: int) -> None:
+    """Refuse a dataset whose crops are smaller than the model's input, naming the size to make."""
+    size = dataset.size
+    if size is not None and size < in_size:
+        raise InputError(
+            f"{dataset.path}: crops of {size} px are smaller than the model's input ({in_size} px); "
+            f"make crops of at least that size: `mammotools make-crops DATASET --size {suggest_size(in_size)} --out CROPS`"
+        )
+
+
+def training_sets(
+    dataset: CropDataset, lut: np.ndarray, in_size: int, out_size: int, seed: int, augment: Augment | None = None
+) -> tuple[CropSegmentationSet, list[CropFile]]:
+    """The training set, and the validation files (validated whole, by sliding window)."""
+    check_crop_size(dataset, in_size)
+    train = CropSegmentationSet(dataset.split_files(TRAIN), lut, in_size, out_size, True, seed, augment)
+    if not len(train):
+        raise InputError(f"{dataset.path}: no training files; the split put every subject in validation")
+    return train, dataset.val

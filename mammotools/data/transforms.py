@@ -1,0 +1,103 @@
+"""The paper's online input pipeline (method.md, "Online input pipeline"), in numpy.
+
+Per training item: a random window of the model's input size inside the crop, a horizontal
+flip (p = 0.5) and a contrast change (p = 0.5), gray replicated to 3 channels, intensities
+scaled to [-0.5, 0.5] by the image's bit depth. Validation items get the scaling only.
+
+Array contracts: image (H, W) or (H, W, 3) uint8/uint16; label (H, W) uint8 label values
+(``IGNORE_LABEL`` = no class); model input (3, H, W) float32 in [-0.5, 0.5]; target (H, W)
+int64 class indices (0..C-1) or ``IGNORE_LABEL``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mammotools.defaults import IGNORE_LABEL
+
+CONTRAST_RANGE = (0.7, 1.3)  # factor around the image's mean, drawn uniformly (method.md: "random contrast")
+FLIP_P = 0.5
+CONTRAST_P = 0.5
+
+
+@dataclass(frozen=True)
+class Augment:
+    """What the online pipeline does to a training item (all off for validation)."""
+
+    flip_p: float = FLIP_P
+    contrast_p: float = CONTRAST_P
+    contrast_range: tuple[float, float] = CONTRAST_RANGE
+
+
+NO_AUGMENT = Augment(flip_p=0.0, contrast_p=0.0)
+
+
+def label_lookup(labels: list[int]) -> np.ndarray:
+    """256-entry table: label value -> class index (position in ``labels``); every other value,
+    ``IGNORE_LABEL`` included, -> ``IGNORE_LABEL``."""
+    lut = np.full(256, IGNORE_LABEL, np.int64)
+    for index, value in enumerate(labels):
+        lut[value] = index
+    return lut
+
+
+def scale_image(image: np.ndarray, bits: int) -> np.ndarray:
+    """(H, W[, 3]) integer image -> (3, H, W) float32 in [-0.5, 0.5]: value / (2**bits - 1) - 0.5,
+    gray replicated to three channels (values above the bit depth are clipped)."""
+    peak = float((1 << bits) - 1)
+    x = np.minimum(image.astype(np.float32), peak)
+    x *= np.float32(1.0 / peak)
+    x -= np.float32(0.5)
+    if x.ndim == 2:
+        return np.broadcast_to(x, (3, *x.shape)).copy()
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def random_window(rng: np.random.Generator, shape: tuple[int, int], size: int) -> tuple[int, int]:
+    """Top-left corner of a ``size`` x ``size`` window drawn uniformly inside ``shape``."""
+    h, w = shape
+    return int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+
+
+def centre_crop(array: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size`` x ``size`` part of a (..., H, W) array (the unpadded U-Net's output region)."""
+    h, w = array.shape[-2:]
+    r, c = (h - size) // 2, (w - size) // 2
+    return array[..., r : r + size, c : c + size]
+
+
+def training_item(
+    image: np.ndarray,
+    label: np.ndarray,
+    bits: int,
+    lut: np.ndarray,
+    rng: np.random.Generator,
+    in_size: int,
+    out_size: int,
+    augment: Augment,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One (model input, target) pair: (3, in_size, in_size) float32, (out_size, out_size) int64.
+
+    The window is drawn at random for training (``augment`` not NO_AUGMENT) and centred for
+    validation; the target is the window's central ``out_size`` square.
+    """
+    h, w = label.shape
+    if rng is not None and augment != NO_AUGMENT:
+        r0, c0 = random_window(rng, (h, w), in_size)
+    else:
+        r0, c0 = (h - in_size) // 2, (w - in_size) // 2
+    image = image[r0 : r0 + in_size, c0 : c0 + in_size]
+    target = lut[label[r0 : r0 + in_size, c0 : c0 + in_size]]
+    x = scale_image(image, bits)
+    if augment.flip_p and rng.random() < augment.flip_p:
+        x = np.ascontiguousarray(x[..., ::-1])
+        target = np.ascontiguousarray(target[..., ::-1])
+    if augment.contrast_p and rng.random() < augment.contrast_p:
+        factor = np.float32(rng.uniform(*augment.contrast_range))
+        mean = np.float32(x.mean())
+        x = np.clip((x - mean) * factor + mean, -0.5, 0.5).astype(np.float32)
+    if out_size != in_size:
+        target = np.ascontiguousarray(centre_crop(target, out_size))
+    return x, target

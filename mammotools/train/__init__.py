@@ -1,0 +1,23 @@
+"""Training: named recipes (config.py), the device and process group (runtime.py), one stage's
+epochs (loop.py), checkpoints (checkpoint.py), scoring whole images (evaluation.py), and a run of
+the paper's stages (run.py). No click: the command line is in mammotools.cli."""
+
+from mammotools.train.config import RECIPES, TrainConfig, make_config, read_config
+from mammotools.train.loop import Reporter, StageResult
+from mammotools.train.run import RunSummary, final_model, train_run
+from mammotools.train.runtime import Runtime, start_runtime, stop_runtime
+
+__all__ = [
+    "RECIPES",
+    "Reporter",
+    "RunSummary",
+    "Runtime",
+    "StageResult",
+    "TrainConfig",
+    "final_model",
+    "make_config",
+    "read_config",
+    "start_runtime",
+    "stop_runtime",
+    "train_run",
+]

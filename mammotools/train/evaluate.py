@@ -1,0 +1,145 @@
+"""``evaluate``: a trained run on a crop dataset's validation files, or on the whole validation
+images of an export dataset, by sliding window.
+
+Writes into ``--out`` (default ``RUN/eval-<dataset folder name>``)::
+
+    metrics.json        the paper's three figures, per-class IoU / Dice / accuracy, the settings
+    confusion.csv       the confusion matrix summed over every image (rows truth, columns prediction)
+    per_image.csv       name, pixels, pixel accuracy, mean IoU, mean Dice, IoU per class
+    predictions/<name>.png   predicted label map, palette PNG in the dataset's label values
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mammotools.classes import ClassTable, RegionClass
+from mammotools.crops import open_crop_dataset
+from mammotools.defaults import IGNORE_LABEL
+from mammotools.errors import InputError
+from mammotools.export import open_export_dataset
+from mammotools.files import atomic_write_bytes, atomic_write_text
+from mammotools.metrics import scores, write_confusion_csv
+from mammotools.models import build_model
+from mammotools.palette import encode_label_png
+from mammotools.split import VAL
+from mammotools.train.evaluation import EvalImage, evaluate_images
+from mammotools.train.run import final_model
+from mammotools.train.runtime import start_runtime
+
+
+@dataclass
+class EvaluationSummary:
+    """What evaluate did."""
+
+    out: Path
+    images: int
+    metrics: dict
+    seconds: float
+
+
+def _dataset_images(path: Path) -> tuple[list[EvalImage], ClassTable, str]:
+    """The validation images of a crop or export dataset, its class table and its kind."""
+    if (path / "settings.json").is_file():
+        crops = open_crop_dataset(path)
+        return [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in crops.val], crops.table, "crops"
+    dataset = open_export_dataset(path)
+    if dataset.split is None:
+        raise InputError(
+            f"{path}: no split.csv: the run's validation subjects are not known here; give the export dataset the crops came from"
+        )
+    names = dataset.names_in(VAL)
+    return [EvalImage(n, dataset.image_path(n), dataset.label_path(n)) for n in names], dataset.table, "images"
+
+
+def _lut_for(table: ClassTable, classes: list[str]) -> tuple[np.ndarray, list[int]]:
+    """Label value -> class index of the run, for this dataset's table, and the label value each
+    class is written back as. A two-class run (Non-tumor, Tumor) reads any table with a Tumor."""
+    lut = np.full(256, IGNORE_LABEL, np.int64)
+    if classes == ["Non-tumor", "Tumor"] and table.find("Non-tumor") is None:
+        tumor = table.find("Tumor")
+        if tumor is None:
+            raise InputError("the run is tumor against non-tumor, but the dataset has no Tumor class")
+        for c in table:
+            lut[c.label] = 1 if c.label == tumor.label else 0
+        return lut, [table.bottom.label, tumor.label]
+    values = []
+    for index, name in enumerate(classes):
+        found = table.find(name)
+        if found is None:
+            raise InputError(f"the run's class {name!r} is not a class of the dataset ({', '.join(table.names)})")
+        lut[found.label] = index
+        values.append(found.label)
+    return lut, values
+
+
+def evaluate_run(
+    run: str | Path,
+    dataset_path: str | Path,
+    out: str | Path | None = None,
+    device: str = "auto",
+    overlap: float | None = None,
+    batch_size: int | None = None,
+    save_predictions: bool = True,
+    on_image: Callable[[str], None] | None = None,
+) -> EvaluationSummary:
+    """Score the run's final model on the dataset's validation images (layout above)."""
+    start = time.perf_counter()
+    run, dataset_path = Path(run), Path(dataset_path)
+    description, best, config = final_model(run)
+    images, table, kind = _dataset_images(dataset_path)
+    if not images:
+        raise InputError(f"{dataset_path}: no validation images")
+    classes = description["classes"]
+    lut, values = _lut_for(table, classes)
+    runtime = start_runtime(device, config.precision)
+    model = build_model(description["stages"][-1], len(classes), width=config.width, encoder=config.encoder)
+    model.load_state_dict(best["model"])
+    model.to(runtime.device)
+    out = Path(out) if out else run / f"eval-{dataset_path.resolve().name}"
+    (out / "predictions").mkdir(parents=True, exist_ok=True)
+    palette = ClassTable(
+        [RegionClass(c.name, c.label, c.color, i + 1, False) for i, c in enumerate(table)], source="dataset"
+    ).palette()
+    to_values = np.asarray(values, np.uint8)
+    rows: list[list[object]] = []
+
+    def record(item: EvalImage, prediction: np.ndarray, target: np.ndarray) -> None:
+        keep = target != IGNORE_LABEL
+        n = len(classes)
+        matrix = np.bincount(target[keep] * n + prediction[keep], minlength=n * n).reshape(n, n)
+        s = scores(matrix, classes)
+        ious = [s["classes"][c]["iou"] for c in classes]
+        rows.append([item.name, int(keep.sum()), s["pixel_accuracy"], s["mean_iou"], s["mean_dice"], *ious])
+        if save_predictions:
+            atomic_write_bytes(out / "predictions" / f"{item.name}.png", encode_label_png(to_values[prediction], palette))
+        if on_image:
+            on_image(item.name)
+
+    window, out_size = int(description["input_size"]), int(description["output_size"])
+    matrix = evaluate_images(
+        model, images, lut, len(classes), window, out_size, runtime.device,
+        overlap if overlap is not None else config.overlap, batch_size or config.val_batch, runtime.amp_dtype, record,
+    )  # fmt: skip
+    confusion = matrix.to_numpy()
+    metrics = scores(confusion, classes)
+    settings = {"run": str(run), "dataset": str(dataset_path), "kind": kind, "window": window, "output": out_size}
+    atomic_write_text(out / "metrics.json", json.dumps({**metrics, "images": len(images), "settings": settings}, indent=1))
+    write_confusion_csv(out / "confusion.csv", confusion, classes)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["name", "pixels", "pixel_accuracy", "mean_iou", "mean_dice", *[f"iou_{c}" for c in classes]])
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    atomic_write_bytes(out / "per_image.csv", buf.getvalue().encode("utf-8"))
+    return EvaluationSummary(out, len(images), metrics, time.perf_counter() - start)
+
+
+__all__ = ["EvaluationSummary", "evaluate_run"]

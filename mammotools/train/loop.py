@@ -1,0 +1,246 @@
+"""One training stage: epochs of SGD/AdamW over the training crops, validation by sliding window
+after each, a checkpoint per epoch, the best model by validation mIoU, early stopping.
+
+Reproducible: each item's window and flips come from (seed, epoch, index) and each epoch's
+order and dropout from (seed, epoch), so a run stopped anywhere and resumed from its last
+checkpoint ends with the weights an uninterrupted run would have (same device, ``--deterministic``
+for GPU kernels).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from mammotools.data import CropSegmentationSet
+from mammotools.defaults import IGNORE_LABEL
+from mammotools.files import atomic_write_text
+from mammotools.metrics import scores
+from mammotools.train import checkpoint
+from mammotools.train.config import TrainConfig
+from mammotools.train.evaluation import EvalImage, evaluate_images
+from mammotools.train.runtime import Runtime, barrier, loader_workers, rng_states
+
+LOG = "log.jsonl"
+
+
+class Reporter(Protocol):
+    """Progress callbacks (the CLI draws a bar; the library prints nothing)."""
+
+    def epoch_start(self, stage: str, epoch: int, epochs: int, batches: int) -> None: ...
+    def batch(self, loss: float, images_per_s: float) -> None: ...
+    def epoch_end(self, record: dict[str, Any]) -> None: ...
+
+
+class Silent:
+    """A reporter that reports nothing."""
+
+    def epoch_start(self, stage: str, epoch: int, epochs: int, batches: int) -> None:
+        pass
+
+    def batch(self, loss: float, images_per_s: float) -> None:
+        pass
+
+    def epoch_end(self, record: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class StageResult:
+    """How a stage ended."""
+
+    stage: str
+    best_epoch: int
+    best_miou: float
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """(epoch, index) pairs in an order drawn from (seed, epoch): the dataset reads the epoch from
+    the key, so persistent loader workers need no message. Under torchrun each rank takes every
+    world_size-th item of the same order (padded to equal shares, as DistributedSampler does)."""
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        self.size, self.seed, self.rank, self.world = size, seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.size / self.world)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        order = torch.randperm(self.size, generator=generator).tolist()
+        order += order[: len(self) * self.world - self.size]
+        return iter((self.epoch, i) for i in order[self.rank :: self.world])
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch) % 2**63
+
+
+def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Any:
+    """The learning-rate multiplier at each optimizer step: warm-up, then step or cosine decay."""
+    warmup = config.warmup_epochs * steps_per_epoch
+    total = config.epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return 0.01 + 0.99 * step / warmup
+        if config.schedule == "step":
+            return float(config.gamma ** (step // (config.step_epochs * steps_per_epoch)))
+        progress = (step - warmup) / max(1.0, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def train_stage(
+    stage: str,
+    stage_dir: Path,
+    model: torch.nn.Module,
+    train_set: CropSegmentationSet,
+    val_images: list[EvalImage],
+    class_names: list[str],
+    lut: np.ndarray,
+    class_weights: torch.Tensor | None,
+    config: TrainConfig,
+    runtime: Runtime,
+    in_size: int,
+    out_size: int,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+) -> StageResult:
+    """Train ``model`` for one stage into ``stage_dir`` (checkpoint.pt, best.pt, log.jsonl)."""
+    reporter = reporter or Silent()
+    device = runtime.device
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(config, params)
+    sampler = EpochSampler(len(train_set), config.seed, runtime.rank, runtime.world_size)
+    steps_per_epoch = math.ceil(len(sampler) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
+    scaler = torch.amp.GradScaler(device.type, enabled=runtime.uses_scaler)
+    start, best, best_epoch, since_best, history = 0, -1.0, -1, 0, []
+    if resume and (stage_dir / checkpoint.CHECKPOINT).is_file():
+        state = checkpoint.load(stage_dir / checkpoint.CHECKPOINT)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start, best, best_epoch = state["epoch"] + 1, state["best_miou"], state["best_epoch"]
+        since_best, history = state["since_best"], state["history"]
+    net: torch.nn.Module = model
+    if runtime.distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if config.compile:
+        net = torch.compile(net)  # type: ignore[assignment]  # a callable module
+    workers = loader_workers(config.workers)
+    loader = DataLoader(
+        train_set,  # keyed by (epoch, index): see EpochSampler
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        drop_last=False,
+    )
+    weight = class_weights.to(device) if class_weights is not None else None
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_LABEL)
+    stopped = False
+    for epoch in range(start, config.epochs):
+        if config.patience and since_best >= config.patience:
+            stopped = True
+            break
+        started = time.perf_counter()
+        torch.manual_seed(epoch_seed(config.seed, epoch))  # dropout and any other torch randomness
+        sampler.set_epoch(epoch)
+        net.train()
+        reporter.epoch_start(stage, epoch, config.epochs, steps_per_epoch)
+        total_loss, seen = 0.0, 0
+        for x, y in loader:
+            tick = time.perf_counter()
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            if config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with runtime.autocast():
+                logits = net(x)
+            loss = loss_fn(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            total_loss += float(loss) * len(x)
+            seen += len(x)
+            reporter.batch(float(loss), len(x) * runtime.world_size / max(time.perf_counter() - tick, 1e-9))
+        train_seconds = time.perf_counter() - started
+        matrix = evaluate_images(
+            model, val_images[runtime.rank :: runtime.world_size], lut, len(class_names), in_size, out_size, device,
+            config.overlap, config.val_batch, runtime.amp_dtype,
+        )  # fmt: skip
+        matrix.all_reduce()
+        metrics = scores(matrix.to_numpy(), class_names)
+        miou = float(metrics["mean_iou"] or 0.0)
+        record = {
+            "stage": stage,
+            "epoch": epoch,
+            "train_loss": total_loss / max(seen, 1),
+            "lr": optimizer.param_groups[0]["lr"],
+            "val_pixel_accuracy": metrics["pixel_accuracy"],
+            "val_mean_iou": miou,
+            "val_mean_class_accuracy": metrics["mean_accuracy"],
+            "val_mean_dice": metrics["mean_dice"],
+            "val_classes": metrics["classes"],
+            "train_seconds": train_seconds,
+            "images_per_s": seen * runtime.world_size / max(train_seconds, 1e-9),
+            "seconds": time.perf_counter() - started,
+        }
+        history.append(record)
+        if miou > best:
+            best, best_epoch, since_best = miou, epoch, 0
+            if runtime.is_main:
+                checkpoint.save(stage_dir / checkpoint.BEST, {"model": model.state_dict(), "epoch": epoch, "metrics": metrics})
+        else:
+            since_best += 1
+        if runtime.is_main:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": epoch,
+                "best_miou": best,
+                "best_epoch": best_epoch,
+                "since_best": since_best,
+                "history": history,
+                "rng": rng_states(),
+            }
+            checkpoint.save(stage_dir / checkpoint.CHECKPOINT, state)
+            atomic_write_text(stage_dir / LOG, "".join(json.dumps(r) + "\n" for r in history))
+        barrier(runtime)
+        reporter.epoch_end(record)
+    return StageResult(stage, best_epoch, best, len(history), stopped, history)

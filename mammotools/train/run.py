@@ -1,0 +1,183 @@
+"""A training run: the run folder, the paper's staged training, resuming, the final model.
+
+Layout of a run (``--out``)::
+
+    run/run.json                    model, dataset, classes, label -> class table, sizes, stages
+    run/config.json                 every training setting (read back by ``--config``)
+    run/stages/<stage>/checkpoint.pt  last complete epoch: resumable (checkpoint.py)
+    run/stages/<stage>/best.pt      the stage's best model by validation mIoU
+    run/stages/<stage>/log.jsonl    one line per epoch: losses, validation metrics, lr, seconds
+    run/stages/<stage>/done.json    the stage finished: a rerun skips it
+
+Staged as the paper trains: ``fcn8`` trains fcn32, then fcn16 from it, then fcn8 from fcn16;
+``dilation10-global`` trains the front end, then the context module with the front frozen,
+then everything. ImageNet weights load from a local file (``pretrained``) into the first stage.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mammotools.crops import CropDataset, open_crop_dataset
+from mammotools.data import TaskClasses, task_classes, training_sets
+from mammotools.errors import InputError
+from mammotools.files import atomic_write_text
+from mammotools.models import MODELS, build_model, freeze_front, init_from_previous_stage, load_pretrained, output_size
+from mammotools.train import checkpoint
+from mammotools.train.config import TrainConfig, read_config, save_config
+from mammotools.train.evaluation import EvalImage
+from mammotools.train.loop import Reporter, StageResult, train_stage
+from mammotools.train.runtime import Runtime, main_first, seed_everything
+
+RUN_FILE, CONFIG_FILE, DONE = "run.json", "config.json", "done.json"
+CONTEXT_STAGE = "dilation10-context"  # trained with the front end frozen
+
+
+@dataclass
+class RunSummary:
+    """What a training run did."""
+
+    out: Path
+    stages: list[StageResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # stages finished by an earlier run
+    notes: list[str] = field(default_factory=list)
+
+
+def class_weights(classes: TaskClasses, dataset: CropDataset, how: str) -> tuple[torch.Tensor | None, list[float]]:
+    """Loss weights per class from the training files' pixel shares x (0..1): ``inverse-share``
+    is the paper's w = 1 - x (nearly flat when there are many classes: with 14 all fall in
+    0.9-1.0); ``median-frequency`` is median(x) / x (Eigen & Fergus), 0 for absent classes."""
+    shares = classes.pixel_shares(dataset.train, {c.name: c.label for c in dataset.table})
+    if how == "none":
+        return None, [1.0] * len(shares)
+    if how == "inverse-share":
+        weights = 1.0 - shares
+    else:
+        present = shares[shares > 0]
+        median = float(np.median(present)) if len(present) else 1.0
+        weights = np.where(shares > 0, median / np.maximum(shares, 1e-12), 0.0)
+    return torch.tensor(weights, dtype=torch.float32), [float(w) for w in weights]
+
+
+def train_run(
+    crops_path: str | Path,
+    model_name: str,
+    out: str | Path,
+    config: TrainConfig,
+    runtime: Runtime,
+    resume: bool = False,
+    overwrite: bool = False,
+    reporter: Reporter | None = None,
+) -> RunSummary:
+    """Train ``model_name`` (all its stages) on a crop or augmented dataset into the run folder ``out``."""
+    out = Path(out)
+    if model_name not in MODELS:
+        raise InputError(f"--model {model_name!r}: choose one of {', '.join(MODELS)}")
+    spec = MODELS[model_name]
+    dataset = open_crop_dataset(crops_path)
+    classes = task_classes(dataset, config.task)
+    in_size = config.input_size or spec.paper_input
+    out_size = output_size(model_name, in_size)
+    weights, weight_list = class_weights(classes, dataset, config.class_weights)
+    description = {
+        "model": model_name,
+        "stages": list(spec.stages),
+        "dataset": str(dataset.path.resolve()),
+        "classes": classes.names,
+        "lut": classes.lut.tolist(),
+        "input_size": in_size,
+        "output_size": out_size,
+        "class_weights": weight_list,
+    }
+    summary = RunSummary(out)
+    with main_first(runtime):
+        if runtime.is_main:
+            _prepare_run(out, description, config, resume, overwrite)
+    train_set, val_files = training_sets(dataset, classes.lut, in_size, out_size, config.seed)
+    val_images = [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in val_files]
+    if not val_images:
+        raise InputError(f"{dataset.path}: no validation files; the split put every subject in training")
+    previous: dict[str, Any] | None = None
+    for index, stage in enumerate(spec.stages):
+        stage_dir = out / "stages" / stage
+        if (stage_dir / DONE).is_file():
+            summary.skipped.append(stage)
+            previous = checkpoint.load(stage_dir / checkpoint.BEST)["model"]
+            continue
+        seed_everything(config.seed + index, config.deterministic)
+        model = build_model(stage, len(classes.names), width=config.width, encoder=config.encoder)
+        if previous is not None:
+            init_from_previous_stage(model, previous)
+        elif config.pretrained:
+            loaded = load_pretrained(model, stage, Path(config.pretrained))
+            summary.notes.append(f"{stage}: ImageNet weights for {len(loaded)} layer(s) from {config.pretrained}")
+        else:
+            summary.notes.append(f"{stage}: no pretrained weights given (--pretrained FILE): trained from scratch")
+        if stage == CONTEXT_STAGE:
+            freeze_front(model)
+        with main_first(runtime):
+            if runtime.is_main:
+                stage_dir.mkdir(parents=True, exist_ok=True)
+        stage_resume = resume and (stage_dir / checkpoint.CHECKPOINT).is_file()
+        result = train_stage(
+            stage, stage_dir, model, train_set, val_images, classes.names, classes.lut, weights, config, runtime,
+            in_size, out_size, stage_resume, reporter,
+        )  # fmt: skip
+        summary.stages.append(result)
+        if runtime.is_main:
+            done = {"best_epoch": result.best_epoch, "best_mean_iou": result.best_miou, "epochs": result.epochs_run}
+            atomic_write_text(stage_dir / DONE, json.dumps({**done, "stopped_early": result.stopped_early}, indent=1))
+        previous = checkpoint.load(stage_dir / checkpoint.BEST)["model"] if runtime.is_main or True else None
+    return summary
+
+
+def _prepare_run(out: Path, description: dict[str, Any], config: TrainConfig, resume: bool, overwrite: bool) -> None:
+    """Create the run folder, or check that an existing one is this run (same model, data, settings)."""
+    run_file = out / RUN_FILE
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
+    if run_file.is_file():
+        earlier = json.loads(run_file.read_text("utf-8"))
+        same = earlier == description and asdict(read_config(out / CONFIG_FILE)) == asdict(config)
+        if not same and not overwrite:
+            raise InputError(
+                f"{out}: a run of other settings, data or model; pass --overwrite to start it over, or choose another --out"
+            )
+        if not same:
+            import shutil
+
+            shutil.rmtree(out / "stages", ignore_errors=True)
+        elif not resume and any((out / "stages").glob(f"*/{checkpoint.CHECKPOINT}")) and not _all_done(out, description):
+            raise InputError(
+                f"{out}: this run was stopped before it finished; pass --resume to continue it, or --overwrite to start over"
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise InputError(f"--out {out}: not empty and not a training run; choose an empty or new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_file, json.dumps(description, indent=1))
+    save_config(config, out / CONFIG_FILE)
+
+
+def _all_done(out: Path, description: dict[str, Any]) -> bool:
+    return all((out / "stages" / s / DONE).is_file() for s in description["stages"])
+
+
+def final_model(run: Path) -> tuple[dict[str, Any], dict[str, Any], TrainConfig]:
+    """(run.json, the last stage's best.pt, config) of a finished or stopped run."""
+    run_file = run / RUN_FILE
+    if not run_file.is_file():
+        raise InputError(
+            f"{run}: not a training run (no run.json); train one with `mammotools train CROPS --model NAME --out RUN`"
+        )
+    description = json.loads(run_file.read_text("utf-8"))
+    last = description["stages"][-1]
+    best = run / "stages" / last / checkpoint.BEST
+    if not best.is_file():
+        raise InputError(f"{run}: the stage {last} has no best model yet; train (or --resume) the run first")
+    return description, checkpoint.load(best), read_config(run / CONFIG_FILE)
