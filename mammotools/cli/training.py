@@ -51,15 +51,18 @@ class ProgressReporter:
 
     def __init__(self) -> None:
         self.bar: Any = None
+        self.steps = 0
 
     def epoch_start(self, stage: str, epoch: int, epochs: int, batches: int) -> None:
         label = f"{stage} epoch {epoch + 1}/{epochs}"
+        self.steps = 0
         self.bar = click.progressbar(length=batches, label=label, file=sys.stderr, show_pos=True, item_show_func=lambda s: s)
         self.bar.__enter__()
 
-    def batch(self, loss: float, images_per_s: float) -> None:
+    def batch(self, steps_done: int, loss: float, images_per_s: float) -> None:
         if self.bar is not None:
-            self.bar.update(1, f"loss {loss:.4f}, {images_per_s:.1f} img/s")
+            self.bar.update(steps_done - self.steps, f"loss {loss:.4f}, {images_per_s:.1f} img/s")
+            self.steps = steps_done
 
     def epoch_end(self, record: dict[str, Any]) -> None:
         if self.bar is not None:

@@ -31,13 +31,14 @@ from mammotools.train.evaluation import EvalImage, evaluate_images
 from mammotools.train.runtime import Runtime, barrier, loader_workers, rng_states
 
 LOG = "log.jsonl"
+REPORT_EVERY = 10  # steps between progress reports
 
 
 class Reporter(Protocol):
     """Progress callbacks (the CLI draws a bar; the library prints nothing)."""
 
     def epoch_start(self, stage: str, epoch: int, epochs: int, batches: int) -> None: ...
-    def batch(self, loss: float, images_per_s: float) -> None: ...
+    def batch(self, steps_done: int, loss: float, images_per_s: float) -> None: ...
     def epoch_end(self, record: dict[str, Any]) -> None: ...
 
 
@@ -47,7 +48,7 @@ class Silent:
     def epoch_start(self, stage: str, epoch: int, epochs: int, batches: int) -> None:
         pass
 
-    def batch(self, loss: float, images_per_s: float) -> None:
+    def batch(self, steps_done: int, loss: float, images_per_s: float) -> None:
         pass
 
     def epoch_end(self, record: dict[str, Any]) -> None:
@@ -179,9 +180,9 @@ def train_stage(
         sampler.set_epoch(epoch)
         net.train()
         reporter.epoch_start(stage, epoch, config.epochs, steps_per_epoch)
-        total_loss, seen = 0.0, 0
-        for x, y in loader:
-            tick = time.perf_counter()
+        total_loss, seen = torch.zeros((), device=device), 0
+        tick, window_images = time.perf_counter(), 0
+        for step, (x, y) in enumerate(loader):
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
             if config.channels_last:
@@ -194,9 +195,13 @@ def train_stage(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            total_loss += float(loss) * len(x)
+            total_loss += loss.detach() * len(x)
             seen += len(x)
-            reporter.batch(float(loss), len(x) * runtime.world_size / max(time.perf_counter() - tick, 1e-9))
+            window_images += len(x)
+            if (step + 1) % REPORT_EVERY == 0 or step + 1 == steps_per_epoch:  # reading the loss waits for the GPU
+                now = time.perf_counter()
+                reporter.batch(step + 1, float(loss.detach()), window_images * runtime.world_size / max(now - tick, 1e-9))
+                tick, window_images = now, 0
         train_seconds = time.perf_counter() - started
         matrix = evaluate_images(
             model, val_images[runtime.rank :: runtime.world_size], lut, len(class_names), in_size, out_size, device,
@@ -208,7 +213,7 @@ def train_stage(
         record = {
             "stage": stage,
             "epoch": epoch,
-            "train_loss": total_loss / max(seen, 1),
+            "train_loss": float(total_loss) / max(seen, 1),
             "lr": optimizer.param_groups[0]["lr"],
             "val_pixel_accuracy": metrics["pixel_accuracy"],
             "val_mean_iou": miou,

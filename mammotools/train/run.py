@@ -17,6 +17,7 @@ then everything. ImageNet weights load from a local file (``pretrained``) into t
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import torch
 
 from mammotools.crops import CropDataset, open_crop_dataset
 from mammotools.data import TaskClasses, task_classes, training_sets
-from mammotools.errors import InputError
+from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_write_text
 from mammotools.models import MODELS, build_model, freeze_front, init_from_previous_stage, load_pretrained, output_size
 from mammotools.train import checkpoint
@@ -80,6 +81,8 @@ def train_run(
     if model_name not in MODELS:
         raise InputError(f"--model {model_name!r}: choose one of {', '.join(MODELS)}")
     spec = MODELS[model_name]
+    if config.pretrained and not Path(config.pretrained).is_file():
+        raise MissingFileError(f"--pretrained {config.pretrained}: not found; give a local weights file (nothing is downloaded)")
     dataset = open_crop_dataset(crops_path)
     classes = task_classes(dataset, config.task)
     in_size = config.input_size or spec.paper_input
@@ -133,7 +136,7 @@ def train_run(
         if runtime.is_main:
             done = {"best_epoch": result.best_epoch, "best_mean_iou": result.best_miou, "epochs": result.epochs_run}
             atomic_write_text(stage_dir / DONE, json.dumps({**done, "stopped_early": result.stopped_early}, indent=1))
-        previous = checkpoint.load(stage_dir / checkpoint.BEST)["model"] if runtime.is_main or True else None
+        previous = checkpoint.load(stage_dir / checkpoint.BEST)["model"]  # every rank: written before the last barrier
     return summary
 
 
@@ -150,8 +153,6 @@ def _prepare_run(out: Path, description: dict[str, Any], config: TrainConfig, re
                 f"{out}: a run of other settings, data or model; pass --overwrite to start it over, or choose another --out"
             )
         if not same:
-            import shutil
-
             shutil.rmtree(out / "stages", ignore_errors=True)
         elif not resume and any((out / "stages").glob(f"*/{checkpoint.CHECKPOINT}")) and not _all_done(out, description):
             raise InputError(

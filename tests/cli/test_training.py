@@ -1,0 +1,66 @@
+"""train and evaluate on the command line: choices from the registry, one-line errors, Ctrl-C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import make_dataset
+
+from mammotools.cli import main
+from mammotools.crops import CropSettings, make_crops
+from mammotools.models import MODELS
+
+
+def run(*args: object) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli-train")
+    make_crops(make_dataset(root), root / "c", CropSettings(size=64, per_image=2))
+    return root / "c"
+
+
+def test_model_choices_come_from_the_registry() -> None:
+    code, output = run("train", "--help")
+    assert code == 0 and f"[{'|'.join(MODELS)}]" in "".join(output.split())
+    code, output = run("train", "x", "--model", "segnet", "--out", "y")
+    assert code == 2 and "'segnet' is not one of" in output
+
+
+def test_train_then_evaluate(crops: Path, tmp_path: Path) -> None:
+    small = ["--width", "0.0625", "--input-size", "64", "--batch-size", "4", "--workers", "0", "--epochs", "1"]
+    code, output = run("train", crops, "--model", "fcn32", "--out", tmp_path / "r", *small)
+    assert code == 0, output
+    assert "fcn32 epoch 1: loss" in output and "best val mIoU" in output and "trained from scratch" in output
+    code, output = run("evaluate", tmp_path / "r", crops, "--out", tmp_path / "e")
+    assert code == 0 and "image(s): pixel accuracy" in output and (tmp_path / "e" / "metrics.json").is_file()
+    code, output = run("train", crops, "--model", "fcn32", "--out", tmp_path / "r", *small[:-1], "2")
+    assert code == 1 and "pass --overwrite" in output  # other settings in the same run folder
+
+
+def test_one_line_errors(crops: Path, tmp_path: Path) -> None:
+    code, output = run("train", crops, "--model", "unet", "--out", tmp_path / "u", "--width", "0.0625")
+    assert code == 1 and "smaller than the model's input (572 px)" in output and "--size 700" in output
+    code, output = run("train", crops, "--model", "fcn8", "--out", tmp_path / "f", "--input-size", "60")
+    assert code == 1 and "nearest valid sizes" in output
+    code, output = run("evaluate", tmp_path / "nothing", crops)
+    assert code == 1 and "not a training run" in output
+    code, output = run("train", crops, "--model", "fcn8", "--out", tmp_path / "g", "--pretrained", tmp_path / "none.pth")
+    assert code != 0 and "none.pth" in output
+
+
+def test_ctrl_c_says_how_to_resume(crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mammotools.train as train
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train_run", interrupted)
+    code, output = run("train", crops, "--model", "fcn32", "--out", tmp_path / "r")
+    assert code == 130 and "--resume" in output and f"--out {tmp_path / 'r'}" in output

@@ -1,0 +1,56 @@
+"""Recipes, overrides, and the config saved with a run and read back by --config."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from mammotools.errors import InputError, MissingFileError
+from mammotools.train.config import RECIPES, make_config, read_config, save_config
+
+
+def test_paper_recipe_is_table_8() -> None:
+    paper = RECIPES["paper"]
+    assert (paper.optimizer, paper.lr, paper.momentum, paper.weight_decay) == ("sgd", 1e-4, 0.9, 0.005)
+    assert (paper.schedule, paper.step_epochs, paper.gamma, paper.epochs) == ("step", 10, 0.3, 100)
+    assert paper.class_weights == "inverse-share" and paper.patience > 0
+
+
+def test_overrides_then_saved_and_read_back(tmp_path: Path) -> None:
+    config = make_config("paper", None, lr=0.01, epochs=3, seed=None)
+    assert (config.lr, config.epochs, config.optimizer, config.seed) == (0.01, 3, "sgd", 0)
+    save_config(config, tmp_path / "config.json")
+    assert read_config(tmp_path / "config.json") == config
+    again = make_config("fast", tmp_path / "config.json", batch_size=2)
+    assert asdict(again) == {**asdict(config), "batch_size": 2}  # the file's values, then the options
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"optimizer": "adam"}, "optimizer 'adam': choose one of sgd, adamw"),
+        ({"overlap": 1.0}, "overlap"),
+        ({"epochs": 0}, "epochs 0: must be positive"),
+        ({"nonsense": 1}, "unknown training setting"),
+    ],
+)
+def test_bad_values_are_one_clear_error(values: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        make_config("fast", None, **values)
+
+
+def test_bad_config_files(tmp_path: Path) -> None:
+    with pytest.raises(MissingFileError):
+        make_config("fast", tmp_path / "none.json")
+    bad = tmp_path / "c.json"
+    bad.write_text(json.dumps({"lr": "fast"}))
+    with pytest.raises(InputError, match="lr must be float"):
+        make_config("fast", bad)
+    bad.write_text(json.dumps({"learning_rate": 1}))
+    with pytest.raises(InputError, match="unknown setting"):
+        make_config("fast", bad)
+    with pytest.raises(InputError, match="--recipe 'quick'"):
+        make_config("quick")

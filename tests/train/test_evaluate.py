@@ -1,0 +1,74 @@
+"""evaluate: every model through the sliding window gives a seamless map of the image's size;
+a trained run's outputs are complete and recomputable from the saved confusion matrix."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_dataset
+from PIL import Image
+
+from mammotools.crops import CropSettings, make_crops
+from mammotools.inference import predict_label_map
+from mammotools.metrics import read_confusion_csv, scores
+from mammotools.models import MODELS, build_model, input_sizes, output_size
+from mammotools.train import make_config, start_runtime, train_run
+from mammotools.train.evaluate import evaluate_run
+
+
+class Constant(torch.nn.Module):
+    """A real model's output geometry, with class 1 everywhere."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        constant = torch.zeros_like(out)
+        constant[:, 1] = 1.0
+        return out * 0 + constant
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_gives_a_seamless_map_of_the_image_size(name: str) -> None:
+    window = input_sizes(name).above(256)  # the unpadded U-Net: 268 in, 84 out
+    model = Constant(build_model(name, 3, width=0.0625 if not name.startswith("smp") else 0.25)).eval()
+    image = torch.rand(3, 150, 171) - 0.5
+    labels = predict_label_map(model, image, 3, window, output_size(name, window), overlap=0.5, batch_size=2)
+    assert labels.shape == (150, 171) and (labels == 1).all()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("eval")
+    dataset = make_dataset(root)
+    make_crops(dataset, root / "c", CropSettings(size=64, per_image=3, task="tumor"))
+    config = make_config("fast", None, epochs=2, width=0.0625, input_size=64, batch_size=4, workers=0)
+    train_run(root / "c", "fcn32", root / "run", config, start_runtime("cpu", "fp32"))
+    return dataset, root / "c", root / "run"
+
+
+def test_outputs_are_complete_and_recomputable(run: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    dataset, crops, trained = run
+    summary = evaluate_run(trained, dataset, tmp_path / "e", device="cpu")  # whole validation images, 14-class table
+    names = [r["name"] for r in csv.DictReader((dataset / "split.csv").open()) if r["split"] == "val"]
+    assert summary.images == len(names) == 2
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    matrix, classes = read_confusion_csv(tmp_path / "e" / "confusion.csv")
+    assert classes == ["Non-tumor", "Tumor"]
+    assert scores(matrix, classes)["mean_iou"] == metrics["mean_iou"]
+    assert int(matrix.sum()) == sum(np.array(Image.open(dataset / "labels" / f"{n}.png")).size for n in names)
+    for n in names:
+        prediction = np.array(Image.open(tmp_path / "e" / "predictions" / f"{n}.png"))
+        assert prediction.shape == np.array(Image.open(dataset / "labels" / f"{n}.png")).shape
+        assert set(np.unique(prediction)) <= {0, 1}  # the dataset's Background and Tumor label values
+    rows = list(csv.DictReader((tmp_path / "e" / "per_image.csv").open()))
+    assert sorted(r["name"] for r in rows) == sorted(names)
+    crop_summary = evaluate_run(trained, crops, tmp_path / "c", device="cpu", save_predictions=False)
+    assert crop_summary.images == 6 and not any((tmp_path / "c" / "predictions").iterdir())

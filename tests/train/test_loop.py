@@ -1,0 +1,130 @@
+"""Training runs: exact resume after a kill mid-epoch, staged training, a frozen front, DDP on CPU."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from conftest import make_dataset
+
+from mammotools.crops import CropSettings, make_crops, open_crop_dataset
+from mammotools.data import task_classes, training_sets
+from mammotools.models import build_model
+from mammotools.train import make_config, start_runtime, stop_runtime, train_run
+from mammotools.train.checkpoint import load
+from mammotools.train.evaluation import EvalImage
+from mammotools.train.loop import train_stage
+
+TINY = {"width": 0.0625, "input_size": 64, "batch_size": 4, "workers": 0, "val_batch": 2}
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    make_crops(make_dataset(root), root / "c", CropSettings(size=64, per_image=3))
+    return root / "c"
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class KillAt:
+    """A reporter that interrupts the run at one epoch, as Ctrl-C would."""
+
+    def __init__(self, epoch: int) -> None:
+        self.kill, self.epoch = epoch, -1
+
+    def epoch_start(self, stage: str, epoch: int, epochs: int, batches: int) -> None:
+        self.epoch = epoch
+
+    def batch(self, steps_done: int, loss: float, images_per_s: float) -> None:
+        if self.epoch == self.kill:
+            raise KeyboardInterrupt
+
+    def epoch_end(self, record: dict[str, Any]) -> None:
+        pass
+
+
+def test_a_killed_run_resumes_to_the_same_weights(crops: Path, tmp_path: Path) -> None:
+    config = make_config("fast", None, epochs=3, patience=0, **TINY)
+    runtime = start_runtime("cpu", "fp32")
+    train_run(crops, "fcn32", tmp_path / "whole", config, runtime)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(crops, "fcn32", tmp_path / "killed", config, runtime, reporter=KillAt(epoch=1))
+    assert load(tmp_path / "killed" / "stages" / "fcn32" / "checkpoint.pt")["epoch"] == 0  # the last complete epoch
+    from mammotools.errors import InputError
+
+    with pytest.raises(InputError, match="--resume"):
+        train_run(crops, "fcn32", tmp_path / "killed", config, runtime)
+    train_run(crops, "fcn32", tmp_path / "killed", config, runtime, resume=True)
+    whole = load(tmp_path / "whole" / "stages" / "fcn32" / "checkpoint.pt")
+    resumed = load(tmp_path / "killed" / "stages" / "fcn32" / "checkpoint.pt")
+    assert whole["epoch"] == resumed["epoch"] == 2
+    assert same_weights(whole["model"], resumed["model"])
+    assert [r["train_loss"] for r in whole["history"]] == [r["train_loss"] for r in resumed["history"]]
+    log = (tmp_path / "killed" / "stages" / "fcn32" / "log.jsonl").read_text().splitlines()
+    assert len(log) == 3  # one line per epoch, none twice
+
+
+def test_stages_chain_and_a_rerun_skips_them(crops: Path, tmp_path: Path) -> None:
+    config = make_config("fast", None, epochs=1, **TINY)
+    runtime = start_runtime("cpu", "fp32")
+    summary = train_run(crops, "fcn16", tmp_path / "r", config, runtime)
+    assert [s.stage for s in summary.stages] == ["fcn32", "fcn16"]
+    fcn32 = load(tmp_path / "r" / "stages" / "fcn32" / "best.pt")["model"]
+    fcn16 = build_model("fcn16", 14, width=0.0625)
+    from mammotools.models import init_from_previous_stage
+
+    init_from_previous_stage(fcn16, fcn32)
+    shared = [k for k in fcn32 if k in fcn16.state_dict()]
+    assert shared and all(torch.equal(fcn16.state_dict()[k], fcn32[k]) for k in shared)  # fcn16 starts from fcn32
+    again = train_run(crops, "fcn16", tmp_path / "r", config, runtime)
+    assert again.skipped == ["fcn32", "fcn16"] and again.stages == []
+
+
+def test_the_context_stage_leaves_the_front_unchanged(crops: Path, tmp_path: Path) -> None:
+    config = make_config("fast", None, epochs=2, lr=0.01, **TINY)
+    train_run(crops, "dilation10-context", tmp_path / "d", config, start_runtime("cpu", "fp32"))
+    front = load(tmp_path / "d" / "stages" / "dilation10-front" / "best.pt")["model"]
+    context = load(tmp_path / "d" / "stages" / "dilation10-context" / "checkpoint.pt")["model"]
+    shared = [k for k in front if k in context]
+    assert len(shared) > 10 and all(torch.equal(front[k], context[k]) for k in shared)
+    assert any(
+        not torch.equal(context[k], build_model("dilation10-context", 14, width=0.0625).state_dict()[k])
+        for k in context
+        if k not in front
+    )
+
+
+def _ddp_worker(rank: int, world: int, port: int, crops: str, out: str) -> None:
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})  # fmt: skip
+    torch.set_num_threads(1)
+    runtime = start_runtime("cpu", "fp32")
+    config = make_config("fast", None, epochs=2, **TINY)
+    dataset = open_crop_dataset(crops)
+    classes = task_classes(dataset)
+    train_set, val = training_sets(dataset, classes.lut, 64, 64, 0)
+    model = build_model("fcn32", len(classes.names), width=0.0625)
+    stage_dir = Path(out) / "stage"
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    images = [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in val]
+    train_stage("fcn32", stage_dir, model, train_set, images, classes.names, classes.lut, None, config, runtime, 64, 64)
+    torch.save(model.state_dict(), Path(out) / f"rank{rank}.pt")
+    stop_runtime(runtime)
+
+
+def test_ddp_on_cpu_keeps_the_ranks_weights_identical(crops: Path, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(crops), str(tmp_path)), nprocs=2, join=True)
+    a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert same_weights(a, b)
+    assert load(tmp_path / "stage" / "checkpoint.pt")["epoch"] == 1  # rank 0 wrote the checkpoint
