@@ -72,8 +72,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.runs):
             for method in results:  # interleaved
-                cmd = [sys.executable, __file__, "--child", method, "--out", tmp, "--model", args.model, "--encoder", args.encoder,
-                       "--width", str(args.width), "--window", str(args.window), "--batch", str(args.batch), "--size", args.size]  # fmt: skip
+                cmd = [sys.executable, __file__, "--child", method, "--out", tmp, "--model", args.model]
+                cmd += ["--encoder", args.encoder, "--width", str(args.width), "--window", str(args.window)]
+                cmd += ["--batch", str(args.batch), "--size", args.size]
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 if done.returncode != 0:
                     results[method].append({"seconds": float("nan"), "peak_mb": float("nan"), "error": done.stderr[-300:]})
@@ -92,9 +93,8 @@ def main() -> None:
         if errors:
             print(f"  {label:34s} failed: {errors[0].strip().splitlines()[-1]}")
             continue
-        print(
-            f"  {label:34s} {statistics.median(r['seconds'] for r in runs):8.2f} {statistics.median(r['peak_mb'] for r in runs):8.0f}"
-        )
+        seconds, peak = statistics.median(r["seconds"] for r in runs), statistics.median(r["peak_mb"] for r in runs)
+        print(f"  {label:34s} {seconds:8.2f} {peak:8.0f}")
     if agree is not None:
         print(f"  label maps agree on {100 * agree:.2f}% of pixels")
 

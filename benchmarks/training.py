@@ -85,9 +85,9 @@ def main() -> None:
     args = parser.parse_args()
     runtime = start_runtime(args.device, "auto")
     device = runtime.device
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-          + f"; torch {torch.__version__}; {args.model} width {args.width} at {args.input_size} px, batch {args.batch}")  # fmt: skip
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, device {device}{gpu}")
+    print(f"torch {torch.__version__}; {args.model} width {args.width} at {args.input_size} px, batch {args.batch}")
     with tempfile.TemporaryDirectory() as tmp:
         crops = args.crops or synthetic_crops(Path(tmp), args.input_size)
         dataset = open_crop_dataset(crops)
@@ -129,8 +129,8 @@ def main() -> None:
             print("\nno GPU here: the bf16 / fp16 / fp32 and channels-last comparisons run on a GPU only")
             return
         print("\nGPU number formats and memory layout (bare steps, images/s)")
-        for label, dtype, channels_last in (("fp32", None, False), ("bf16", torch.bfloat16, False),
-                                            ("fp16", torch.float16, False), ("bf16 channels-last", torch.bfloat16, True)):  # fmt: skip
+        formats = [("fp32", None, False), ("bf16", torch.bfloat16, False), ("fp16", torch.float16, False)]
+        for label, dtype, channels_last in [*formats, ("bf16 channels-last", torch.bfloat16, True)]:
             m = build_model(args.model, len(classes.names), width=args.width, encoder=args.encoder).to(device)
             xx = x.contiguous(memory_format=torch.channels_last) if channels_last else x
             if channels_last:
