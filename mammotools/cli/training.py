@@ -114,7 +114,7 @@ def _pct(value: float | None) -> str:
 @click.option(
     "--pretrained", type=FILE, help="Local ImageNet weights (torchvision VGG16 / ResNet-18 state dict); nothing is downloaded."
 )
-@click.option("--seed", type=int, help="Seed of the weights, windows, flips and order.")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the weights, windows, flips and order.")
 @click.option(
     "--deterministic", is_flag=True, default=None, help="Deterministic GPU kernels (same seed and device: same weights)."
 )
@@ -143,6 +143,8 @@ def train_cmd(
     overrides = {renamed.get(k, k): v for k, v in values.items()}
     if overrides.get("pretrained") is not None:
         overrides["pretrained"] = str(overrides["pretrained"])
+    if resume and config_file is None and (out / "config.json").is_file():
+        config_file = out / "config.json"  # a resume continues the run as it was configured
     config = make_config(recipe, config_file, **overrides)
     runtime = start_runtime(config.device, config.precision)
     try:

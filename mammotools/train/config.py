@@ -133,6 +133,10 @@ def check_config(config: TrainConfig) -> None:
         raise InputError(f"overlap {config.overlap}: give 0 <= overlap < 1")
     if config.patience < 0 or config.warmup_epochs < 0 or config.weight_decay < 0 or config.step_epochs < 1:
         raise InputError("patience, warmup_epochs and weight_decay must be >= 0, step_epochs >= 1")
+    if config.seed < 0 or config.momentum < 0 or config.val_batch < 1 or config.workers < -1 or config.input_size < 0:
+        raise InputError("seed, momentum and input_size must be >= 0, val_batch >= 1, workers >= 0 (or -1: chosen)")
+    if not 0 < config.gamma <= 1:
+        raise InputError(f"gamma {config.gamma}: give 0 < gamma <= 1")
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

@@ -30,7 +30,7 @@ from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.metrics import scores, write_confusion_csv
 from mammotools.models import build_model
 from mammotools.palette import encode_label_png
-from mammotools.split import VAL
+from mammotools.split import SPLIT_FILE, TRAIN, VAL, read_split
 from mammotools.train.evaluation import EvalImage, evaluate_images
 from mammotools.train.run import final_model
 from mammotools.train.runtime import start_runtime
@@ -78,7 +78,24 @@ def _lut_for(table: ClassTable, classes: list[str]) -> tuple[np.ndarray, list[in
             raise InputError(f"the run's class {name!r} is not a class of the dataset ({', '.join(table.names)})")
         lut[found.label] = index
         values.append(found.label)
+    unknown = [c.name for c in table if lut[c.label] == IGNORE_LABEL]
+    if unknown:  # their pixels could be neither predicted nor scored: the figures would leave them out unseen
+        raise InputError(f"the dataset's class(es) {', '.join(unknown)} are not among the run's ({', '.join(classes)})")
     return lut, values
+
+
+def _check_split(run_crops: Path, images: list[EvalImage]) -> None:
+    """Refuse to score images the run trained on: the run's crops keep the split they were cut by."""
+    split_file = run_crops / SPLIT_FILE
+    if not split_file.is_file():
+        return
+    trained = {name for name, (_, side) in read_split(split_file).items() if side == TRAIN}
+    seen = sorted(item.name for item in images if item.name in trained)
+    if seen:
+        raise InputError(
+            f"{len(seen)} validation image(s) ({', '.join(seen[:5])}) were training images of the run (the split in "
+            f"{split_file}); give the export dataset the run's crops were cut from, with its split.csv"
+        )
 
 
 def evaluate_run(
@@ -100,6 +117,8 @@ def evaluate_run(
         raise InputError(f"{dataset_path}: no validation images")
     classes = description["classes"]
     lut, values = _lut_for(table, classes)
+    if kind == "images":
+        _check_split(Path(description["dataset"]), images)
     runtime = start_runtime(device, config.precision)
     model = build_model(description["stages"][-1], len(classes), width=config.width, encoder=config.encoder)
     model.load_state_dict(best["model"])

@@ -167,6 +167,9 @@ def train_stage(
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
         drop_last=False,
+        # its own generator: the loader must not draw from the global torch RNG, which seeds each
+        # epoch's dropout (drawing from it would tie results to the worker count and break resume)
+        generator=torch.Generator().manual_seed(config.seed),
     )
     weight = class_weights.to(device) if class_weights is not None else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_LABEL)
@@ -183,6 +186,8 @@ def train_stage(
         total_loss, seen = torch.zeros((), device=device), 0
         tick, window_images = time.perf_counter(), 0
         for step, (x, y) in enumerate(loader):
+            if not bool((y != IGNORE_LABEL).any()):  # all padding: nothing to learn (checked on the CPU copy)
+                continue
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
             if config.channels_last:
@@ -203,6 +208,10 @@ def train_stage(
                 reporter.batch(step + 1, float(loss.detach()), window_images * runtime.world_size / max(now - tick, 1e-9))
                 tick, window_images = now, 0
         train_seconds = time.perf_counter() - started
+        totals = torch.stack([total_loss.float(), torch.tensor(float(seen), device=device)])
+        if runtime.distributed:  # the epoch's loss over every rank's share
+            torch.distributed.all_reduce(totals)
+        epoch_loss = float(totals[0]) / max(float(totals[1]), 1.0)
         matrix = evaluate_images(
             model, val_images[runtime.rank :: runtime.world_size], lut, len(class_names), in_size, out_size, device,
             config.overlap, config.val_batch, runtime.amp_dtype,
@@ -213,7 +222,7 @@ def train_stage(
         record = {
             "stage": stage,
             "epoch": epoch,
-            "train_loss": float(total_loss) / max(seen, 1),
+            "train_loss": epoch_loss,
             "lr": optimizer.param_groups[0]["lr"],
             "val_pixel_accuracy": metrics["pixel_accuracy"],
             "val_mean_iou": miou,

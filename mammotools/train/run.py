@@ -99,13 +99,13 @@ def train_run(
         "class_weights": weight_list,
     }
     summary = RunSummary(out)
-    with main_first(runtime):
-        if runtime.is_main:
-            _prepare_run(out, description, config, resume, overwrite)
     train_set, val_files = training_sets(dataset, classes.lut, in_size, out_size, config.seed)
     val_images = [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in val_files]
     if not val_images:
         raise InputError(f"{dataset.path}: no validation files; the split put every subject in training")
+    with main_first(runtime):  # only once the data is known to fit: a refused start writes nothing
+        if runtime.is_main:
+            _prepare_run(out, description, config, resume, overwrite)
     previous: dict[str, Any] | None = None
     for index, stage in enumerate(spec.stages):
         stage_dir = out / "stages" / stage
@@ -147,12 +147,12 @@ def _prepare_run(out: Path, description: dict[str, Any], config: TrainConfig, re
         raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
     if run_file.is_file():
         earlier = json.loads(run_file.read_text("utf-8"))
-        same = earlier == description and asdict(read_config(out / CONFIG_FILE)) == asdict(config)
+        same = earlier == description and _identity(read_config(out / CONFIG_FILE)) == _identity(config)
         if not same and not overwrite:
             raise InputError(
                 f"{out}: a run of other settings, data or model; pass --overwrite to start it over, or choose another --out"
             )
-        if not same:
+        if overwrite:  # start over, whatever the earlier run was
             shutil.rmtree(out / "stages", ignore_errors=True)
         elif not resume and any((out / "stages").glob(f"*/{checkpoint.CHECKPOINT}")) and not _all_done(out, description):
             raise InputError(
@@ -163,6 +163,14 @@ def _prepare_run(out: Path, description: dict[str, Any], config: TrainConfig, re
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_file, json.dumps(description, indent=1))
     save_config(config, out / CONFIG_FILE)
+
+
+NOT_IDENTITY = ("workers", "val_batch", "device")  # how a run is computed here, not what it computes
+
+
+def _identity(config: TrainConfig) -> dict[str, Any]:
+    """The settings that make a run what it is (a resume may change the others)."""
+    return {k: v for k, v in asdict(config).items() if k not in NOT_IDENTITY}
 
 
 def _all_done(out: Path, description: dict[str, Any]) -> bool:

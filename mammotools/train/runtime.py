@@ -118,14 +118,16 @@ def set_rng_states(states: dict) -> None:
 
 
 def loader_workers(requested: int) -> int:
-    """Loader processes: as asked, else one per core left after the trainer's, at most 8."""
+    """Loader processes: as asked, else one per core left after the trainers' (one trainer per
+    process torchrun starts on this machine), at most 8."""
     if requested >= 0:
         return requested
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    return max(0, min(8, cores - 1))
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(8, cores // local - 1))
 
 
 @contextlib.contextmanager

@@ -128,3 +128,23 @@ def test_ddp_on_cpu_keeps_the_ranks_weights_identical(crops: Path, tmp_path: Pat
     a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert same_weights(a, b)
     assert load(tmp_path / "stage" / "checkpoint.pt")["epoch"] == 1  # rank 0 wrote the checkpoint
+
+
+def test_loader_workers_do_not_change_the_result(crops: Path, tmp_path: Path) -> None:
+    runtime = start_runtime("cpu", "fp32")
+    results = []
+    for workers in (0, 2):
+        config = make_config("fast", None, epochs=2, **{**TINY, "workers": workers})
+        train_run(crops, "fcn32", tmp_path / f"w{workers}", config, runtime)  # fcn32 has dropout: global RNG matters
+        results.append(load(tmp_path / f"w{workers}" / "stages" / "fcn32" / "checkpoint.pt")["model"])
+    assert same_weights(*results)
+
+
+def test_a_batch_of_padding_only_is_skipped(tmp_path: Path) -> None:
+    import json
+
+    make_crops(make_dataset(tmp_path), tmp_path / "c", CropSettings(size=512, per_image=2))  # mostly padding
+    config = make_config("fast", None, epochs=1, **{**TINY, "batch_size": 1})
+    train_run(tmp_path / "c", "fcn32", tmp_path / "r", config, start_runtime("cpu", "fp32"))
+    record = json.loads((tmp_path / "r" / "stages" / "fcn32" / "log.jsonl").read_text().splitlines()[0])
+    assert record["train_loss"] == record["train_loss"]  # not NaN
