@@ -41,7 +41,7 @@ def _model_names() -> list[str]:
 
 
 def _recipes() -> list[str]:
-    from mammotools.train.config import RECIPES
+    from mammotools.train import RECIPES
 
     return list(RECIPES)
 
@@ -188,7 +188,7 @@ def evaluate_cmd(
 ) -> None:
     """Score the trained RUN on DATASET: a crop dataset's validation crops, or the whole validation
     images of an export dataset (its split.csv), by sliding window with Gaussian blending."""
-    from mammotools.train.evaluate import evaluate_run
+    from mammotools.train import evaluate_run
 
     summary = evaluate_run(run, dataset, out, device, overlap, batch_size, not no_predictions)
     m = summary.metrics

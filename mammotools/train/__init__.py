@@ -3,17 +3,20 @@ epochs (loop.py), checkpoints (checkpoint.py), scoring whole images (evaluation.
 the paper's stages (run.py). No click: the command line is in mammotools.cli."""
 
 from mammotools.train.config import RECIPES, TrainConfig, make_config, read_config
+from mammotools.train.evaluate import EvaluationSummary, evaluate_run
 from mammotools.train.loop import Reporter, StageResult
 from mammotools.train.run import RunSummary, final_model, train_run
 from mammotools.train.runtime import Runtime, start_runtime, stop_runtime
 
 __all__ = [
     "RECIPES",
+    "EvaluationSummary",
     "Reporter",
     "RunSummary",
     "Runtime",
     "StageResult",
     "TrainConfig",
+    "evaluate_run",
     "final_model",
     "make_config",
     "read_config",
