@@ -123,7 +123,7 @@ def main() -> None:
             rate = statistics.median(values)
             print(f"  {name:8s} {rate:9.1f}   {rate / bare:5.2f}x bare")
         loop = statistics.median(results["loop"])
-        print(f"  loop / bare = {loop / bare:.2f} (target >= 0.9: {'met' if loop / bare >= 0.9 else 'missed'}); "
+        print(f"  loop / bare = {loop / bare:.3f} (target >= 0.9: {'met' if loop / bare >= 0.9 else 'missed'}); "
               f"loader / bare = {statistics.median(results['loader']) / bare:.1f}")  # fmt: skip
         if device.type != "cuda":
             print("\nno GPU here: the bf16 / fp16 / fp32 and channels-last comparisons run on a GPU only")
