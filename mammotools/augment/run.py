@@ -159,9 +159,7 @@ def source_unit(path: str | Path) -> str:
 def _read_source(path: Path) -> tuple[list[_Item], dict, ClassTable, list[tuple[str, str]]]:
     """(items, the source's settings, class table, (name, error) of listed files that are missing)."""
     if not path.exists():
-        raise MissingFileError(
-            f"{path}: not found; give a crop dataset (make-crops) or an image dataset (export-qupath) folder"
-        )
+        raise MissingFileError(f"{path}: not found; give a crop dataset (make-crops) or an image dataset (export-qupath) folder")
     if source_unit(path) == "crop":
         return _crop_items(path)
     return _image_items(path)

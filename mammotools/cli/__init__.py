@@ -2,9 +2,9 @@
 
 ``options.py`` holds what the commands share; each group of commands has its module
 (``qupath.py``: inspect, export-qupath; ``datasets.py``: make-crops, augment; ``training.py``:
-train, evaluate; ``importers.py``: import-masks, import-mias). Heavy packages (numpy, OpenCV, rasterio, shapely, torch) are
-imported inside the commands, so ``mammotools --help`` is instant and works when an optional
-part is missing.
+train, evaluate; ``benchmark.py``: benchmark; ``importers.py``: import-masks, import-mias).
+Heavy packages (numpy, OpenCV, rasterio, shapely, torch, matplotlib) are imported inside the
+commands, so ``mammotools --help`` is instant and works when an optional part is missing.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import click
 
 from mammotools import __version__
+from mammotools.cli.benchmark import benchmark_cmd
 from mammotools.cli.datasets import augment_cmd, make_crops_cmd
 from mammotools.cli.importers import import_masks_cmd, import_mias_cmd
 from mammotools.cli.qupath import export_qupath, inspect_cmd
@@ -31,6 +32,7 @@ for command in (
     augment_cmd,
     train_cmd,
     evaluate_cmd,
+    benchmark_cmd,
     import_masks_cmd,
     import_mias_cmd,
 ):

@@ -11,9 +11,7 @@ from mammotools.defaults import DEFAULT_TOLERANCE
 
 SHOWN = 5  # names listed in a warning before "..."
 
-VALUES_EXAMPLE = (
-    "--values 64=Background,128=Adipose,192=Fibroglandular,255=Pectoral --classes docs/classes/breast_tissue.json"
-)
+VALUES_EXAMPLE = "--values 64=Background,128=Adipose,192=Fibroglandular,255=Pectoral --classes docs/classes/breast_tissue.json"
 
 
 def _listed(names: list[str]) -> str:

@@ -81,9 +81,7 @@ workers_option = click.option(
     show_default=False,
 )
 
-overwrite_option = click.option(
-    "--overwrite", is_flag=True, help="Replace outputs made earlier from other inputs or settings."
-)
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace outputs made earlier from other inputs or settings.")
 
 
 class Progress:

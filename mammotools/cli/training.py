@@ -103,14 +103,17 @@ def _pct(value: float | None) -> str:
     type=click.Choice(CLASS_WEIGHTINGS),
     help=f"Loss weights: the paper's w = 1 - x/100, median frequency, or none {TRAIN_DEFAULTS_NOTE}.",
 )
-@click.option(
-    "--task", type=click.Choice(TASKS), help="regions: the dataset's classes; tumor: tumor vs non-tumor."
-)
+@click.option("--task", type=click.Choice(TASKS), help="regions: the dataset's classes; tumor: tumor vs non-tumor.")
 @click.option(
     "--width", type=click.FloatRange(min=0, min_open=True), help="Channel width factor of the paper models (1 = the paper's)."
 )
 @click.option("--encoder", help="smp models: the encoder (e.g. resnet34).")
 @click.option("--input-size", type=click.IntRange(min=16), help="Model input side in px (default: the paper's for the model).")
+@click.option(
+    "--scale",
+    type=click.FloatRange(0.05, 4.0),
+    help="Resize crops and images by this before the model (0.5: half resolution, twice the context; default 1).",
+)
 @click.option(
     "--pretrained", type=FILE, help="Local ImageNet weights (torchvision VGG16 / ResNet-18 state dict); nothing is downloaded."
 )
@@ -119,9 +122,7 @@ def _pct(value: float | None) -> str:
     "--deterministic", is_flag=True, default=None, help="Deterministic GPU kernels (same seed and device: same weights)."
 )
 @click.option("--device", type=click.Choice(DEVICES), help="auto: a GPU when there is one.")
-@click.option(
-    "--precision", type=click.Choice(PRECISIONS), help="auto: bf16 (or fp16) on a GPU, fp32 on the CPU."
-)
+@click.option("--precision", type=click.Choice(PRECISIONS), help="auto: bf16 (or fp16) on a GPU, fp32 on the CPU.")
 @click.option("--channels-last", is_flag=True, default=None, help="Channels-last memory format (faster convolutions on GPUs).")
 @click.option("--compile", "compile_model", is_flag=True, default=None, help="torch.compile the model.")
 @click.option("--workers", type=click.IntRange(min=0), help="Loader processes (default: one per spare core, at most 8).")

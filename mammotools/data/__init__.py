@@ -6,6 +6,15 @@ trains on). torch is imported here: only training and inference import this pack
 """
 
 from mammotools.data.crops import CropSegmentationSet, TaskClasses, check_crop_size, task_classes, training_sets
-from mammotools.data.transforms import Augment, scale_image
+from mammotools.data.transforms import Augment, resize_image, scale_image
 
-__all__ = ["Augment", "CropSegmentationSet", "TaskClasses", "check_crop_size", "scale_image", "task_classes", "training_sets"]
+__all__ = [
+    "Augment",
+    "CropSegmentationSet",
+    "TaskClasses",
+    "check_crop_size",
+    "resize_image",
+    "scale_image",
+    "task_classes",
+    "training_sets",
+]

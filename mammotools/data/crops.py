@@ -7,6 +7,7 @@ interrupted epoch exactly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,15 @@ import torch
 from torch.utils.data import Dataset
 
 from mammotools.crops import CropDataset, CropFile
-from mammotools.data.transforms import NO_AUGMENT, Augment, label_lookup, training_item
+from mammotools.data.transforms import (
+    NO_AUGMENT,
+    Augment,
+    label_lookup,
+    resize_image,
+    resize_label,
+    scaled_shape,
+    training_item,
+)
 from mammotools.defaults import CROP_SIZES, IGNORE_LABEL
 from mammotools.errors import InputError
 from mammotools.images import image_bits, read_image
@@ -61,6 +70,8 @@ class CropSegmentationSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     Training items: a random ``in_size`` window of the crop, flip and contrast at p = 0.5;
     validation items: the centred window, no augmentation. Padding (label 255) is ignored.
+    ``scale``: each crop is first resized by this factor (0.5: the model sees half resolution,
+    so an ``in_size`` window covers ``in_size / scale`` px of the mammogram).
     """
 
     def __init__(
@@ -72,8 +83,10 @@ class CropSegmentationSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         train: bool,
         seed: int = 0,
         augment: Augment | None = None,
+        scale: float = 1.0,
     ) -> None:
         self.files, self.lut, self.in_size, self.out_size = files, lut, in_size, out_size
+        self.scale = scale
         self.augment = (augment or Augment()) if train else NO_AUGMENT
         self.seed, self.epoch = seed, 0
 
@@ -90,12 +103,14 @@ class CropSegmentationSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         f = self.files[index]
         image = read_image(f.image_path)
         label = read_label_png(f.label_path)
-        if min(label.shape) < self.in_size:
+        bits = f.bits or image_bits(image)
+        if min(scaled_shape(label.shape, self.scale)) < self.in_size:
+            need = crop_size_needed(self.in_size, self.scale)
             raise InputError(
                 f"{f.image_path}: {label.shape[1]}x{label.shape[0]} is smaller than the model's input "
-                f"({self.in_size} px); make crops of at least that size (`make-crops --size {suggest_size(self.in_size)}`)"
+                f"({self.in_size} px{scale_words(self.scale)}); make crops of at least that size (`make-crops --size {need}`)"
             )
-        bits = f.bits or image_bits(image)
+        image, label = resize_image(image, self.scale), resize_label(label, self.scale)
         rng = np.random.default_rng([self.seed, epoch, index])
         x, y = training_item(image, label, bits, self.lut, rng, self.in_size, self.out_size, self.augment)
         return torch.from_numpy(x), torch.from_numpy(y)
@@ -106,22 +121,43 @@ def suggest_size(in_size: int) -> int:
     return next((s for s in CROP_SIZES if s >= in_size), in_size)
 
 
-def check_crop_size(dataset: CropDataset, in_size: int) -> None:
-    """Refuse a dataset whose crops are smaller than the model's input, naming the size to make."""
+def crop_size_needed(in_size: int, scale: float = 1.0) -> int:
+    """The crop size to make for an ``in_size`` input seen at ``scale``: the paper's size that
+    holds it, else the exact size."""
+    need = math.ceil(in_size / scale)
+    while min(scaled_shape((need, need), scale)) < in_size:
+        need += 1
+    return suggest_size(need)
+
+
+def scale_words(scale: float) -> str:
+    return "" if scale == 1 else f" at --scale {scale:g}"
+
+
+def check_crop_size(dataset: CropDataset, in_size: int, scale: float = 1.0) -> None:
+    """Refuse a dataset whose crops (resized by ``scale``) are smaller than the model's input,
+    naming the size to make."""
     size = dataset.size
-    if size is not None and size < in_size:
+    if size is not None and min(scaled_shape((size, size), scale)) < in_size:
+        need = crop_size_needed(in_size, scale)
         raise InputError(
-            f"{dataset.path}: crops of {size} px are smaller than the model's input ({in_size} px); "
-            f"make crops of at least that size: `mammotools make-crops DATASET --size {suggest_size(in_size)} --out CROPS`"
+            f"{dataset.path}: crops of {size} px are smaller than the model's input ({in_size} px{scale_words(scale)}); "
+            f"make crops of at least that size: `mammotools make-crops DATASET --size {need} --out CROPS`"
         )
 
 
 def training_sets(
-    dataset: CropDataset, lut: np.ndarray, in_size: int, out_size: int, seed: int, augment: Augment | None = None
+    dataset: CropDataset,
+    lut: np.ndarray,
+    in_size: int,
+    out_size: int,
+    seed: int,
+    augment: Augment | None = None,
+    scale: float = 1.0,
 ) -> tuple[CropSegmentationSet, list[CropFile]]:
     """The training set, and the validation files (validated whole, by sliding window)."""
-    check_crop_size(dataset, in_size)
-    train = CropSegmentationSet(dataset.split_files(TRAIN), lut, in_size, out_size, True, seed, augment)
+    check_crop_size(dataset, in_size, scale)
+    train = CropSegmentationSet(dataset.split_files(TRAIN), lut, in_size, out_size, True, seed, augment, scale)
     if not len(train):
         raise InputError(f"{dataset.path}: no training files; the split put every subject in validation")
     return train, dataset.val

@@ -55,6 +55,36 @@ def scale_image(image: np.ndarray, bits: int) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
+def scaled_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
+    """(H, W) of an image of ``shape`` resized by ``scale`` (each side rounded, at least 1 px)."""
+    h, w = shape
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def resize_image(image: np.ndarray, scale: float) -> np.ndarray:
+    """An (H, W[, 3]) image resized by ``scale``: pixel-area averaging down, bilinear up; same dtype.
+
+    Training crops and the whole images scored by sliding window go through this one function,
+    so a model sees the same resampling in both. ``scale == 1`` returns the image itself.
+    """
+    if scale == 1:
+        return image
+    import cv2
+
+    h, w = scaled_shape(image.shape[:2], scale)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def resize_label(label: np.ndarray, scale: float) -> np.ndarray:
+    """An (H, W) uint8 label map resized by ``scale``, nearest neighbour (no invented values)."""
+    if scale == 1:
+        return label
+    import cv2
+
+    h, w = scaled_shape(label.shape, scale)
+    return cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
 def random_window(rng: np.random.Generator, shape: tuple[int, int], size: int) -> tuple[int, int]:
     """Top-left corner of a ``size`` x ``size`` window drawn uniformly inside ``shape``."""
     h, w = shape

@@ -8,6 +8,7 @@ time and blends the tiles' probabilities; :func:`predict_label_map` turns them i
 from mammotools.inference.sliding import (
     gaussian_weights,
     predict_label_map,
+    resize_scores,
     sliding_window_scores,
     tile_starts,
     whole_image_scores,
@@ -16,6 +17,7 @@ from mammotools.inference.sliding import (
 __all__ = [
     "gaussian_weights",
     "predict_label_map",
+    "resize_scores",
     "sliding_window_scores",
     "tile_starts",
     "whole_image_scores",

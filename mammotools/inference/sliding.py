@@ -221,6 +221,15 @@ def predict_label_map(
     return probs.argmax(dim=0).to(torch.uint8).cpu().numpy()
 
 
+def resize_scores(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(num_classes, h, w) probabilities resized to ``size`` = (H, W), bilinearly (a model run at
+    ``--scale`` predicts a smaller image; its scores are brought back to the image's pixels).
+    Bilinear weights sum to one, so each pixel's probabilities still sum to 1."""
+    if tuple(scores.shape[-2:]) == tuple(size):
+        return scores
+    return F.interpolate(scores.unsqueeze(0), size=size, mode="bilinear", align_corners=False)[0]
+
+
 def whole_image_scores(
     model: nn.Module,
     image: torch.Tensor,

@@ -47,29 +47,44 @@ MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         _spec("fcn32", "fcn", 256, "vgg16", "FCN-32s on VGG16: pool5 scores upsampled x32 (Long et al. 2015)"),
+        _spec("fcn16", "fcn", 256, "vgg16", "FCN-16s: x2 transposed conv + pool4 scores, upsampled x16", ("fcn32", "fcn16")),
         _spec(
-            "fcn16", "fcn", 256, "vgg16", "FCN-16s: x2 transposed conv + pool4 scores, upsampled x16", ("fcn32", "fcn16")
-        ),
-        _spec(
-            "fcn8", "fcn", 256, "vgg16", "FCN-8s: FCN-16s + x2 transposed conv + pool3 scores, upsampled x8",
+            "fcn8",
+            "fcn",
+            256,
+            "vgg16",
+            "FCN-8s: FCN-16s + x2 transposed conv + pool3 scores, upsampled x8",
             ("fcn32", "fcn16", "fcn8"),
         ),
         _spec("unet", "unet", 572, None, "U-Net as published: unpadded convs, 572 -> 388 px (Ronneberger et al. 2015)"),
         _spec(
-            "dilation10-front", "dilation", 632, "vgg16",
+            "dilation10-front",
+            "dilation",
+            632,
+            "vgg16",
             "Dilation10 front end: VGG16 at output stride 8, dilated conv5/fc6 (Yu & Koltun 2016)",
         ),
         _spec(
-            "dilation10-context", "dilation", 1024, "vgg16",
+            "dilation10-context",
+            "dilation",
+            1024,
+            "vgg16",
             "Dilation10 front + identity-initialised context module; front frozen (trained on 1024x1400 crops)",
             ("dilation10-front", "dilation10-context"),
         ),
         _spec(
-            "dilation10-global", "dilation", 1400, "vgg16", "Dilation10 front + context module, all trained",
+            "dilation10-global",
+            "dilation",
+            1400,
+            "vgg16",
+            "Dilation10 front + context module, all trained",
             ("dilation10-front", "dilation10-context", "dilation10-global"),
         ),
         _spec(
-            "deeplabv3-r18", "deeplab", 769, "resnet18",
+            "deeplabv3-r18",
+            "deeplab",
+            769,
+            "resnet18",
             "DeepLabV3: ResNet-18 atrous (rates 2, 4; stride 8) + ASPP, GroupNorm (Chen et al. 2017)",
         ),
         _spec("smp-unet", "smp", 256, "smp", "segmentation_models_pytorch U-Net on any smp encoder (not in the paper)"),

@@ -136,8 +136,9 @@ def _copy(owner: nn.Module, state: Mapping[str, torch.Tensor], pairs: dict[str, 
     for key, src in pairs.items():
         want, have = target[key], state[src]
         # fc6/fc7 arrive as fully connected matrices: the same numbers as the convs, other shape
-        fits = want.shape == have.shape or (want.dim() == 4 and have.dim() == 2 and want.shape[:1] == have.shape[:1]
-                                            and want.numel() == have.numel())
+        fits = want.shape == have.shape or (
+            want.dim() == 4 and have.dim() == 2 and want.shape[:1] == have.shape[:1] and want.numel() == have.numel()
+        )
         if not fits:
             raise InputError(
                 f"{key}: the model has shape {tuple(want.shape)}, the file {tuple(have.shape)} ({src}); "

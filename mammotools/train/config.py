@@ -39,6 +39,7 @@ class TrainConfig:
     width: float = 1.0  # channel width factor of the paper models (1 = the paper's)
     encoder: str = "resnet34"  # smp models only
     input_size: int = 0  # 0: the model's paper input size
+    scale: float = 1.0  # the model sees crops and images resized by this (0.5: half resolution, twice the context)
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"
@@ -50,6 +51,8 @@ class TrainConfig:
     val_batch: int = 4  # windows per forward pass in validation
     pretrained: str = ""  # local ImageNet weights file (torchvision VGG16 / ResNet-18, or an smp encoder)
 
+
+MIN_SCALE, MAX_SCALE = 0.05, 4.0
 
 RECIPES: dict[str, TrainConfig] = {
     "fast": TrainConfig(),
@@ -135,6 +138,8 @@ def check_config(config: TrainConfig) -> None:
         raise InputError("patience, warmup_epochs and weight_decay must be >= 0, step_epochs >= 1")
     if config.seed < 0 or config.momentum < 0 or config.val_batch < 1 or config.workers < -1 or config.input_size < 0:
         raise InputError("seed, momentum and input_size must be >= 0, val_batch >= 1, workers >= 0 (or -1: chosen)")
+    if not MIN_SCALE <= config.scale <= MAX_SCALE:
+        raise InputError(f"scale {config.scale}: give {MIN_SCALE} <= scale <= {MAX_SCALE} (1 = the images' own resolution)")
     if not 0 < config.gamma <= 1:
         raise InputError(f"gamma {config.gamma}: give 0 < gamma <= 1")
 

@@ -107,11 +107,14 @@ def evaluate_run(
     batch_size: int | None = None,
     save_predictions: bool = True,
     on_image: Callable[[str], None] | None = None,
+    stage: str | None = None,
 ) -> EvaluationSummary:
-    """Score the run's final model on the dataset's validation images (layout above)."""
+    """Score the run's final model (or the best model of an earlier ``stage``, e.g. fcn16 of an
+    fcn8 run) on the dataset's validation images (layout above)."""
     start = time.perf_counter()
     run, dataset_path = Path(run), Path(dataset_path)
-    description, best, config = final_model(run)
+    description, best, config = final_model(run, stage)
+    stage = stage or description["stages"][-1]
     images, table, kind = _dataset_images(dataset_path)
     if not images:
         raise InputError(f"{dataset_path}: no validation images")
@@ -120,7 +123,7 @@ def evaluate_run(
     if kind == "images":
         _check_split(Path(description["dataset"]), images)
     runtime = start_runtime(device, config.precision)
-    model = build_model(description["stages"][-1], len(classes), width=config.width, encoder=config.encoder)
+    model = build_model(stage, len(classes), width=config.width, encoder=config.encoder)
     model.load_state_dict(best["model"])
     model.to(runtime.device)
     out = Path(out) if out else run / f"eval-{dataset_path.resolve().name}"
@@ -147,18 +150,29 @@ def evaluate_run(
     matrix = evaluate_images(
         model, images, lut, len(classes), window, out_size, runtime.device,
         overlap if overlap is not None else config.overlap, batch_size or config.val_batch, runtime.amp_dtype, record,
+        scale=config.scale,
     )  # fmt: skip
     confusion = matrix.to_numpy()
     metrics = scores(confusion, classes)
-    settings = {"run": str(run), "dataset": str(dataset_path), "kind": kind, "window": window, "output": out_size}
-    atomic_write_text(out / "metrics.json", json.dumps({**metrics, "images": len(images), "settings": settings}, indent=1))
+    settings = {
+        "run": str(run),
+        "stage": stage,
+        "dataset": str(dataset_path),
+        "kind": kind,
+        "window": window,
+        "output": out_size,
+        "scale": config.scale,
+    }
+    seconds = time.perf_counter() - start
+    written = {**metrics, "images": len(images), "seconds": seconds, "settings": settings}
+    atomic_write_text(out / "metrics.json", json.dumps(written, indent=1))
     write_confusion_csv(out / "confusion.csv", confusion, classes)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["name", "pixels", "pixel_accuracy", "mean_iou", "mean_dice", *[f"iou_{c}" for c in classes]])
     writer.writerows(["" if v is None else v for v in row] for row in rows)
     atomic_write_bytes(out / "per_image.csv", buf.getvalue().encode("utf-8"))
-    return EvaluationSummary(out, len(images), metrics, time.perf_counter() - start)
+    return EvaluationSummary(out, len(images), metrics, seconds)
 
 
 __all__ = ["EvaluationSummary", "evaluate_run"]

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mammotools.data import scale_image
+from mammotools.data import resize_image, scale_image
 from mammotools.images import image_bits, read_image
-from mammotools.inference import sliding_window_scores
+from mammotools.inference import resize_scores, sliding_window_scores
 from mammotools.metrics import ConfusionMatrix
 from mammotools.palette import read_label_png
 
@@ -42,21 +42,26 @@ def evaluate_images(
     batch_size: int = 4,
     autocast_dtype: torch.dtype | None = None,
     on_image: Callable[[EvalImage, np.ndarray, np.ndarray], None] | None = None,
+    scale: float = 1.0,
 ) -> ConfusionMatrix:
     """The confusion matrix of ``model`` over ``images`` (label values mapped by ``lut``).
 
     ``on_image(image, prediction, target)`` sees each image's predicted class map (H, W) uint8
     and its target (H, W) int64 (255 = ignored), e.g. to save predictions or per-image scores.
+    ``scale``: the model runs on the image resized by it (as it was trained); its scores are
+    resized back, so the image is scored on its own pixels.
     """
     matrix = ConfusionMatrix(num_classes, device=device)
     model.eval()
     for item in images:
         pixels = read_image(item.image_path)
-        x = torch.from_numpy(scale_image(pixels, item.bits or image_bits(pixels)))
+        size = pixels.shape[:2]
+        x = torch.from_numpy(scale_image(resize_image(pixels, scale), item.bits or image_bits(pixels)))
         del pixels
         scores = sliding_window_scores(
             model, x, num_classes, window, out, overlap=overlap, batch_size=batch_size, device=device, dtype=autocast_dtype
         )
+        scores = resize_scores(scores, size)
         prediction = scores.argmax(0).to(torch.uint8)
         del scores
         target = torch.from_numpy(lut[read_label_png(item.label_path)])

@@ -214,7 +214,7 @@ def train_stage(
         epoch_loss = float(totals[0]) / max(float(totals[1]), 1.0)
         matrix = evaluate_images(
             model, val_images[runtime.rank :: runtime.world_size], lut, len(class_names), in_size, out_size, device,
-            config.overlap, config.val_batch, runtime.amp_dtype,
+            config.overlap, config.val_batch, runtime.amp_dtype, scale=config.scale,
         )  # fmt: skip
         matrix.all_reduce()
         metrics = scores(matrix.to_numpy(), class_names)

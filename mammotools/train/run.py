@@ -96,10 +96,11 @@ def train_run(
         "lut": classes.lut.tolist(),
         "input_size": in_size,
         "output_size": out_size,
+        "scale": config.scale,
         "class_weights": weight_list,
     }
     summary = RunSummary(out)
-    train_set, val_files = training_sets(dataset, classes.lut, in_size, out_size, config.seed)
+    train_set, val_files = training_sets(dataset, classes.lut, in_size, out_size, config.seed, scale=config.scale)
     val_images = [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in val_files]
     if not val_images:
         raise InputError(f"{dataset.path}: no validation files; the split put every subject in training")
@@ -177,15 +178,17 @@ def _all_done(out: Path, description: dict[str, Any]) -> bool:
     return all((out / "stages" / s / DONE).is_file() for s in description["stages"])
 
 
-def final_model(run: Path) -> tuple[dict[str, Any], dict[str, Any], TrainConfig]:
-    """(run.json, the last stage's best.pt, config) of a finished or stopped run."""
+def final_model(run: Path, stage: str | None = None) -> tuple[dict[str, Any], dict[str, Any], TrainConfig]:
+    """(run.json, the best.pt of ``stage`` (None: the last stage), config) of a finished or stopped run."""
     run_file = run / RUN_FILE
     if not run_file.is_file():
         raise InputError(
             f"{run}: not a training run (no run.json); train one with `mammotools train CROPS --model NAME --out RUN`"
         )
     description = json.loads(run_file.read_text("utf-8"))
-    last = description["stages"][-1]
+    last = stage or description["stages"][-1]
+    if last not in description["stages"]:
+        raise InputError(f"{run}: has no stage {last!r}; its stages are {', '.join(description['stages'])}")
     best = run / "stages" / last / checkpoint.BEST
     if not best.is_file():
         raise InputError(f"{run}: the stage {last} has no best model yet; train (or --resume) the run first")

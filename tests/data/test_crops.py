@@ -69,3 +69,26 @@ def test_crops_smaller_than_the_input_name_the_size_to_make(crops: Path) -> None
     with pytest.raises(InputError, match="smaller than the model's input"):
         small[0]
     assert np.isfinite(task_classes(dataset).lut).all()
+
+
+def test_scale_resizes_crops_before_the_window(crops: Path) -> None:
+    dataset = open_crop_dataset(crops)
+    classes = task_classes(dataset)
+    padded = [f for f in dataset.files if f.source == "s2_R_CC"]
+    val = CropSegmentationSet(padded, classes.lut, 64, 64, train=False, scale=0.5)
+    x, y = val[0]
+    assert x.shape == (3, 64, 64)  # the whole 128 px crop at half resolution
+    assert int((y == 255).sum()) == 64 * 64 - 45 * 50  # the 90x100 image halves to 45x50; the rest is padding
+    full = CropSegmentationSet(padded, classes.lut, 128, 128, train=False)
+    _, y_full = full[0]
+    assert torch.equal(y, y_full[::2, ::2])  # labels resized by nearest neighbour: no invented values
+
+
+def test_scale_names_the_crop_size_to_make(crops: Path) -> None:
+    dataset = open_crop_dataset(crops)
+    check_crop_size(dataset, 64, scale=0.5)  # 128 px at half resolution: 64, enough
+    with pytest.raises(InputError, match=r"at --scale 0.25\); .*--size 256"):
+        check_crop_size(dataset, 64, scale=0.25)
+    small = CropSegmentationSet(dataset.train, task_classes(dataset).lut, 100, 100, train=True, scale=0.5)
+    with pytest.raises(InputError, match="make-crops --size 256"):
+        small[0]

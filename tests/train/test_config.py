@@ -35,6 +35,7 @@ def test_overrides_then_saved_and_read_back(tmp_path: Path) -> None:
         ({"overlap": 1.0}, "overlap"),
         ({"epochs": 0}, "epochs 0: must be positive"),
         ({"nonsense": 1}, "unknown training setting"),
+        ({"scale": 0.0}, "scale 0.0: give 0.05 <= scale <= 4"),
     ],
 )
 def test_bad_values_are_one_clear_error(values: dict, message: str) -> None:

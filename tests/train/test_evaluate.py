@@ -72,3 +72,21 @@ def test_outputs_are_complete_and_recomputable(run: tuple[Path, Path, Path], tmp
     assert sorted(r["name"] for r in rows) == sorted(names)
     crop_summary = evaluate_run(trained, crops, tmp_path / "c", device="cpu", save_predictions=False)
     assert crop_summary.images == 6 and not any((tmp_path / "c" / "predictions").iterdir())
+
+
+def test_a_run_at_half_scale_is_scored_on_the_images_own_pixels(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=128, per_image=2, task="tumor"))
+    config = make_config("fast", None, epochs=1, width=0.0625, input_size=64, batch_size=4, workers=0, scale=0.5)
+    train_run(tmp_path / "c", "fcn32", tmp_path / "run", config, start_runtime("cpu", "fp32"))
+    evaluate_run(tmp_path / "run", dataset, tmp_path / "e", device="cpu")
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["settings"]["scale"] == 0.5
+    names = [r["name"] for r in csv.DictReader((dataset / "split.csv").open()) if r["split"] == "val"]
+    total = 0
+    for n in names:
+        truth = np.array(Image.open(dataset / "labels" / f"{n}.png"))
+        prediction = np.array(Image.open(tmp_path / "e" / "predictions" / f"{n}.png"))
+        assert prediction.shape == truth.shape  # predicted at half size, scored at full size
+        total += truth.size
+    assert metrics["pixels"] == total

@@ -1,0 +1,12 @@
+"""``benchmark``: the paper's comparison of segmentation models on a team's own mammograms.
+
+Parts: ``protocol.py`` (which runs to train, on which crops, at what input), ``run.py`` (train,
+score, reuse), ``results.py`` (the tables over seeds, the paper's figures, paired tests per
+image), ``figures.py`` (the pictures), ``html.py`` (report.html), ``report.py`` (writes it all).
+torch and matplotlib are imported only when a benchmark runs.
+"""
+
+from mammotools.benchmark.protocol import PAPER_MODELS, parse_models
+from mammotools.benchmark.run import BenchmarkResult, BenchmarkSettings, Entry, Events, run_benchmark
+
+__all__ = ["PAPER_MODELS", "BenchmarkResult", "BenchmarkSettings", "Entry", "Events", "parse_models", "run_benchmark"]

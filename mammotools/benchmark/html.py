@@ -1,0 +1,145 @@
+"""report.html: one self-contained page (pictures embedded as data URIs, no scripts, no links
+outside the file) that opens in any browser and can be sent to a colleague."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from mammotools.benchmark.results import METRIC_TITLES, METRICS
+
+STYLE = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+.quick { background: #fff3cd; border: 1px solid #e0b300; padding: 0.6em 1em; font-weight: bold; }
+.note { color: #555; font-size: 0.85em; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
+.grid { display: flex; flex-wrap: wrap; gap: 1em; } .grid figure { margin: 0; width: 340px; }
+figcaption { font-size: 0.8em; color: #555; }
+"""
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _pct(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.2f}" + (f" ± {100 * std:.2f}" if std else "")
+
+
+def _table(header: list[str], body: list[list[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def report_page(
+    rows: list[dict[str, Any]],
+    tests: list[dict[str, Any]],
+    record: dict[str, Any],
+    charts: dict[str, Path],
+    confusions: dict[str, Path],
+    pictures: dict[str, Path],
+    quick: bool,
+) -> str:
+    """The whole page as HTML text."""
+    banner = (
+        '<p class="quick">QUICK BENCHMARK: reduced widths, inputs and epochs, for trying the tool out. '
+        "These figures are not comparable with the paper's.</p>"
+        if quick
+        else ""
+    )
+    hw = record["hardware"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{'QUICK ' if quick else ''}mammotools benchmark</title>",
+        f"<style>{STYLE}</style></head><body>",
+        banner,
+        f"<h1>{'Quick benchmark' if quick else 'Benchmark'} of {len(rows)} segmentation model(s)</h1>",
+        f'<p class="note">Dataset <code>{escape(record["dataset"])}</code>: {record["split"]["train"]} training and '
+        f"{record['split']['val']} validation image(s), split by subject; every model scored on the same whole validation "
+        f"images by sliding window. Seeds {escape(', '.join(map(str, record['seeds'])))}; recipe {escape(record['recipe'])}. "
+        f"Started {escape(record['started'])}, finished {escape(str(record.get('finished')))}. "
+        f"Machine: {escape(str(hw['cpu']))}, {hw['cores']} cores, GPU {escape(str(hw['gpu'] or 'none'))}; "
+        f"mammotools {escape(record['versions'].get('mammotools', '?'))}, "
+        f"torch {escape(record['versions'].get('torch', '?'))}.</p>",
+        "<h2>Results</h2>",
+        _table(
+            ["model", *[f"{METRIC_TITLES[m]} %" for m in METRICS], "parameters", "input px", "training s", "inference s/image"],
+            [
+                [
+                    r["model"],
+                    *[_pct(r[m], r[f"{m}_std"]) for m in METRICS],
+                    f"{r['parameters']:,}",
+                    str(r["input_size"]),
+                    "n/a" if r["train_seconds"] is None else f"{r['train_seconds']:.1f}",
+                    "n/a" if r["seconds_per_image"] is None else f"{r['seconds_per_image']:.2f}",
+                ]
+                for r in rows
+            ],
+        ),
+        '<p class="note">Mean ± standard deviation over seeds. Classes absent from both truth and prediction are left '
+        "out of the means.</p>",
+        _img(charts["metrics"], "the figures per model"),
+        "<h2>Per class</h2>",
+    ]
+    classes = list(rows[0]["classes"]) if rows else []
+    for key, title in (("iou", "IoU"), ("dice", "Dice")):
+        parts.append(f"<p><b>{title} %</b></p>")
+        parts.append(_table(["model", *classes], [[r["model"], *[_pct(r["classes"][c][key]) for c in classes]] for r in rows]))
+    parts.append(_img(charts["class_iou"], "IoU per class"))
+    with_paper = [r for r in rows if r["paper"]]
+    parts.append("<h2>The paper's figures beside ours</h2>")
+    if with_paper:
+        parts.append(
+            _table(
+                ["model", "ours: pixel acc / mIoU / mean class acc %", "paper: pixel acc / mIoU / mean class acc %"],
+                [
+                    [r["model"], f"{_pct(r['pixel_accuracy'])} / {_pct(r['mean_iou'])} / {_pct(r['mean_accuracy'])}",
+                     f"{r['paper']['pixel_accuracy']:.2f} / {r['paper']['mean_iou']:.2f} / {r['paper']['mean_accuracy']:.2f}"]
+                    for r in with_paper
+                ],
+            )
+        )  # fmt: skip
+        parts.append('<p class="note">The paper\'s Table 10 is on its own mammograms and classes, not these.</p>')
+    else:
+        parts.append("<p>The paper reports none of these models for this task.</p>")
+    parts.append("<h2>Paired comparison per validation image</h2>")
+    parts.append(
+        '<p class="note">Wilcoxon signed-rank test (two-sided) of per-image mean IoU, averaged over seeds; '
+        "p adjusted by Holm over all pairs.</p>"
+    )
+    parts.append(
+        _table(
+            ["model A", "model B", "images", "mIoU A - B (points)", "A better", "B better", "p", "p (Holm)"],
+            [
+                [t["a"], t["b"], str(t["images"]),
+                 "n/a" if t["mean_difference"] is None else f"{100 * t['mean_difference']:+.2f}",
+                 str(t["a_better"]), str(t["b_better"]), f"{t['p']:.3g}", f"{t['p_holm']:.3g}"]
+                for t in tests
+            ],
+        )
+    )  # fmt: skip
+    parts += ["<h2>Training curves</h2>", _img(charts["curves"], "training curves")]
+    parts.append("<h2>Validation images</h2>")
+    for name, path in pictures.items():
+        parts.append(f"<figure>{_img(path, name)}<figcaption>{escape(name)}: image, truth and each model's prediction"
+                     "</figcaption></figure>")  # fmt: skip
+    parts.append('<h2>Confusion matrices</h2><div class="grid">')
+    for key, path in confusions.items():
+        parts.append(f"<figure>{_img(path, key)}<figcaption>{escape(key)} (rows: truth, % of its pixels)</figcaption></figure>")
+    parts.append("</div>")
+    parts.append(banner)
+    parts.append('<p class="note">Written by mammotools benchmark. The tables as text: results.md, results.csv, '
+                 "results.json; the matrices: confusion/*.csv.</p></body></html>")  # fmt: skip
+    return "\n".join(parts)

@@ -1,0 +1,91 @@
+"""The benchmark's report in ``--out``::
+
+    results.md, results.csv, results.json   the paper's three figures per model, per-class IoU and
+                                            Dice, parameters, training and inference time, the
+                                            paper's figures beside, paired tests per image
+    confusion/<model>-seed<N>.csv, .png     each model's confusion matrix; every figure of the
+                                            tables is recomputable from these
+    figures/metrics.png, class_iou.png, curves.png, images/<name>.png
+    report.html                             one self-contained page of all the above
+
+A quick benchmark says so at the top of every file a person reads.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mammotools.benchmark import figures, html
+from mammotools.benchmark.results import model_rows, paired_tests, paper_for, results_csv, results_markdown
+from mammotools.export import ExportDataset
+from mammotools.files import atomic_write_bytes, atomic_write_text
+from mammotools.metrics import read_confusion_csv
+from mammotools.split import VAL
+
+
+def write_report(
+    out: Path, dataset: ExportDataset, entries: list[Any], record: dict[str, Any], settings: Any
+) -> tuple[Path, list[dict[str, Any]]]:
+    """Write every table, picture and report.html of the benchmark; returns report.html's path
+    and the table's rows (one per model)."""
+    paper, paper_name = paper_for("mammography")
+    rows = model_rows(entries, paper)
+    tests = paired_tests(entries)
+    confusion_dir, figure_dir = out / "confusion", out / "figures"
+    for folder in (confusion_dir, figure_dir / "images"):
+        folder.mkdir(parents=True, exist_ok=True)
+    confusions = {}
+    for e in entries:
+        target = confusion_dir / f"{e.model}-seed{e.seed}.csv"
+        atomic_write_bytes(target, (e.evaluation / "confusion.csv").read_bytes())
+        matrix, classes = read_confusion_csv(target)
+        title = ("QUICK: " if settings.quick else "") + f"{e.model}, seed {e.seed}"
+        confusions[f"{e.model}-seed{e.seed}"] = figures.confusion_png(matrix, classes, title, target.with_suffix(".png"))
+    quick = settings.quick
+    charts = {
+        "metrics": figures.metric_bars(rows, figure_dir / "metrics.png", quick),
+        "class_iou": figures.class_iou_map(rows, figure_dir / "class_iou.png", quick),
+    }
+    first_seed = min(e.seed for e in entries)
+    first = [e for e in entries if e.seed == first_seed]
+    curves_of = {}
+    for e in first:  # one curve per training run: "fcn32 -> fcn16 -> fcn8" once, not three times
+        stages = _stages_up_to(e.run, max((x.model for x in first if x.run == e.run), key=_stages_of(e.run).index))
+        curves_of[" -> ".join(stages)] = (e.run, stages)
+    charts["curves"] = figures.training_curves(curves_of, figure_dir / "curves.png", quick)
+    pictures = {}
+    for name in dataset.names_in(VAL)[: settings.pictures]:
+        predictions = {e.model: e.evaluation / "predictions" / f"{name}.png" for e in first}
+        if all(p.is_file() for p in predictions.values()):
+            pictures[name] = figures.side_by_side(
+                name, dataset.image_path(name), dataset.label_path(name), predictions, dataset.table,
+                figure_dir / "images" / f"{name}.png", quick,
+            )  # fmt: skip
+    results = {"quick": quick, "paper_table": paper_name, "models": rows, "paired_tests": tests, "run": record}
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1))
+    atomic_write_text(out / "results.csv", results_csv(rows))
+    markdown = results_markdown(rows, tests, record, paper_name)
+    atomic_write_text(out / "results.md", markdown)
+    page = html.report_page(rows, tests, record, charts, confusions, pictures, quick)
+    atomic_write_text(out / "report.html", page)
+    return out / "report.html", rows
+
+
+def _stages_of(run: Path) -> list[str]:
+    return list(json.loads((run / "run.json").read_text("utf-8"))["stages"])
+
+
+def _stages_up_to(run: Path, model: str) -> list[str]:
+    stages = _stages_of(run)
+    return stages[: stages.index(model) + 1]
+
+
+def remove_report(out: Path) -> None:
+    """Drop an earlier report (it is rewritten whole at the end of every benchmark)."""
+    for name in ("results.md", "results.csv", "results.json", "report.html"):
+        (out / name).unlink(missing_ok=True)
+    for folder in ("confusion", "figures"):
+        shutil.rmtree(out / folder, ignore_errors=True)

@@ -1,0 +1,273 @@
+"""``benchmark``: train every model by one protocol, score each on the same whole validation
+images, and write the report.
+
+Layout of ``--out``::
+
+    run.json                          protocol, seeds, split, versions, hardware, start and end
+    runs/<model>-seed<N>/             a training run (mammotools train's layout) per model and seed;
+                                      a staged run (fcn8: fcn32 -> fcn16 -> fcn8) serves each stage
+    runs/<model>-seed<N>/eval-<stage>/  evaluate's outputs for each benchmarked stage
+    results.md, results.csv, results.json, confusion/, figures/, report.html   (report.py)
+
+A rerun with the same settings reuses every finished run and evaluation; a killed benchmark
+resumes where it stopped (each run resumes from its last complete epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mammotools.benchmark.protocol import (
+    QUICK_BATCH,
+    QUICK_EPOCHS,
+    QUICK_SMP_WIDTH,
+    QUICK_WIDTH,
+    Job,
+    open_crop_sets,
+    plan_jobs,
+)
+from mammotools.errors import InputError
+from mammotools.export import open_export_dataset
+from mammotools.files import atomic_write_text
+from mammotools.split import VAL
+
+RUN_FILE = "run.json"
+RUNS = "runs"
+BEST = "best.pt"
+
+
+@dataclass
+class BenchmarkSettings:
+    """What a benchmark compares and how (``overrides``: training settings, as ``mammotools
+    train`` takes them, applied to every model)."""
+
+    models: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    quick: bool = False
+    recipe: str = "fast"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    overwrite: bool = False
+    pictures: int = 3  # validation images shown side by side in the report
+
+
+@dataclass
+class Entry:
+    """One benchmarked model at one seed: where its run and evaluation are, and what they cost."""
+
+    model: str
+    seed: int
+    chain: str
+    run: Path
+    evaluation: Path
+    input_size: int
+    crops: Path
+    train_seconds: float
+    epochs: int
+    parameters: int
+    metrics: dict[str, Any]
+
+
+@dataclass
+class BenchmarkResult:
+    out: Path
+    entries: list[Entry]
+    trained: list[str]  # runs trained (or resumed) now
+    reused: list[str]  # runs finished by an earlier benchmark
+    report: Path | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)  # results.json's "models": one per model
+
+
+class Events:
+    """What the benchmark tells the user (the CLI prints; the library stays silent)."""
+
+    def run_start(self, job: Job, seed: int, config: dict[str, Any]) -> None: ...
+    def run_end(self, job: Job, seed: int, reused: bool) -> None: ...
+    def evaluated(self, model: str, seed: int, metrics: dict[str, Any], reused: bool) -> None: ...
+
+
+def job_config(job: Job, seed: int, settings: BenchmarkSettings) -> Any:
+    """The training settings of one run: the recipe, --quick's sizes, the user's overrides, the
+    job's input size and the seed."""
+    from mammotools.models import MODELS
+    from mammotools.train import make_config
+
+    values: dict[str, Any] = {}
+    if settings.quick:
+        smp = MODELS[job.chain].family == "smp"
+        values.update(width=QUICK_SMP_WIDTH if smp else QUICK_WIDTH, epochs=QUICK_EPOCHS, batch_size=QUICK_BATCH, patience=0)
+        if smp:
+            values["encoder"] = "resnet18"
+    values.update({k: v for k, v in settings.overrides.items() if v is not None})
+    values.update(input_size=job.input_size, seed=seed, device=settings.device)
+    return make_config(settings.recipe, None, **values)
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / RUN_FILE).is_file():
+        raise InputError(f"--out {out}: not empty and not a benchmark; choose an empty or new --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("mammotools", "torch", "torchvision", "segmentation-models-pytorch", "numpy", "opencv-python-headless"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def _hardware(device: str) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "system": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "device": device,
+        "cuda": torch.version.cuda,
+        "gpu": None,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _train_seconds(run: Path, stages: tuple[str, ...], upto: str) -> tuple[float, int]:
+    """Seconds and epochs of training of ``run``'s stages up to and including ``upto`` (from
+    each stage's log.jsonl): fcn16's cost includes the fcn32 it starts from."""
+    seconds, epochs = 0.0, 0
+    for stage in stages[: stages.index(upto) + 1]:
+        log = run / "stages" / stage / "log.jsonl"
+        if log.is_file():
+            for line in log.read_text("utf-8").splitlines():
+                if line.strip():
+                    seconds += float(json.loads(line).get("seconds", 0.0))
+                    epochs += 1
+    return seconds, epochs
+
+
+def _parameters(model: str, classes: int, config: Any) -> int:
+    from mammotools.models import build_model
+
+    net = build_model(model, classes, width=config.width, encoder=config.encoder)
+    return sum(p.numel() for p in net.parameters())
+
+
+def run_benchmark(
+    dataset_path: str | Path,
+    crop_paths: list[Path],
+    out: str | Path,
+    settings: BenchmarkSettings,
+    reporter: Any = None,
+    events: Events | None = None,
+) -> BenchmarkResult:
+    """Train and score ``settings.models`` on the crop datasets, report into ``out`` (layout above)."""
+    from mammotools.models import MODELS
+    from mammotools.train import evaluate_run, start_runtime, stop_runtime, train_run
+
+    events = events or Events()
+    out, dataset_path = Path(out), Path(dataset_path)
+    dataset = open_export_dataset(dataset_path)
+    crop_sets = open_crop_sets([Path(p) for p in crop_paths], dataset)
+    scale = float(settings.overrides.get("scale") or 1.0)
+    jobs = plan_jobs(settings.models, crop_sets, int(settings.overrides.get("input_size") or 0), scale, settings.quick)
+    if not settings.seeds:
+        raise InputError("--seeds: give at least one seed, e.g. 0 or 0,1,2")
+    configs = {(job.chain, seed): job_config(job, seed, settings) for job in jobs for seed in settings.seeds}
+    if not dataset.names_in(VAL):
+        raise InputError(f"{dataset.path}: the split puts no image in validation; nothing to score the models on")
+    _prepare_out(out, settings.overwrite)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    record: dict[str, Any] = {
+        "dataset": str(dataset.path.resolve()),
+        "crops": [str(c.path.resolve()) for c in crop_sets],
+        "models": settings.models,
+        "seeds": settings.seeds,
+        "quick": settings.quick,
+        "recipe": settings.recipe,
+        "overrides": {k: v for k, v in settings.overrides.items() if v is not None},
+        "runs": [
+            {
+                "model": job.chain,
+                "scores": list(job.scored),
+                "crops": str(job.crops),
+                "crop_size": job.crop_size,
+                "input_size": job.input_size,
+            }
+            for job in jobs
+        ],
+        "configs": {f"{chain}-seed{seed}": asdict(config) for (chain, seed), config in configs.items()},
+        "split": {
+            "train": len(dataset.names_in("train")),
+            "val": len(dataset.names_in(VAL)),
+            "val_images": dataset.names_in(VAL),
+        },
+        "versions": _versions(),
+        "hardware": _hardware(settings.device),
+        "started": started,
+        "finished": None,
+    }
+    atomic_write_text(out / RUN_FILE, json.dumps(record, indent=1))
+    runtime = start_runtime(settings.device, str(settings.overrides.get("precision") or "auto"))
+    result = BenchmarkResult(out, [], [], [])
+    try:
+        for seed in settings.seeds:
+            for job in jobs:
+                config = configs[(job.chain, seed)]
+                run_dir = out / RUNS / f"{job.chain}-seed{seed}"
+                events.run_start(job, seed, asdict(config))
+                try:
+                    summary = train_run(job.crops, job.chain, run_dir, config, runtime, True, settings.overwrite, reporter)
+                except InputError as error:
+                    if "a run of other settings" in str(error):
+                        raise InputError(
+                            f"{run_dir}: trained by an earlier benchmark with other settings; choose a new --out, "
+                            "or pass --overwrite to train it again"
+                        ) from None
+                    raise
+                reused = not summary.stages
+                (result.reused if reused else result.trained).append(run_dir.name)
+                events.run_end(job, seed, reused)
+                stages = MODELS[job.chain].stages
+                for model in job.scored:
+                    eval_dir = run_dir / f"eval-{model}"
+                    metrics_file = eval_dir / "metrics.json"
+                    best = run_dir / "stages" / model / BEST
+                    fresh = metrics_file.is_file() and metrics_file.stat().st_mtime >= best.stat().st_mtime
+                    if not fresh:
+                        evaluate_run(run_dir, dataset.path, eval_dir, device=settings.device, stage=model)
+                    metrics = json.loads(metrics_file.read_text("utf-8"))
+                    events.evaluated(model, seed, metrics, fresh)
+                    seconds, epochs = _train_seconds(run_dir, stages, model)
+                    result.entries.append(
+                        Entry(model, seed, job.chain, run_dir, eval_dir, job.input_size, job.crops, seconds, epochs,
+                              _parameters(model, len(metrics["classes"]), config), metrics)
+                    )  # fmt: skip
+    finally:
+        stop_runtime(runtime)
+    from mammotools.benchmark.report import write_report
+
+    order = {m: i for i, m in enumerate(settings.models)}
+    result.entries.sort(key=lambda e: (order[e.model], e.seed))
+    record["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    record["wall_seconds"] = round(time.time() - datetime.fromisoformat(started).timestamp(), 1)
+    result.report, result.rows = write_report(out, dataset, result.entries, record, settings)
+    atomic_write_text(out / RUN_FILE, json.dumps(record, indent=1))
+    return result

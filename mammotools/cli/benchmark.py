@@ -1,0 +1,115 @@
+"""The ``benchmark`` command: every model by one protocol, one report.
+
+torch, scipy and matplotlib are imported inside the command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mammotools.cli.options import FILE, FOLDER, user_errors
+from mammotools.cli.training import LazyChoice, ProgressReporter, _pct, _recipes
+from mammotools.defaults import DEVICES, PRECISIONS
+
+PATH = click.Path(path_type=Path)
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give seeds as whole numbers separated by commas, e.g. 0,1,2") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"{text!r}: give distinct seeds >= 0, e.g. 0,1,2")
+    return seeds
+
+
+@click.command("benchmark", short_help="Train and compare the paper's models; write a report.")
+@click.argument("dataset", type=PATH)
+@click.argument("more_crops", nargs=-1, type=PATH, metavar="[CROPS]...")
+@click.option("--crops", multiple=True, type=PATH, help="Crop or augmented datasets cut from DATASET (several: --crops A B C).")
+@click.option("--out", required=True, type=FOLDER, help="Benchmark folder: the runs, the tables and report.html.")
+@click.option("--models", help="Comma-separated models (default: the paper's eight; any registered model).")
+@click.option("--seeds", default="0", help="Seeds to repeat the protocol with, e.g. 0,1,2 (mean and std reported).")
+@click.option("--quick", is_flag=True, help="Small widths, inputs and 2 epochs: minutes on a laptop CPU.")
+@click.option("--recipe", type=LazyChoice(_recipes), default="fast", help="Training recipe for every model.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per stage, every model (default: the recipe's).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Batch per process (default: the recipe's).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate (default: the recipe's).")
+@click.option("--width", type=click.FloatRange(min=0, min_open=True), help="Channel width of the paper models.")
+@click.option("--input-size", type=click.IntRange(min=16), help="One input side for every model (default: each model's).")
+@click.option("--scale", type=click.FloatRange(0.05, 4.0), help="Resize crops and images by this before the models.")
+@click.option("--pretrained", type=FILE, help="Local ImageNet weights for the first stage of every model.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", help="auto: a GPU when there is one.")
+@click.option("--precision", type=click.Choice(PRECISIONS), help="auto: bf16 (or fp16) on a GPU, fp32 on the CPU.")
+@click.option("--workers", type=click.IntRange(min=0), help="Loader processes (default: one per spare core, at most 8).")
+@click.option("--pictures", type=click.IntRange(min=0), default=3, help="Validation images shown side by side.")
+@click.option("--overwrite", is_flag=True, help="Train again the runs in --out that have other settings.")
+@user_errors
+def benchmark_cmd(
+    dataset: Path,
+    more_crops: tuple[Path, ...],
+    crops: tuple[Path, ...],
+    out: Path,
+    models: str | None,
+    seeds: str,
+    quick: bool,
+    recipe: str,
+    device: str,
+    pictures: int,
+    overwrite: bool,
+    **values: Any,
+) -> None:
+    """Train every model on the crop datasets by one protocol and score each on the same whole
+    validation images of DATASET (an export-qupath dataset with its split).
+
+    Each model trains on the smallest crop dataset that holds its input; staged models share
+    runs (fcn16 is the stage after fcn32). A rerun reuses finished runs; a killed one resumes.
+    Writes results.md/.csv/.json, confusion matrices, figures and report.html into --out.
+    """
+    from mammotools.benchmark import PAPER_MODELS, BenchmarkSettings, Events, parse_models, run_benchmark
+    from mammotools.models import MODELS
+
+    if values.get("pretrained") is not None:
+        values["pretrained"] = str(values["pretrained"])
+    settings = BenchmarkSettings(
+        models=parse_models(models, MODELS) if models else list(PAPER_MODELS),
+        seeds=_seeds(seeds),
+        quick=quick,
+        recipe=recipe,
+        overrides=values,
+        device=device,
+        overwrite=overwrite,
+        pictures=pictures,
+    )
+
+    class Say(Events):
+        def run_start(self, job: Any, seed: int, config: dict[str, Any]) -> None:
+            click.echo(
+                f"== {job.chain} (scores {', '.join(job.scored)}), seed {seed}: {job.input_size} px inputs from "
+                f"{job.crops} ({job.crop_size} px crops), width {config['width']:g}, {config['epochs']} epoch(s) per stage",
+                err=True,
+            )
+
+        def run_end(self, job: Any, seed: int, reused: bool) -> None:
+            if reused:
+                click.echo(f"   {job.chain}, seed {seed}: trained by an earlier run, reused", err=True)
+
+        def evaluated(self, model: str, seed: int, metrics: dict[str, Any], reused: bool) -> None:
+            click.echo(
+                f"   {model}, seed {seed}: pixel acc {_pct(metrics['pixel_accuracy'])}, mIoU {_pct(metrics['mean_iou'])}, "
+                f"mean class acc {_pct(metrics['mean_accuracy'])}" + (" (scored earlier)" if reused else ""),
+                err=True,
+            )
+
+    result = run_benchmark(dataset, [*crops, *more_crops], out, settings, ProgressReporter(), Say())
+    click.echo(f"{'QUICK benchmark' if quick else 'Benchmark'}: {len(settings.models)} model(s), seed(s) {seeds}")
+    click.echo(f"  {'model':<20} {'pixel acc':>10} {'mean IoU':>10} {'class acc':>10} {'mean Dice':>10}")
+    for row in result.rows:
+        click.echo(
+            f"  {row['model']:<20} {_pct(row['pixel_accuracy']):>10} {_pct(row['mean_iou']):>10} "
+            f"{_pct(row['mean_accuracy']):>10} {_pct(row['mean_dice']):>10}"
+        )
+    click.echo(f"Report: {result.report}  (tables: results.md, results.csv, results.json)")
