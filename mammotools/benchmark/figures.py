@@ -95,8 +95,7 @@ def class_iou_map(rows: list[dict[str, Any]], path: Path, quick: bool) -> Path:
     values = np.array([[np.nan if r["classes"][c]["iou"] is None else 100 * r["classes"][c]["iou"] for c in classes]
                        for r in rows])  # fmt: skip
     fig, ax = plt.subplots(figsize=(2.5 + 0.62 * len(classes), 1.4 + 0.42 * len(models)))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0, vmax=100, aspect="auto")
     ax.set_xticks(range(len(classes)), classes, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(models)), models, fontsize=8)

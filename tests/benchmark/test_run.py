@@ -1,0 +1,156 @@
+"""A quick benchmark end to end on tiny crops: every file it writes, figures recomputable from the
+saved confusion matrices, a second run reusing every model and giving the same table."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_dataset
+from PIL import Image
+
+from mammotools.benchmark import BenchmarkSettings, run_benchmark
+from mammotools.crops import CropSettings, make_crops
+from mammotools.errors import InputError
+from mammotools.metrics import read_confusion_csv, scores
+
+MODELS = ["fcn32", "fcn16", "deeplabv3-r18"]
+SEEDS = [0, 1]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, object]:
+    root = tmp_path_factory.mktemp("bench")
+    dataset = make_dataset(root)
+    make_crops(dataset, root / "c64", CropSettings(size=64, per_image=2))
+    settings = BenchmarkSettings(models=MODELS, seeds=SEEDS, quick=True, overrides={"workers": 0}, device="cpu", pictures=2)
+    result = run_benchmark(dataset, [root / "c64"], root / "bench", settings)
+    return dataset, root / "c64", root / "bench", result
+
+
+def test_every_file_is_written(bench: tuple) -> None:
+    dataset, _, out, result = bench
+    val = [r["name"] for r in csv.DictReader((dataset / "split.csv").open()) if r["split"] == "val"]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [
+        "deeplabv3-r18-seed0",
+        "deeplabv3-r18-seed1",
+        "fcn16-seed0",
+        "fcn16-seed1",
+    ]
+    for seed in SEEDS:  # fcn32 and fcn16 scored from one fcn32 -> fcn16 run
+        assert (out / "runs" / f"fcn16-seed{seed}" / "eval-fcn32" / "metrics.json").is_file()
+        assert (out / "runs" / f"fcn16-seed{seed}" / "eval-fcn16" / "metrics.json").is_file()
+    for name in ("results.md", "results.csv", "results.json", "report.html", "run.json"):
+        assert (out / name).stat().st_size > 0, name
+    for model in MODELS:
+        for seed in SEEDS:
+            assert (out / "confusion" / f"{model}-seed{seed}.csv").is_file()
+            with Image.open(out / "confusion" / f"{model}-seed{seed}.png") as im:
+                assert im.format == "PNG" and min(im.size) > 100
+    for figure in ("metrics", "class_iou", "curves"):
+        with Image.open(out / "figures" / f"{figure}.png") as im:
+            assert im.format == "PNG" and min(im.size) > 100
+    assert sorted(p.stem for p in (out / "figures" / "images").iterdir()) == sorted(val)[:2]
+    run = json.loads((out / "run.json").read_text())
+    assert run["seeds"] == SEEDS and run["quick"] is True and run["finished"] >= run["started"]
+    assert run["split"]["val_images"] == sorted(val) or sorted(run["split"]["val_images"]) == sorted(val)
+    assert {"torch", "mammotools"} <= set(run["versions"]) and run["hardware"]["cores"]
+    assert set(run["configs"]) == {"fcn16-seed0", "fcn16-seed1", "deeplabv3-r18-seed0", "deeplabv3-r18-seed1"}
+    assert run["configs"]["fcn16-seed1"]["seed"] == 1 and run["configs"]["fcn16-seed1"]["width"] == 0.0625
+    md = (out / "results.md").read_text()
+    assert md.startswith("**QUICK BENCHMARK**") and "| fcn16 |" in md and "Table 10" in md
+    assert len(result.entries) == len(MODELS) * len(SEEDS)
+
+
+def test_figures_are_recomputed_from_the_saved_confusion_matrices(bench: tuple) -> None:
+    _, _, out, _ = bench
+    results = json.loads((out / "results.json").read_text())
+    assert [row["model"] for row in results["models"]] == MODELS
+    for row in results["models"]:
+        per_seed = []
+        for s in row["per_seed"]:
+            matrix, classes = read_confusion_csv(out / "confusion" / f"{row['model']}-seed{s['seed']}.csv")
+            again = scores(matrix, classes)
+            for metric in ("pixel_accuracy", "mean_iou", "mean_accuracy", "mean_dice"):
+                assert s[metric] == pytest.approx(again[metric], abs=1e-12)
+            per_seed.append(again)
+        for metric in ("pixel_accuracy", "mean_iou", "mean_accuracy"):
+            values = [p[metric] for p in per_seed]
+            assert row[metric] == pytest.approx(np.mean(values))
+            assert row[f"{metric}_std"] == pytest.approx(np.std(values, ddof=1))
+        for name in row["classes"]:
+            ious = [p["classes"][name]["iou"] for p in per_seed if p["classes"][name]["iou"] is not None]
+            assert row["classes"][name]["iou"] == (pytest.approx(np.mean(ious)) if ious else None)
+    csv_rows = list(csv.DictReader((out / "results.csv").open()))
+    means = {r["model"]: r for r in csv_rows if r["seed"] == "mean"}
+    for row in results["models"]:
+        assert float(means[row["model"]]["mean_iou"]) == pytest.approx(row["mean_iou"])
+    tests = results["paired_tests"]
+    assert len(tests) == 3 and all(0 <= t["p"] <= t["p_holm"] <= 1 for t in tests)
+    assert all(t["a_better"] + t["b_better"] <= t["images"] for t in tests)
+
+
+def test_a_second_run_reuses_every_model_and_gives_the_same_table(bench: tuple) -> None:
+    dataset, crops, out, first = bench
+    before = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*.pt")}
+    results = json.loads((out / "results.json").read_text())
+    settings = BenchmarkSettings(models=MODELS, seeds=SEEDS, quick=True, overrides={"workers": 0}, device="cpu", pictures=2)
+    again = run_benchmark(dataset, [crops], out, settings)
+    assert again.trained == [] and sorted(again.reused) == sorted(first.trained)
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*.pt")} == before
+    assert json.loads((out / "results.json").read_text())["models"] == results["models"]
+    changed = BenchmarkSettings(
+        models=["fcn32", "fcn16"], seeds=[0], quick=True, overrides={"workers": 0, "lr": 0.01}, device="cpu"
+    )
+    with pytest.raises(InputError, match="trained by an earlier benchmark with other settings; choose a new --out"):
+        run_benchmark(dataset, [crops], out, changed)
+
+
+def test_a_killed_benchmark_resumes(bench: tuple, tmp_path: Path) -> None:
+    dataset, crops, out, _ = bench
+    copy = tmp_path / "bench"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / "runs" / "deeplabv3-r18-seed1")  # killed before its last run
+    (copy / "runs" / "fcn16-seed1" / "stages" / "fcn16" / "done.json").unlink()  # and in the middle of a stage
+    settings = BenchmarkSettings(models=MODELS, seeds=SEEDS, quick=True, overrides={"workers": 0}, device="cpu", pictures=2)
+    result = run_benchmark(dataset, [crops], copy, settings)
+    assert sorted(result.trained) == ["deeplabv3-r18-seed1", "fcn16-seed1"]
+    assert sorted(result.reused) == ["deeplabv3-r18-seed0", "fcn16-seed0"]
+    assert json.loads((copy / "results.json").read_text())["models"][0]["model"] == "fcn32"
+
+
+def test_report_html_is_self_contained(bench: tuple) -> None:
+    _, _, out, _ = bench
+    page = (out / "report.html").read_text()
+    assert "QUICK BENCHMARK" in page
+    sources = re.findall(r'<img alt="[^"]*" src="([^"]+)"', page)
+    assert len(sources) == 3 + 2 + len(MODELS) * len(SEEDS)  # charts, pictures, confusion matrices
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing outside the file
+
+
+def test_report_renders_in_headless_chromium(bench: tuple, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium): the page is not rendered")
+    _, _, out, _ = bench
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={shot}",
+         "--window-size=1200,2400", (out / "report.html").resolve().as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape == (2400, 1200, 3)
+    # The quick banner's yellow and the charts' colours are on the page, not a blank one.
+    assert ((pixels == (255, 243, 205)).all(axis=2)).sum() > 5000
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200
