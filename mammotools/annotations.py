@@ -6,12 +6,16 @@ the right, y down, pixel (row r, column c) covering [c, c+1) x [r, r+1) (QuPath'
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 ANNOTATION = "annotation"
+PREDICTION_NAME = "mammotools prediction"  # the name predict gives the shapes it writes, then a hash of the shape
+_PREDICTION_PATTERN = re.compile(rf"^{PREDICTION_NAME} ([0-9a-f]{{12}})$")
 
 
 @dataclass
@@ -96,3 +100,26 @@ def _keep_dimension(geom: BaseGeometry, original_type: str) -> BaseGeometry:
 
 def _fmt(bounds: tuple[float, float, float, float]) -> str:
     return "(" + ", ".join(f"{v:g}" for v in bounds) + ")"
+
+
+def shape_hash(geometry: BaseGeometry) -> str:
+    """12 hex digits identifying a shape: its normalised rings (start vertex and orientation
+    made canonical), coordinates rounded to 1/100 px, so a reader's float round trip keeps it."""
+    normal = shapely.normalize(geometry)
+    try:
+        rounded = shapely.set_precision(normal, 0.01)
+    except shapely.errors.GEOSException:  # a shape too broken to snap: its own coordinates, rounded
+        rounded = shapely.transform(normal, lambda xy: xy.round(2))
+    return hashlib.sha1(shapely.to_wkb(rounded, hex=True).encode("ascii")).hexdigest()[:12]
+
+
+def prediction_name(geometry: BaseGeometry) -> str:
+    return f"{PREDICTION_NAME} {shape_hash(geometry)}"
+
+
+def prediction_state(name: str | None, geometry: BaseGeometry) -> str | None:
+    """``"untouched"`` or ``"edited"`` for a predicted annotation (by its name), None for a drawn one."""
+    found = _PREDICTION_PATTERN.match(name or "")
+    if found is None:
+        return None
+    return "untouched" if shape_hash(geometry) == found.group(1) else "edited"

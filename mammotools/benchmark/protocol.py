@@ -33,7 +33,7 @@ PAPER_MODELS = (
 
 # --quick: minutes on a laptop CPU. Widths keep each architecture (strides, skips, dilations)
 # at 1/16 of the paper's channels; inputs at most 128 px (the unpadded U-Net: the largest it
-# takes inside the crops); two epochs.
+# takes inside the crops); two epochs, no warm-up.
 QUICK_WIDTH = 0.0625
 QUICK_SMP_WIDTH = 0.25
 QUICK_INPUT = 128

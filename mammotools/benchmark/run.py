@@ -103,7 +103,8 @@ def job_config(job: Job, seed: int, settings: BenchmarkSettings) -> Any:
     values: dict[str, Any] = {}
     if settings.quick:
         smp = MODELS[job.chain].family == "smp"
-        values.update(width=QUICK_SMP_WIDTH if smp else QUICK_WIDTH, epochs=QUICK_EPOCHS, batch_size=QUICK_BATCH, patience=0)
+        values.update(width=QUICK_SMP_WIDTH if smp else QUICK_WIDTH, epochs=QUICK_EPOCHS, batch_size=QUICK_BATCH, patience=0,
+                      warmup_epochs=0.0)  # fmt: skip
         if smp:
             values["encoder"] = "resnet18"
     values.update({k: v for k, v in settings.overrides.items() if v is not None})

@@ -2,7 +2,7 @@
 
 ``options.py`` holds what the commands share; each group of commands has its module
 (``qupath.py``: inspect, export-qupath; ``datasets.py``: make-crops, augment; ``training.py``:
-train, evaluate; ``benchmark.py``: benchmark; ``importers.py``: import-masks, import-mias).
+train, evaluate; ``benchmark.py``: benchmark; ``predict.py``: predict; ``importers.py``: import-masks, import-mias).
 Heavy packages (numpy, OpenCV, rasterio, shapely, torch, matplotlib) are imported inside the
 commands, so ``mammotools --help`` is instant and works when an optional part is missing.
 """
@@ -15,6 +15,7 @@ from mammotools import __version__
 from mammotools.cli.benchmark import benchmark_cmd
 from mammotools.cli.datasets import augment_cmd, make_crops_cmd
 from mammotools.cli.importers import import_masks_cmd, import_mias_cmd
+from mammotools.cli.predict import predict_cmd
 from mammotools.cli.qupath import export_qupath, inspect_cmd
 from mammotools.cli.training import evaluate_cmd, train_cmd
 
@@ -33,6 +34,7 @@ for command in (
     train_cmd,
     evaluate_cmd,
     benchmark_cmd,
+    predict_cmd,
     import_masks_cmd,
     import_mias_cmd,
 ):

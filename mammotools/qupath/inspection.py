@@ -5,7 +5,7 @@ The report is plain data (what ``--json`` prints)::
     {"qupath_version": "0.6.0" | null, "source": "project" | "folder" | "file", "path": ...,
      "unknown_classes": [...], "error": null | "why no image has annotations to read",
      "images": [{"name", "entry_id", "width", "height", "annotation_file",
-                 "annotation_counts": {CLASS: N}, "other_objects": {TYPE: N},
+                 "annotation_counts": {CLASS: N}, "other_objects": {TYPE: N}, "predicted": {"untouched": N, "edited": N},
                  "unknown_classes": [...], "problems": [...], "unreadable": bool}]}
 
 Annotation counts are keyed by the full QuPath class name (``"Tumor: Positive"`` stays as is),
@@ -19,7 +19,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from mammotools.annotations import repair_geometry
+from mammotools.annotations import prediction_state, repair_geometry
 from mammotools.classes import ClassTable, default_class_table
 from mammotools.errors import MammoError
 from mammotools.qupath.entries import SourceImage
@@ -37,6 +37,7 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
     for image in source.images:
         counts: Counter[str] = Counter()
         others: Counter[str] = Counter()
+        predicted: Counter[str] = Counter()
         problems = list(image.problems)
         unreadable = False
         try:
@@ -49,6 +50,9 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
                 others[ann.object_type] += 1
                 continue
             counts[ann.class_name or UNCLASSIFIED] += 1
+            state = prediction_state(ann.name, ann.geometry)
+            if state:
+                predicted[state] += 1
             repair_geometry(ann)
             problems.extend(f"{ann.describe()}: {p}" for p in ann.problems)
             if image.width and image.height and not ann.geometry.is_empty:
@@ -68,6 +72,7 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
                 "reader": image.reader,
                 "annotation_counts": dict(sorted(counts.items())),
                 "other_objects": dict(sorted(others.items())),
+                "predicted": {"untouched": predicted["untouched"], "edited": predicted["edited"]},
                 "unknown_classes": unknown,
                 "problems": problems,
                 "unreadable": unreadable,
@@ -116,6 +121,11 @@ def format_report(report: dict) -> str:
             mark = "  (unknown class)" if cls in img["unknown_classes"] else ""
             lines.append(f"      {count:6d}  {cls}{mark}")
             totals[cls] += count
+        marked = img.get("predicted", {})
+        if sum(marked.values()):
+            lines.append(
+                f"      of which predicted by mammotools: {marked['untouched']} untouched, {marked['edited']} edited in review"
+            )
         for kind, count in img["other_objects"].items():
             lines.append(f"      {count:6d}  {kind} object(s), not annotations: ignored")
         for p in img["problems"]:

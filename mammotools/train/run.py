@@ -66,6 +66,19 @@ def class_weights(classes: TaskClasses, dataset: CropDataset, how: str) -> tuple
     return torch.tensor(weights, dtype=torch.float32), [float(w) for w in weights]
 
 
+def class_colours(dataset: CropDataset, classes: TaskClasses) -> list[dict[str, Any]]:
+    """Each class of the run with the label value and colour it is written back with (predict's
+    label maps and QuPath annotations): the dataset table's, and for tumor against non-tumor
+    the bottom class's and the Tumor class's."""
+    table = dataset.table
+    if classes.names == ["Non-tumor", "Tumor"] and table.find("Non-tumor") is None:
+        tumor = table.find("Tumor")
+        pairs = [("Non-tumor", table.bottom), ("Tumor", tumor if tumor is not None else table.bottom)]
+    else:
+        pairs = [(name, table.find(name) or table.bottom) for name in classes.names]
+    return [{"name": name, "label": c.label, "color": list(c.color)} for name, c in pairs]
+
+
 def train_run(
     crops_path: str | Path,
     model_name: str,
@@ -93,6 +106,7 @@ def train_run(
         "stages": list(spec.stages),
         "dataset": str(dataset.path.resolve()),
         "classes": classes.names,
+        "table": class_colours(dataset, classes),
         "lut": classes.lut.tolist(),
         "input_size": in_size,
         "output_size": out_size,

@@ -118,7 +118,7 @@ def test_import_masks_warns_once_with_a_count(tmp_path: Path) -> None:
 def test_top_level_help_summaries_are_whole() -> None:
     _, output = run("--help")
     commands = output.split("Commands:")[1].strip().splitlines()
-    assert len(commands) == 9
+    assert len(commands) == 10
     for line in commands:
         assert not line.rstrip().endswith("..."), line
         assert line.rstrip().endswith("."), line

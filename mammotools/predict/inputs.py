@@ -1,0 +1,68 @@
+"""What ``predict`` reads: a folder of images (PNG, TIFF, PGM, DICOM), one image file, or a
+QuPath project, whose entries' images are found as export-qupath finds them (``--images``, then
+the project's own paths) and whose annotations are kept beside the predicted ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mammotools.errors import InputError, MissingFileError
+from mammotools.files import image_stem
+from mammotools.images import is_image_file
+from mammotools.locate import ImageIndex
+from mammotools.qupath import SourceImage, open_source
+
+
+@dataclass
+class PredictInput:
+    """One image to predict: its name in the outputs, its file, and its project entry (if any)."""
+
+    name: str
+    path: Path | None  # None: the project's image was not found here (the problem says why)
+    entry: SourceImage | None = None
+    problem: str | None = None
+
+
+@dataclass
+class Inputs:
+    images: list[PredictInput]
+    project: Path | None  # the QuPath project read, when a project was given
+
+
+def is_project(path: Path) -> bool:
+    return path.suffix == ".qpproj" or (path.is_dir() and (path / "project.qpproj").is_file())
+
+
+def find_inputs(path: str | Path, images_dir: str | Path | None = None, exclude: Path | None = None) -> Inputs:
+    """The images ``path`` names (a folder of images, one image, or a QuPath project)."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{path}: not found; give a folder of images, an image file or a QuPath project")
+    if is_project(path):
+        source = open_source(path)
+        index = ImageIndex(Path(images_dir), exclude) if images_dir else None
+        found = []
+        for entry in source.images:
+            hint = entry.image_path_hint
+            image = index.find(entry.name, hint) if index else (hint if hint is not None and hint.is_file() else None)
+            problem = None
+            if image is None:
+                where = f"in {images_dir}" if images_dir else f"at {hint or entry.image_uri}"
+                problem = f"image {entry.name!r} of {path} not found {where}; give --images FOLDER that holds it"
+            found.append(PredictInput(image_stem(entry.name), image, entry, problem))
+        if not found:
+            raise InputError(f"{path}: the project has no images")
+        return Inputs(found, source.path)
+    if path.is_file():
+        if not is_image_file(path):
+            raise InputError(f"{path}: not an image this toolkit reads (PNG, TIFF, PGM, DICOM)")
+        return Inputs([PredictInput(image_stem(path.name), path)], None)
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and is_image_file(p))
+    if not files:
+        raise InputError(f"{path}: no image files (PNG, TIFF, PGM, DICOM) in the folder; give a folder of images or a project")
+    names = [image_stem(p.name) for p in files]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(f"{path}: several files share the name {twice[0]!r} (e.g. .png and .dcm); keep one of them")
+    return Inputs([PredictInput(image_stem(p.name), p) for p in files], None)

@@ -1,0 +1,274 @@
+"""``predict``: a trained run pre-annotates new mammograms; the result opens in QuPath for review.
+
+Layout of ``--out`` (always a QuPath project, whatever came in)::
+
+    project.qpproj, classifiers/classes.json   the images as QuPath entries (QuPath's own server builders)
+    annotations/<name>.geojson       predicted annotations, beside the input project's own (kept)
+    labels/<name>.png                predicted label map: palette PNG, the run's label values
+    probabilities/<name>/<class>.png class probability, 8-bit (0..255 = 0..1), with --probabilities
+    records/<name>.json              per image: classes' pixels, shapes, seconds; marks it complete
+    predictions.csv                  one line per image, written at the end
+    prediction.json                  the run, the settings; a rerun with the same ones skips done images
+
+The input project is only read. Each image is predicted by the run's sliding window (its window,
+overlap and scale), windows batched on the GPU when there is one; memory is bounded by the
+window batch plus the image's class scores.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mammotools.classes import ClassTable, RegionClass
+from mammotools.errors import InputError
+from mammotools.files import atomic_write_bytes, atomic_write_text
+from mammotools.images import encode_png, image_bits, read_image
+from mammotools.palette import encode_label_png
+from mammotools.predict.inputs import PredictInput, find_inputs
+from mammotools.predict.shapes import DEFAULT_MIN_AREA, DEFAULT_TOLERANCE, label_map_features
+from mammotools.qupath import project_entry, read_annotations, write_annotations, write_project
+
+SETTINGS_FILE = "prediction.json"
+
+
+@dataclass
+class PredictSettings:
+    """How to predict (None: the run's own setting)."""
+
+    device: str = "auto"
+    batch_size: int = 4  # windows per forward pass
+    overlap: float | None = None
+    probabilities: bool = False
+    tolerance: float = DEFAULT_TOLERANCE
+    min_area: int = DEFAULT_MIN_AREA
+    dicom_voi: bool = True
+    images_dir: str | None = None  # where a project's images are (as export-qupath --images)
+    workers: int = 1  # threads decoding the next images while the model runs
+
+
+@dataclass
+class PredictSummary:
+    out: Path
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # complete from an earlier run
+    failed: dict[str, str] = field(default_factory=dict)
+    shapes: dict[str, int] = field(default_factory=dict)
+    kept: int = 0  # annotations of the input project carried over
+    seconds: float = 0.0
+
+
+def run_classes(run: Path, description: dict[str, Any]) -> list[RegionClass]:
+    """The run's classes with the label values and colours its outputs use (run.json's table, or
+    for runs trained before it was recorded, the classes.json of the crops it trained on)."""
+    table = description.get("table")
+    if table is None:
+        from mammotools.classes import load_class_table
+
+        crops = Path(description["dataset"]) / "classes.json"
+        if not crops.is_file():
+            raise InputError(f"{run}: the run records no class colours and its crops ({crops.parent}) are gone; train it again")
+        known = load_class_table(crops)
+        table = [
+            {"name": n, "label": (known.find(n) or known.bottom).label, "color": list((known.find(n) or known.bottom).color)}
+            for n in description["classes"]
+        ]
+    return [RegionClass(c["name"], int(c["label"]), tuple(c["color"]), i + 1, False) for i, c in enumerate(table)]
+
+
+def _prepare(out: Path, record: dict[str, Any]) -> bool:
+    """Make ``out``, or check it holds an earlier prediction with these settings (then True: resume)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
+    settings_file = out / SETTINGS_FILE
+    if settings_file.is_file():
+        if json.loads(settings_file.read_text("utf-8")) != record:
+            raise InputError(f"--out {out}: holds predictions of another run or settings; choose a new --out")
+        return True
+    if out.is_dir() and any(out.iterdir()):
+        raise InputError(f"--out {out}: not empty; choose a new --out (the input is never written to)")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(settings_file, json.dumps(record, indent=1))
+    return False
+
+
+def _kept_features(item: PredictInput) -> list[dict[str, Any]]:
+    """The input project's own annotations of this image, as GeoJSON features (classes, colours, names kept)."""
+    from shapely.geometry import mapping
+
+    if item.entry is None:
+        return []
+    kept = []
+    for ann in read_annotations(item.entry):
+        if not ann.is_annotation or ann.malformed or ann.geometry.is_empty:
+            continue
+        properties: dict[str, Any] = {"objectType": "annotation"}
+        if ann.class_name:
+            properties["classification"] = {"name": ann.class_name, "color": list(ann.color or (200, 0, 0))}
+        if ann.name:
+            properties["name"] = ann.name
+        if ann.locked:
+            properties["isLocked"] = True
+        feature: dict[str, Any] = {"type": "Feature", "geometry": mapping(ann.geometry), "properties": properties}
+        if ann.object_id:
+            feature["id"] = ann.object_id
+        kept.append(feature)
+    return kept
+
+
+def _read(item: PredictInput, dicom_voi: bool) -> np.ndarray:
+    if item.path is None:
+        raise InputError(item.problem or f"{item.name}: image not found")
+    if item.entry is not None and item.entry.rotation:
+        raise InputError(
+            f"{item.name}: QuPath shows this image turned {item.entry.rotation} degrees (a rotated image server); "
+            "predict does not write rotated entries yet: remove the rotation in QuPath, or predict the image file"
+        )
+    return read_image(item.path, voi=dicom_voi)
+
+
+def predict_images(
+    run: str | Path,
+    source: str | Path,
+    out: str | Path,
+    settings: PredictSettings | None = None,
+    on_image: Callable[[str], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+) -> PredictSummary:
+    """Predict every image of ``source`` with the run's final model into ``out`` (layout above)."""
+    import torch
+
+    from mammotools.data import resize_image, scale_image
+    from mammotools.inference import resize_scores, sliding_window_scores
+    from mammotools.models import build_model
+    from mammotools.train import final_model, start_runtime
+
+    start = time.perf_counter()
+    settings = settings or PredictSettings()
+    run, out = Path(run), Path(out)
+    description, best, config = final_model(run)
+    classes = run_classes(run, description)
+    inputs = find_inputs(source, settings.images_dir, out.resolve())
+    if inputs.project is not None and out.resolve() == inputs.project.resolve():
+        raise InputError(f"--out {out}: is the input project; predictions go into a new project, never into the input")
+    record = {"run": str(run.resolve()), "source": str(Path(source).resolve()), "settings": asdict(settings)}
+    resume = _prepare(out, record)
+    runtime = start_runtime(settings.device, config.precision)
+    model = build_model(description["stages"][-1], len(classes), width=config.width, encoder=config.encoder)
+    model.load_state_dict(best["model"])
+    model.to(runtime.device)
+    window, out_size = int(description["input_size"]), int(description["output_size"])
+    overlap = settings.overlap if settings.overlap is not None else config.overlap
+    palette = ClassTable(classes, source="run").palette()
+    to_values = np.asarray([c.label for c in classes], np.uint8)
+    traced = [(c.name, i, c.color) for i, c in enumerate(classes) if i > 0 or len(classes) == 1]  # class 0: background
+    summary = PredictSummary(out)
+    todo = []
+    for item in inputs.images:
+        if resume and (out / "records" / f"{item.name}.json").is_file():
+            summary.skipped.append(item.name)
+        else:
+            todo.append(item)
+    if on_plan:
+        on_plan(len(todo), len(summary.skipped))
+    with ThreadPoolExecutor(max(1, settings.workers)) as pool:
+        ahead: dict[int, Future[np.ndarray]] = {}
+        for i, item in enumerate(todo):
+            for j in range(i, min(i + 1 + max(1, settings.workers), len(todo))):  # decode the next images meanwhile
+                if j not in ahead:
+                    ahead[j] = pool.submit(_read, todo[j], settings.dicom_voi)
+            t = time.perf_counter()
+            try:
+                pixels = ahead.pop(i).result()
+            except (InputError, OSError, ValueError) as error:
+                summary.failed[item.name] = str(error).splitlines()[0][:300]
+                if on_image:
+                    on_image(item.name)
+                continue
+            size = pixels.shape[:2]
+            x = torch.from_numpy(scale_image(resize_image(pixels, config.scale), image_bits(pixels)))
+            del pixels
+            try:
+                scores = sliding_window_scores(
+                    model, x, len(classes), window, out_size, overlap, settings.batch_size, runtime.device, runtime.amp_dtype
+                )
+            except torch.OutOfMemoryError:
+                raise InputError(
+                    f"{item.name}: the model ran out of GPU memory at {settings.batch_size} window(s) per pass; "
+                    f"lower --batch (e.g. --batch {max(1, settings.batch_size // 2)}) or use --device cpu"
+                ) from None
+            probabilities = resize_scores(scores, size).cpu().numpy()
+            del scores
+            label = probabilities.argmax(0).astype(np.uint8)
+            atomic_write_bytes(out / "labels" / f"{item.name}.png", encode_label_png(to_values[label], palette))
+            if settings.probabilities:
+                for c_index, c in enumerate(classes):
+                    eight = np.rint(probabilities[c_index] * 255).astype(np.uint8)
+                    atomic_write_bytes(out / "probabilities" / item.name / f"{c.slug}.png", encode_png(eight))
+            predicted = label_map_features(label, traced, probabilities, settings.tolerance, settings.min_area, item.name)
+            kept = _kept_features(item)
+            write_annotations(out, f"{item.name}.png", kept + predicted)  # annotations/<name>.geojson
+            counts = {c.name: int((label == i).sum()) for i, c in enumerate(classes)}
+            shapes: dict[str, int] = {}
+            for f in predicted:
+                name = f["properties"]["classification"]["name"]
+                shapes[name] = shapes.get(name, 0) + 1
+            image_record = {
+                "name": item.name,
+                "image": str(item.path),
+                "width": size[1],
+                "height": size[0],
+                "pixels": counts,
+                "shapes": shapes,
+                "kept": len(kept),
+                "seconds": time.perf_counter() - t,
+            }
+            atomic_write_text(out / "records" / f"{item.name}.json", json.dumps(image_record, indent=1))
+            summary.done.append(item.name)
+            if on_image:
+                on_image(item.name)
+    for item in inputs.images:
+        if item.path is None and item.name not in summary.failed:
+            summary.failed[item.name] = item.problem or "image not found"
+    _finish(out, inputs.images, classes, summary)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _finish(out: Path, images: list[PredictInput], classes: list[RegionClass], summary: PredictSummary) -> None:
+    """predictions.csv from the records, then the project (project.qpproj last)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["name", "status", "width", "height", "seconds", "kept", *[f"pixels_{c.slug}" for c in classes],
+                     *[f"shapes_{c.slug}" for c in classes], "problem"])  # fmt: skip
+    for item in images:
+        record_file = out / "records" / f"{item.name}.json"
+        if item.name in summary.failed or not record_file.is_file():
+            writer.writerow([item.name, "failed", "", "", "", "", *[""] * (2 * len(classes)), summary.failed.get(item.name, "")])
+            continue
+        r = json.loads(record_file.read_text("utf-8"))
+        for name, n in r["shapes"].items():
+            summary.shapes[name] = summary.shapes.get(name, 0) + n
+        summary.kept += r["kept"]
+        pixels = [r["pixels"].get(c.name, 0) for c in classes]
+        shapes = [r["shapes"].get(c.name, 0) for c in classes]
+        writer.writerow([item.name, "done", r["width"], r["height"], f"{r['seconds']:.2f}", r["kept"], *pixels, *shapes, ""])
+    atomic_write_text(out / "predictions.csv", buf.getvalue())
+    entries: list[dict[str, Any]] = []
+    for item in images:  # the images predicted, now or by an earlier run, as QuPath entries
+        if item.path is None or not (out / "records" / f"{item.name}.json").is_file():
+            continue
+        entry = project_entry(len(entries) + 1, item.path, item.entry.metadata if item.entry else None)
+        if item.entry is not None:
+            entry["imageName"] = item.entry.name  # the name QuPath showed; annotations/<its stem>.geojson
+        entries.append(entry)
+    write_project(out, entries, ClassTable(classes, source="run"))
