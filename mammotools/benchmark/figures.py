@@ -176,14 +176,16 @@ def side_by_side(
     panels += [(model, _display(p, False)) for model, p in predictions.items()]
     columns = min(len(panels), 5)
     rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.2 * rows), squeeze=False)
+    legend_rows = -(-len(table.classes) // 5)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.2 * rows + 0.3 * legend_rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (title, pixels) in zip(axes.ravel(), panels, strict=False):
         ax.imshow(pixels)
         ax.set_title(title, fontsize=9)
     handles = [Patch(facecolor=_rgb(c.color), edgecolor="black", label=c.name) for c in table]
-    fig.legend(handles=handles, loc="lower center", ncols=min(5, len(handles)), fontsize=7, bbox_to_anchor=(0.5, -0.02))
     fig.suptitle(("QUICK benchmark: " if quick else "") + name, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    legend_share = min(0.4, 0.3 * legend_rows / fig.get_figheight() + 0.02)
+    fig.tight_layout(rect=(0, legend_share, 1, 0.96))
+    fig.legend(handles=handles, loc="lower center", ncols=min(5, len(handles)), fontsize=7, bbox_to_anchor=(0.5, 0.0))
     return _save(fig, path)

@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from mammotools.benchmark.results import METRIC_TITLES, METRICS
+from mammotools.benchmark.results import METRIC_TITLES, METRICS, settings_line
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -33,7 +33,7 @@ def _img(path: Path, alt: str) -> str:
 def _pct(value: float | None, std: float | None = None) -> str:
     if value is None:
         return "n/a"
-    return f"{100 * value:.2f}" + (f" ± {100 * std:.2f}" if std else "")
+    return f"{100 * value:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
 
 
 def _table(header: list[str], body: list[list[str]]) -> str:
@@ -73,16 +73,28 @@ def report_page(
         f"Machine: {escape(str(hw['cpu']))}, {hw['cores']} cores, GPU {escape(str(hw['gpu'] or 'none'))}; "
         f"mammotools {escape(record['versions'].get('mammotools', '?'))}, "
         f"torch {escape(record['versions'].get('torch', '?'))}.</p>",
+        f'<p class="note">Settings: {escape(settings_line(record))}. Trained now: '
+        f"{escape(', '.join(record.get('trained') or []) or 'none')}; reused from an earlier run: "
+        f"{escape(', '.join(record.get('reused') or []) or 'none')}.</p>",
         "<h2>Results</h2>",
         _table(
-            ["model", *[f"{METRIC_TITLES[m]} %" for m in METRICS], "parameters", "input px", "training s", "inference s/image"],
+            [
+                "model",
+                *[f"{METRIC_TITLES[m]} %" for m in METRICS],
+                "parameters",
+                "input px",
+                "training s",
+                "epochs",
+                "inference s/image",
+            ],
             [
                 [
                     r["model"],
-                    *[_pct(r[m], r[f"{m}_std"]) for m in METRICS],
+                    *[_pct(r[m], r[f"{m}_std"] if len(record["seeds"]) > 1 else None) for m in METRICS],
                     f"{r['parameters']:,}",
                     str(r["input_size"]),
                     "n/a" if r["train_seconds"] is None else f"{r['train_seconds']:.1f}",
+                    str(r["epochs"]),
                     "n/a" if r["seconds_per_image"] is None else f"{r['seconds_per_image']:.2f}",
                 ]
                 for r in rows

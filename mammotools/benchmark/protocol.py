@@ -56,9 +56,13 @@ class Job:
 def parse_models(text: str | None, registered: dict) -> list[str]:
     """``"unet,fcn8"`` -> ["unet", "fcn8"]; None or empty: the paper's eight. Unknown names are
     one error listing the valid ones."""
-    if not text:
+    if text is None:
         return list(PAPER_MODELS)
     names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise InputError(
+            f"--models {text!r}: name at least one model, e.g. --models unet,fcn8 (leave it out for the paper's eight)"
+        )
     unknown = [n for n in names if n not in registered]
     if unknown:
         raise InputError(f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(registered)}")
@@ -98,7 +102,7 @@ def open_crop_sets(paths: list[Path], dataset: ExportDataset) -> list[CropDatase
     if dataset.split is None:
         raise InputError(f"{dataset.path}: no split.csv; cut the crops with `mammotools make-crops {dataset.path} ...` first")
     opened = []
-    for path in paths:
+    for path in dict.fromkeys(Path(p).resolve() for p in paths):  # the same folder named twice counts once
         crops = open_crop_dataset(path)
         source = source_dataset(crops)
         if source is None or source.resolve() != dataset.path.resolve():
@@ -107,13 +111,17 @@ def open_crop_sets(paths: list[Path], dataset: ExportDataset) -> list[CropDatase
                 "come from the benchmark's export dataset, so that every model is scored on the same validation images"
             )
         split_file = path / SPLIT_FILE
-        if split_file.is_file():
-            split = {name: side for name, (_, side) in read_split(split_file).items()}
-            if split != dataset.split:
-                raise InputError(
-                    f"{path}: its subject split differs from {dataset.path / SPLIT_FILE}; cut it again from the dataset "
-                    "(`make-crops --overwrite`) so that all the models share one split"
-                )
+        if not split_file.is_file():
+            raise InputError(
+                f"{path}: no split.csv, so its subject split cannot be checked against {dataset.path}'s; "
+                "cut the crops again with make-crops (and augment)"
+            )
+        split = {name: side for name, (_, side) in read_split(split_file).items()}
+        if split != dataset.split:
+            raise InputError(
+                f"{path}: its subject split differs from {dataset.path / SPLIT_FILE}; cut it again from the dataset "
+                "(`make-crops --overwrite`) so that all the models share one split"
+            )
         if crops.size is None:
             raise InputError(f"{path}: no crop size recorded; give a make-crops or augment folder")
         opened.append(crops)
@@ -126,10 +134,13 @@ def choose_crops(crop_sets: list[CropDataset], model: str, input_size: int, scal
         size = crops.size or 0
         if round(size * scale) >= input_size:
             return crops
-    sizes = ", ".join(str(c.size) for c in crop_sets)
+    if scale == 1:
+        sizes = ", ".join(f"{c.size} px" for c in crop_sets)
+    else:
+        sizes = ", ".join(f"{c.size} px, {round((c.size or 0) * scale)} px at --scale {scale:g}" for c in crop_sets)
     raise InputError(
-        f"{model} takes {input_size} px inputs, larger than every --crops dataset's crops ({sizes} px); "
-        f"make crops of at least that size: `mammotools make-crops DATASET --size {make_hint} --out CROPS`"
+        f"{model} takes {input_size} px inputs, larger than every --crops dataset's crops ({sizes}); "
+        f"make crops that hold it: `mammotools make-crops DATASET --size {make_hint} --out CROPS`"
     )
 
 

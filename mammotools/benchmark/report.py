@@ -66,7 +66,7 @@ def write_report(
             )  # fmt: skip
     results = {"quick": quick, "paper_table": paper_name, "models": rows, "paired_tests": tests, "run": record}
     atomic_write_text(out / "results.json", json.dumps(results, indent=1))
-    atomic_write_text(out / "results.csv", results_csv(rows))
+    atomic_write_text(out / "results.csv", results_csv(rows, quick))
     markdown = results_markdown(rows, tests, record, paper_name)
     atomic_write_text(out / "results.md", markdown)
     page = html.report_page(rows, tests, record, charts, confusions, pictures, quick)

@@ -64,7 +64,16 @@ def model_rows(entries: list[Any], paper: dict[str, tuple[float, float, float]])
             "input_size": mine[0].input_size,
             "crops": str(mine[0].crops),
             "parameters": mine[0].parameters,
-            "per_seed": [{"seed": e.seed, **{m: e.metrics[m] for m in METRICS}} for e in mine],
+            "per_seed": [
+                {
+                    "seed": e.seed,
+                    **{m: e.metrics[m] for m in METRICS},
+                    "classes": {n: {k: e.metrics["classes"][n][k] for k in ("iou", "dice", "accuracy")} for n in classes},
+                    "train_seconds": e.train_seconds,
+                    "seconds_per_image": e.metrics["seconds"] / max(e.metrics["images"], 1),
+                }
+                for e in mine
+            ],
         }
         for metric in METRICS:
             row[metric], row[f"{metric}_std"] = _stats([e.metrics[metric] for e in mine])
@@ -134,9 +143,29 @@ def paired_tests(entries: list[Any]) -> list[dict[str, Any]]:
 
 
 def _pct(value: float | None, std: float | None = None) -> str:
+    """A percentage, with its spread when there is one (std None: a single seed)."""
     if value is None:
         return "n/a"
-    return f"{100 * value:.2f}" + (f" ± {100 * std:.2f}" if std else "")
+    return f"{100 * value:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+
+
+def settings_line(record: dict[str, Any]) -> str:
+    """The settings every model shared, in words (from run.json)."""
+    first = next(iter(record["configs"].values()))
+    overrides = record.get("overrides", {})
+    parts = [
+        f"recipe {record['recipe']}",
+        f"{first['optimizer']} lr {first['lr']:g}",
+        f"{first['epochs']} epoch(s) per stage (patience {first['patience']})",
+        f"batch {first['batch_size']}",
+        f"width {first['width']:g}",
+        f"scale {first['scale']:g}",
+        f"class weights {first['class_weights']}",
+    ]
+    pretrained = [r["model"] for r in record["runs"] if r.get("pretrained")]
+    parts.append(f"ImageNet weights for {', '.join(pretrained)}" if pretrained else "no pretrained weights (from scratch)")
+    given = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if k not in ("workers",))
+    return "; ".join(parts) + (f" (set on the command line: {given})" if given else "")
 
 
 def _seconds(value: float | None) -> str:
@@ -159,16 +188,18 @@ def results_markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]], re
         "",
         f"Dataset: `{record['dataset']}`; {record['split']['val']} whole validation image(s) (subject split), "
         f"scored by sliding window. Seeds: {', '.join(map(str, seeds))} (mean ± standard deviation over seeds). "
-        f"Recipe: {record['recipe']}.",
+        f"Settings: {settings_line(record)}.",
         "",
         "| model | pixel accuracy % | mean IoU % | mean class accuracy % | mean Dice % | parameters | input px | "
         "training s | epochs | inference s/image |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    several = len(seeds) > 1
     for r in rows:
+        std = {m: r[f"{m}_std"] if several else None for m in METRICS}
         lines.append(
-            f"| {r['model']} | {_pct(r['pixel_accuracy'], r['pixel_accuracy_std'])} | {_pct(r['mean_iou'], r['mean_iou_std'])} "
-            f"| {_pct(r['mean_accuracy'], r['mean_accuracy_std'])} | {_pct(r['mean_dice'], r['mean_dice_std'])} "
+            f"| {r['model']} | {_pct(r['pixel_accuracy'], std['pixel_accuracy'])} | {_pct(r['mean_iou'], std['mean_iou'])} "
+            f"| {_pct(r['mean_accuracy'], std['mean_accuracy'])} | {_pct(r['mean_dice'], std['mean_dice'])} "
             f"| {r['parameters']:,} | {r['input_size']} | {_seconds(r['train_seconds'])} | {r['epochs']} "
             f"| {_seconds(r['seconds_per_image'])} |"
         )
@@ -218,22 +249,25 @@ def results_markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]], re
     return "\n".join(lines)
 
 
-def results_csv(rows: list[dict[str, Any]]) -> str:
+def results_csv(rows: list[dict[str, Any]], quick: bool = False) -> str:
     """results.csv: one line per model and seed, and a ``mean`` line per model (empty cells: not
     applicable or not defined)."""
     classes = list(rows[0]["classes"]) if rows else []
     lines: list[list[Any]] = [
         ["model", "seed", *METRICS, *[f"iou_{c}" for c in classes], *[f"dice_{c}" for c in classes],
-         "parameters", "input_size", "train_seconds", "seconds_per_image"]
+         "parameters", "input_size", "train_seconds", "seconds_per_image", "quick"]
     ]  # fmt: skip
     for r in rows:
         for s in r["per_seed"]:
-            blank = [None] * (2 * len(classes))
-            lines.append([r["model"], s["seed"], *[s[m] for m in METRICS], *blank, r["parameters"], r["input_size"], None, None])
+            lines.append(
+                [r["model"], s["seed"], *[s[m] for m in METRICS], *[s["classes"][c]["iou"] for c in classes],
+                 *[s["classes"][c]["dice"] for c in classes], r["parameters"], r["input_size"], s["train_seconds"],
+                 s["seconds_per_image"], quick]
+            )  # fmt: skip
         lines.append(
             [r["model"], "mean", *[r[m] for m in METRICS], *[r["classes"][c]["iou"] for c in classes],
              *[r["classes"][c]["dice"] for c in classes], r["parameters"], r["input_size"], r["train_seconds"],
-             r["seconds_per_image"]]
+             r["seconds_per_image"], quick]
         )  # fmt: skip
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

@@ -20,7 +20,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from mammotools.files import atomic_write_text
 from mammotools.split import VAL
 
 RUN_FILE = "run.json"
+KIND = "mammotools benchmark"
 RUNS = "runs"
 BEST = "best.pt"
 
@@ -112,12 +113,48 @@ def job_config(job: Job, seed: int, settings: BenchmarkSettings) -> Any:
     return make_config(settings.recipe, None, **values)
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
+def _prepare_out(out: Path) -> None:
+    """Make ``out``, or check it holds an earlier benchmark (never a training run or anything else)."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / RUN_FILE).is_file():
+    if (out / RUN_FILE).is_file():
+        try:
+            earlier = json.loads((out / RUN_FILE).read_text("utf-8"))
+        except (ValueError, OSError):
+            earlier = None
+        if not isinstance(earlier, dict) or earlier.get("kind") != KIND:
+            raise InputError(f"--out {out}: holds a training run or other output, not a benchmark; choose a new --out")
+    elif out.is_dir() and any(out.iterdir()):
         raise InputError(f"--out {out}: not empty and not a benchmark; choose an empty or new --out")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise InputError(f"--out {out}: cannot write there ({error.strerror}); choose a folder you can write to") from None
+
+
+def _pretrained_fits(jobs: list[Job], configs: dict[tuple[str, int], Any], path: str) -> dict[str, bool]:
+    """Which runs the --pretrained file fits (its backbone: VGG16 for FCN and Dilation10, ResNet-18
+    for DeepLabV3, an smp encoder's for smp models, none for the U-Net), tried on each run's first
+    stage before anything trains. A file that fits none of them is an error."""
+    from mammotools.models import MODELS, build_model, load_pretrained
+
+    fits: dict[str, bool] = {}
+    reasons = []
+    for job in jobs:
+        config = next(c for (chain, _), c in configs.items() if chain == job.chain)
+        first = MODELS[job.chain].stages[0]
+        try:
+            load_pretrained(build_model(first, 2, width=config.width, encoder=config.encoder), first, Path(path))
+            fits[job.chain] = True
+        except InputError as error:
+            fits[job.chain] = False
+            reasons.append(f"{job.chain}: {error}")
+    if not any(fits.values()):
+        raise InputError(f"--pretrained {path} fits none of the models ({'; '.join(reasons)[:600]})")
+    return fits
 
 
 def _versions() -> dict[str, str]:
@@ -179,24 +216,49 @@ def run_benchmark(
     reporter: Any = None,
     events: Events | None = None,
 ) -> BenchmarkResult:
-    """Train and score ``settings.models`` on the crop datasets, report into ``out`` (layout above)."""
+    """Train and score ``settings.models`` on the crop datasets, report into ``out`` (layout above).
+
+    Every check (data, models, sizes, weights, earlier runs in ``out``) comes before anything is
+    written, so a refused benchmark leaves ``out`` as it was."""
     from mammotools.models import MODELS
     from mammotools.train import evaluate_run, start_runtime, stop_runtime, train_run
 
     events = events or Events()
     out, dataset_path = Path(out), Path(dataset_path)
-    dataset = open_export_dataset(dataset_path)
-    crop_sets = open_crop_sets([Path(p) for p in crop_paths], dataset)
-    scale = float(settings.overrides.get("scale") or 1.0)
-    jobs = plan_jobs(settings.models, crop_sets, int(settings.overrides.get("input_size") or 0), scale, settings.quick)
+    if not settings.models:
+        raise InputError("--models: name at least one model")
     if not settings.seeds:
         raise InputError("--seeds: give at least one seed, e.g. 0 or 0,1,2")
-    configs = {(job.chain, seed): job_config(job, seed, settings) for job in jobs for seed in settings.seeds}
+    dataset = open_export_dataset(dataset_path)
+    crop_sets = open_crop_sets([Path(p) for p in crop_paths], dataset)
     if not dataset.names_in(VAL):
         raise InputError(f"{dataset.path}: the split puts no image in validation; nothing to score the models on")
-    _prepare_out(out, settings.overwrite)
+    scale = float(settings.overrides.get("scale") or 1.0)
+    jobs = plan_jobs(settings.models, crop_sets, int(settings.overrides.get("input_size") or 0), scale, settings.quick)
+    configs = {(job.chain, seed): job_config(job, seed, settings) for job in jobs for seed in settings.seeds}
+    pretrained = str(settings.overrides.get("pretrained") or "")
+    fits = _pretrained_fits(jobs, configs, pretrained) if pretrained else {}
+    for (chain, seed), config in configs.items():
+        if pretrained and not fits[chain]:  # this model starts from scratch; run.json and the report say so
+            configs[(chain, seed)] = replace(config, pretrained="")
+    runtime = start_runtime(settings.device, str(settings.overrides.get("precision") or "auto"))
+    for job in jobs:
+        for seed in settings.seeds:
+            run_dir = out / RUNS / f"{job.chain}-seed{seed}"
+            try:
+                train_run(job.crops, job.chain, run_dir, configs[(job.chain, seed)], runtime, True, settings.overwrite,
+                          check_only=True)  # fmt: skip
+            except InputError as error:
+                if "a run of other settings" in str(error) or "not a training run" in str(error):
+                    raise InputError(
+                        f"{run_dir}: trained by an earlier benchmark with other settings; choose a new --out, "
+                        "or pass --overwrite to train it again"
+                    ) from None
+                raise
+    _prepare_out(out)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     record: dict[str, Any] = {
+        "kind": KIND,
         "dataset": str(dataset.path.resolve()),
         "crops": [str(c.path.resolve()) for c in crop_sets],
         "models": settings.models,
@@ -211,6 +273,7 @@ def run_benchmark(
                 "crops": str(job.crops),
                 "crop_size": job.crop_size,
                 "input_size": job.input_size,
+                "pretrained": bool(configs[(job.chain, settings.seeds[0])].pretrained),
             }
             for job in jobs
         ],
@@ -226,7 +289,6 @@ def run_benchmark(
         "finished": None,
     }
     atomic_write_text(out / RUN_FILE, json.dumps(record, indent=1))
-    runtime = start_runtime(settings.device, str(settings.overrides.get("precision") or "auto"))
     result = BenchmarkResult(out, [], [], [])
     try:
         for seed in settings.seeds:
@@ -234,15 +296,7 @@ def run_benchmark(
                 config = configs[(job.chain, seed)]
                 run_dir = out / RUNS / f"{job.chain}-seed{seed}"
                 events.run_start(job, seed, asdict(config))
-                try:
-                    summary = train_run(job.crops, job.chain, run_dir, config, runtime, True, settings.overwrite, reporter)
-                except InputError as error:
-                    if "a run of other settings" in str(error):
-                        raise InputError(
-                            f"{run_dir}: trained by an earlier benchmark with other settings; choose a new --out, "
-                            "or pass --overwrite to train it again"
-                        ) from None
-                    raise
+                summary = train_run(job.crops, job.chain, run_dir, config, runtime, True, settings.overwrite, reporter)
                 reused = not summary.stages
                 (result.reused if reused else result.trained).append(run_dir.name)
                 events.run_end(job, seed, reused)
@@ -263,12 +317,14 @@ def run_benchmark(
                     )  # fmt: skip
     finally:
         stop_runtime(runtime)
-    from mammotools.benchmark.report import write_report
+    from mammotools.benchmark.report import remove_report, write_report
 
     order = {m: i for i, m in enumerate(settings.models)}
     result.entries.sort(key=lambda e: (order[e.model], e.seed))
     record["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     record["wall_seconds"] = round(time.time() - datetime.fromisoformat(started).timestamp(), 1)
+    record["trained"], record["reused"] = result.trained, result.reused
+    remove_report(out)  # an earlier report may show other models, seeds or pictures
     result.report, result.rows = write_report(out, dataset, result.entries, record, settings)
     atomic_write_text(out / RUN_FILE, json.dumps(record, indent=1))
     return result

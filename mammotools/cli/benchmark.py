@@ -16,7 +16,7 @@ from mammotools.defaults import DEVICES, PRECISIONS
 PATH = click.Path(path_type=Path)
 
 
-def _seeds(text: str) -> list[int]:
+def _seeds(ctx: click.Context, param: click.Parameter, text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
@@ -26,13 +26,20 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
+    value = _pct(row[metric])
+    return value if seeds < 2 or row[f"{metric}_std"] is None else f"{value} ±{100 * row[f'{metric}_std']:.1f}"
+
+
 @click.command("benchmark", short_help="Train and compare the paper's models; write a report.")
 @click.argument("dataset", type=PATH)
 @click.argument("more_crops", nargs=-1, type=PATH, metavar="[CROPS]...")
 @click.option("--crops", multiple=True, type=PATH, help="Crop or augmented datasets cut from DATASET (several: --crops A B C).")
 @click.option("--out", required=True, type=FOLDER, help="Benchmark folder: the runs, the tables and report.html.")
 @click.option("--models", help="Comma-separated models (default: the paper's eight; any registered model).")
-@click.option("--seeds", default="0", help="Seeds to repeat the protocol with, e.g. 0,1,2 (mean and std reported).")
+@click.option(
+    "--seeds", default="0", callback=_seeds, help="Seeds to repeat the protocol with, e.g. 0,1,2 (mean and std reported)."
+)
 @click.option("--quick", is_flag=True, help="Small widths, inputs and 2 epochs: minutes on a laptop CPU.")
 @click.option("--recipe", type=LazyChoice(_recipes), default="fast", help="Training recipe for every model.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs per stage, every model (default: the recipe's).")
@@ -54,7 +61,7 @@ def benchmark_cmd(
     crops: tuple[Path, ...],
     out: Path,
     models: str | None,
-    seeds: str,
+    seeds: list[int],
     quick: bool,
     recipe: str,
     device: str,
@@ -69,14 +76,14 @@ def benchmark_cmd(
     runs (fcn16 is the stage after fcn32). A rerun reuses finished runs; a killed one resumes.
     Writes results.md/.csv/.json, confusion matrices, figures and report.html into --out.
     """
-    from mammotools.benchmark import PAPER_MODELS, BenchmarkSettings, Events, parse_models, run_benchmark
+    from mammotools.benchmark import BenchmarkSettings, Events, parse_models, run_benchmark
     from mammotools.models import MODELS
 
     if values.get("pretrained") is not None:
         values["pretrained"] = str(values["pretrained"])
     settings = BenchmarkSettings(
-        models=parse_models(models, MODELS) if models else list(PAPER_MODELS),
-        seeds=_seeds(seeds),
+        models=parse_models(models, MODELS),
+        seeds=seeds,
         quick=quick,
         recipe=recipe,
         overrides=values,
@@ -105,11 +112,12 @@ def benchmark_cmd(
             )
 
     result = run_benchmark(dataset, [*crops, *more_crops], out, settings, ProgressReporter(), Say())
-    click.echo(f"{'QUICK benchmark' if quick else 'Benchmark'}: {len(settings.models)} model(s), seed(s) {seeds}")
+    click.echo(
+        f"{'QUICK benchmark' if quick else 'Benchmark'}: {len(settings.models)} model(s), seed(s) {','.join(map(str, seeds))}"
+        + (" (mean ± std over seeds)" if len(seeds) > 1 else "")
+    )
     click.echo(f"  {'model':<20} {'pixel acc':>10} {'mean IoU':>10} {'class acc':>10} {'mean Dice':>10}")
     for row in result.rows:
-        click.echo(
-            f"  {row['model']:<20} {_pct(row['pixel_accuracy']):>10} {_pct(row['mean_iou']):>10} "
-            f"{_pct(row['mean_accuracy']):>10} {_pct(row['mean_dice']):>10}"
-        )
+        cells = [_spread(row, m, len(seeds)) for m in ("pixel_accuracy", "mean_iou", "mean_accuracy", "mean_dice")]
+        click.echo(f"  {row['model']:<20} " + " ".join(f"{c:>10}" for c in cells))
     click.echo(f"Report: {result.report}  (tables: results.md, results.csv, results.json)")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from mammotools.cli.options import FOLDER, Progress, finite, report_failures, user_errors
-from mammotools.defaults import DEVICES
+from mammotools.defaults import DEVICES, PREDICT_MIN_AREA, PREDICT_TOLERANCE
 
 
 @click.command("predict", short_help="Pre-annotate images with a trained run, as a QuPath project.")
@@ -18,8 +18,15 @@ from mammotools.defaults import DEVICES
 @click.option("--out", required=True, type=FOLDER, help="New folder: a QuPath project with the predicted annotations.")
 @click.option("--images", "images_dir", type=FOLDER, help="Where a project's images are (as export-qupath --images).")
 @click.option("--probabilities", is_flag=True, help="Also write each class's probability as an 8-bit PNG.")
-@click.option("--tolerance", type=click.FloatRange(0, 100), default=1.0, callback=finite, help="Shape simplification, px.")
-@click.option("--min-area", type=click.IntRange(min=1), default=25, help="Regions smaller than this (px) are dropped as specks.")
+@click.option(
+    "--tolerance", type=click.FloatRange(0, 100), default=PREDICT_TOLERANCE, callback=finite, help="Shape simplification, px."
+)
+@click.option(
+    "--min-area",
+    type=click.IntRange(min=1),
+    default=PREDICT_MIN_AREA,
+    help="Regions smaller than this (px) are dropped as specks.",
+)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", help="auto: a GPU when there is one.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=4, help="Windows per forward pass.")
 @click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), help="Sliding-window overlap (default: the run's).")

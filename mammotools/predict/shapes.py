@@ -22,9 +22,10 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from mammotools.annotations import prediction_name
+from mammotools.defaults import PREDICT_MIN_AREA, PREDICT_TOLERANCE
 
-DEFAULT_TOLERANCE = 1.0  # px: shapes simplified by at most this; IoU with the label map stays above 0.98
-DEFAULT_MIN_AREA = 25  # px: regions smaller than 5 x 5 px are dropped as specks
+DEFAULT_TOLERANCE = PREDICT_TOLERANCE  # px, see defaults.py
+DEFAULT_MIN_AREA = PREDICT_MIN_AREA
 PROBABILITY_MEASUREMENT = "Mean probability"
 
 

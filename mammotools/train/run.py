@@ -88,8 +88,11 @@ def train_run(
     resume: bool = False,
     overwrite: bool = False,
     reporter: Reporter | None = None,
+    check_only: bool = False,
 ) -> RunSummary:
-    """Train ``model_name`` (all its stages) on a crop or augmented dataset into the run folder ``out``."""
+    """Train ``model_name`` (all its stages) on a crop or augmented dataset into the run folder ``out``.
+
+    ``check_only``: do every check (data, settings, an existing run in ``out``) and write nothing."""
     out = Path(out)
     if model_name not in MODELS:
         raise InputError(f"--model {model_name!r}: choose one of {', '.join(MODELS)}")
@@ -118,6 +121,9 @@ def train_run(
     val_images = [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in val_files]
     if not val_images:
         raise InputError(f"{dataset.path}: no validation files; the split put every subject in training")
+    if check_only:
+        _check_run_folder(out, description, config, resume, overwrite)
+        return summary
     with main_first(runtime):  # only once the data is known to fit: a refused start writes nothing
         if runtime.is_main:
             _prepare_run(out, description, config, resume, overwrite)
@@ -155,28 +161,44 @@ def train_run(
     return summary
 
 
-def _prepare_run(out: Path, description: dict[str, Any], config: TrainConfig, resume: bool, overwrite: bool) -> None:
-    """Create the run folder, or check that an existing one is this run (same model, data, settings)."""
+def _check_run_folder(out: Path, description: dict[str, Any], config: TrainConfig, resume: bool, overwrite: bool) -> None:
+    """Refuse an ``out`` that is not this run (same model, data, settings), unless ``overwrite``."""
     run_file = out / RUN_FILE
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
     if run_file.is_file():
-        earlier = json.loads(run_file.read_text("utf-8"))
-        same = earlier == description and _identity(read_config(out / CONFIG_FILE)) == _identity(config)
+        try:
+            earlier = json.loads(run_file.read_text("utf-8"))
+            same = _comparable(earlier) == _comparable(description) and _identity(read_config(out / CONFIG_FILE)) == _identity(
+                config
+            )
+        except (ValueError, KeyError, TypeError, InputError, OSError):
+            same = False
         if not same and not overwrite:
             raise InputError(
                 f"{out}: a run of other settings, data or model; pass --overwrite to start it over, or choose another --out"
             )
-        if overwrite:  # start over, whatever the earlier run was
-            shutil.rmtree(out / "stages", ignore_errors=True)
-        elif not resume and any((out / "stages").glob(f"*/{checkpoint.CHECKPOINT}")) and not _all_done(out, description):
-            raise InputError(
-                f"{out}: this run was stopped before it finished; pass --resume to continue it, or --overwrite to start over"
-            )
+        if not overwrite and not resume and any((out / "stages").glob(f"*/{checkpoint.CHECKPOINT}")):
+            if not _all_done(out, description):
+                raise InputError(
+                    f"{out}: this run was stopped before it finished; pass --resume to continue it, or --overwrite to start over"
+                )
     elif out.exists() and any(out.iterdir()):
         raise InputError(f"--out {out}: not empty and not a training run; choose an empty or new --out")
+
+
+def _comparable(description: dict[str, Any]) -> dict[str, Any]:
+    """run.json without what only describes the run's outputs (the class colours, recorded since 0.1)."""
+    return {k: v for k, v in description.items() if k != "table"}
+
+
+def _prepare_run(out: Path, description: dict[str, Any], config: TrainConfig, resume: bool, overwrite: bool) -> None:
+    """Create the run folder, or check that an existing one is this run (same model, data, settings)."""
+    _check_run_folder(out, description, config, resume, overwrite)
+    if overwrite and (out / RUN_FILE).is_file():  # start over, whatever the earlier run was
+        shutil.rmtree(out / "stages", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_file, json.dumps(description, indent=1))
+    atomic_write_text(out / RUN_FILE, json.dumps(description, indent=1))
     save_config(config, out / CONFIG_FILE)
 
 

@@ -44,6 +44,9 @@ def test_model_names() -> None:
     assert parse_models("unet, fcn8,unet", MODELS) == ["unet", "fcn8"]
     with pytest.raises(InputError, match=r"unknown model.*fcn4; choose from fcn32"):
         parse_models("fcn4", MODELS)
+    for empty in ("", ",", " , "):
+        with pytest.raises(InputError, match="name at least one model"):
+            parse_models(empty, MODELS)
 
 
 def test_each_run_gets_the_smallest_crops_that_hold_its_input(data: Path) -> None:
@@ -53,7 +56,9 @@ def test_each_run_gets_the_smallest_crops_that_hold_its_input(data: Path) -> Non
     assert choose_crops(crop_sets, "fcn8", 64, 1.0, 64).size == 64
     assert choose_crops(crop_sets, "fcn8", 65, 1.0, 256).size == 256
     assert choose_crops(crop_sets, "fcn8", 128, 0.5, 256).size == 256  # 256 px crops at half scale: 128
-    with pytest.raises(InputError, match=r"572 px inputs, larger than every --crops dataset's crops \(64, 256 px\).*--size 700"):
+    with pytest.raises(InputError, match=r"\(64 px, 6 px at --scale 0.1, 256 px, 26 px at --scale 0.1\)"):
+        choose_crops(crop_sets, "fcn8", 32, 0.1, 320)
+    with pytest.raises(InputError, match=r"572 px inputs, larger than every --crops dataset's crops \(64 px, 256 px\).*--size 700"):
         choose_crops(crop_sets, "unet", 572, 1.0, 700)
     jobs = plan_jobs(["fcn32", "fcn16", "unet"], crop_sets, 0, 1.0, quick=True)
     assert [(j.chain, j.scored, j.crop_size, j.input_size) for j in jobs] == [
@@ -88,3 +93,10 @@ def test_crops_of_another_dataset_or_split_are_refused(data: Path, tmp_path: Pat
     finally:
         split.write_bytes(original)
     assert open_crop_dataset(data / "c64").size == 64
+    (data / "c64" / "split.csv").rename(data / "c64" / "split.kept")
+    try:
+        with pytest.raises(InputError, match=r"no split\.csv, so its subject split cannot be checked"):
+            open_crop_sets([data / "c64"], dataset)
+    finally:
+        (data / "c64" / "split.kept").rename(data / "c64" / "split.csv")
+    assert len(open_crop_sets([data / "c64", data / "c64"], dataset)) == 1  # named twice, counted once

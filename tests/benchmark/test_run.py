@@ -106,11 +106,34 @@ def test_a_second_run_reuses_every_model_and_gives_the_same_table(bench: tuple) 
     assert again.trained == [] and sorted(again.reused) == sorted(first.trained)
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*.pt")} == before
     assert json.loads((out / "results.json").read_text())["models"] == results["models"]
+    run_json = (out / "run.json").read_bytes()
     changed = BenchmarkSettings(
         models=["fcn32", "fcn16"], seeds=[0], quick=True, overrides={"workers": 0, "lr": 0.01}, device="cpu"
     )
     with pytest.raises(InputError, match="trained by an earlier benchmark with other settings; choose a new --out"):
         run_benchmark(dataset, [crops], out, changed)
+    assert (out / "run.json").read_bytes() == run_json  # a refused benchmark writes nothing
+
+
+def test_out_must_be_a_benchmark_and_the_report_holds_only_this_run(bench: tuple, tmp_path: Path) -> None:
+    dataset, crops, out, _ = bench
+    training_run = out / "runs" / "fcn16-seed0"
+    before = (training_run / "run.json").read_bytes()
+    one = BenchmarkSettings(models=["fcn32"], seeds=[0], quick=True, overrides={"workers": 0}, device="cpu", pictures=0)
+    with pytest.raises(InputError, match="holds a training run or other output, not a benchmark"):
+        run_benchmark(dataset, [crops], training_run, one)
+    assert (training_run / "run.json").read_bytes() == before
+    copy = tmp_path / "bench"
+    shutil.copytree(out, copy)
+    fewer = BenchmarkSettings(
+        models=["fcn32", "fcn16"], seeds=[0], quick=True, overrides={"workers": 0}, device="cpu", pictures=0
+    )
+    run_benchmark(dataset, [crops], copy, fewer)
+    assert sorted(p.name for p in (copy / "confusion").glob("*.csv")) == ["fcn16-seed0.csv", "fcn32-seed0.csv"]
+    assert not (copy / "figures" / "images").exists() or not any((copy / "figures" / "images").iterdir())
+    rows = list(csv.DictReader((copy / "results.csv").open()))
+    assert {r["model"] for r in rows} == {"fcn32", "fcn16"} and all(r["quick"] == "True" for r in rows)
+    assert all(r["iou_Tumor"] != "" for r in rows if r["seed"] == "0")
 
 
 def test_a_killed_benchmark_resumes(bench: tuple, tmp_path: Path) -> None:

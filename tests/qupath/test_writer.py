@@ -127,8 +127,6 @@ def project_problems(qpproj: Path) -> list[str]:
     ]
 
 
-
-
 def test_written_entry_is_what_qupath_writes_on_import(tmp_path: Path) -> None:
     image = tmp_path / "images" / "case 1.png"
     image.parent.mkdir()

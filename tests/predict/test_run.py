@@ -1,0 +1,133 @@
+"""predict end to end on a tiny trained run: label maps of each image's size, a QuPath project out
+whose entries name only builders QuPath registers, the input project's annotations kept and the
+input untouched, resuming, one bad image failing alone."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_dataset
+from PIL import Image
+
+from mammotools.crops import CropSettings, make_crops
+from mammotools.errors import InputError
+from mammotools.predict import PREDICTION_NAME, PredictSettings, predict_images
+from mammotools.qupath import open_source, read_annotations
+from mammotools.train import make_config, start_runtime, train_run
+
+# The builders QuPath registers in every release 0.3.2 - 0.6.0 (see mammotools/qupath/writer.py).
+REGISTERED = {
+    "qupath.imagej.images.servers.ImageJServerBuilder",
+    "qupath.lib.images.servers.bioformats.BioFormatsServerBuilder",
+}
+SETTINGS = PredictSettings(device="cpu", min_area=4)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("predict")
+    dataset = make_dataset(root)
+    make_crops(dataset, root / "c", CropSettings(size=64, per_image=2))
+    config = make_config("fast", None, epochs=1, width=0.0625, input_size=64, batch_size=4, workers=0)
+    train_run(root / "c", "fcn32", root / "run", config, start_runtime("cpu", "fp32"))
+    return root
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_a_folder_of_images_gives_maps_of_their_size_and_a_project(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    summary = predict_images(trained / "run", trained / "images", out, SETTINGS)
+    names = sorted(p.stem for p in (trained / "images").iterdir())
+    assert sorted(summary.done) == names and not summary.failed
+    run_labels = {c["label"] for c in json.loads((trained / "run" / "run.json").read_text())["table"]}
+    for name in names:
+        image = np.asarray(Image.open(trained / "images" / f"{name}.png"))
+        label = np.asarray(Image.open(out / "labels" / f"{name}.png"))
+        assert label.shape == image.shape[:2]
+        assert set(np.unique(label)) <= run_labels
+    project = json.loads((out / "project.qpproj").read_text())
+    assert len(project["images"]) == len(names)
+    assert {e["serverBuilder"]["providerClassName"] for e in project["images"]} <= REGISTERED
+    source = open_source(out)  # our own reader opens the project written
+    assert sorted(i.name for i in source.images) == sorted(f"{n}.png" for n in names)
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert [r["status"] for r in rows] == ["done"] * len(names)
+    for image in source.images:
+        predicted = [a for a in read_annotations(image) if (a.name or "").startswith(PREDICTION_NAME)]
+        row = next(r for r in rows if r["name"] == image.stem)
+        assert len(predicted) == sum(int(v) for k, v in row.items() if k.startswith("shapes_"))
+
+
+def test_a_project_in_gives_a_project_out_with_its_annotations_kept(trained: Path, tmp_path: Path) -> None:
+    before = digest(trained / "project")
+    out = tmp_path / "reviewed"
+    summary = predict_images(
+        trained / "run", trained / "project", out, PredictSettings(device="cpu", images_dir=str(trained / "images"))
+    )
+    assert digest(trained / "project") == before  # the input project is never written to
+    assert len(summary.done) == 6
+    source_in, source_out = open_source(trained / "project"), open_source(out)
+    assert [i.name for i in source_out.images] == [i.name for i in source_in.images]
+    for image_in, image_out in zip(source_in.images, source_out.images, strict=True):
+        drawn = [a for a in read_annotations(image_in) if a.is_annotation]
+        kept = [a for a in read_annotations(image_out) if not (a.name or "").startswith(PREDICTION_NAME)]
+        assert sorted((a.class_name, round(a.geometry.area, 3)) for a in kept) == sorted(
+            (a.class_name, round(a.geometry.area, 3)) for a in drawn
+        )
+    assert summary.kept == sum(len([a for a in read_annotations(i) if a.is_annotation]) for i in source_in.images)
+    project = json.loads((out / "project.qpproj").read_text())
+    assert {e["serverBuilder"]["providerClassName"] for e in project["images"]} <= REGISTERED
+    assert all(Path(e["serverBuilder"]["uri"].removeprefix("file://")).is_file() for e in project["images"])
+
+
+def test_a_rerun_skips_what_is_done_and_other_settings_are_refused(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    predict_images(trained / "run", trained / "images", out, SETTINGS)
+    again = predict_images(trained / "run", trained / "images", out, SETTINGS)
+    assert again.done == [] and len(again.skipped) == 6
+    with pytest.raises(InputError, match="another run or settings"):
+        predict_images(trained / "run", trained / "images", out, PredictSettings(device="cpu", min_area=50))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "mine.txt").write_text("x")
+    with pytest.raises(InputError, match="not empty"):
+        predict_images(trained / "run", trained / "images", tmp_path / "busy", SETTINGS)
+    with pytest.raises(InputError, match="not a training run"):
+        predict_images(trained / "images", trained / "images", tmp_path / "x", SETTINGS)
+    with pytest.raises(InputError, match="is the input project"):
+        predict_images(trained / "run", trained / "project", trained / "project", SETTINGS)
+
+
+def test_one_unreadable_image_fails_alone(trained: Path, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    shutil.copytree(trained / "images", images)
+    (images / "s0_L_CC.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # truncated
+    summary = predict_images(trained / "run", images, tmp_path / "out", SETTINGS)
+    assert list(summary.failed) == ["s0_L_CC"] and len(summary.done) == 5
+    project = json.loads((tmp_path / "out" / "project.qpproj").read_text())
+    assert len(project["images"]) == 5
+    rows = {r["name"]: r for r in csv.DictReader((tmp_path / "out" / "predictions.csv").open())}
+    assert rows["s0_L_CC"]["status"] == "failed" and rows["s0_L_CC"]["problem"]
+
+
+def test_probabilities_are_written_as_8_bit_maps(trained: Path, tmp_path: Path) -> None:
+    images = tmp_path / "one"
+    images.mkdir()
+    shutil.copy(trained / "images" / "s1_R_CC.png", images)
+    out = tmp_path / "out"
+    predict_images(trained / "run", images, out, PredictSettings(device="cpu", probabilities=True))
+    maps = sorted((out / "probabilities" / "s1_R_CC").iterdir())
+    table = json.loads((trained / "run" / "run.json").read_text())["table"]
+    assert len(maps) == len(table)
+    total = sum(np.asarray(Image.open(p), dtype=np.int64) for p in maps)
+    assert np.abs(total - 255).max() <= len(maps)  # probabilities sum to 1 (rounding per map)
