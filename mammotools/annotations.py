@@ -102,24 +102,31 @@ def _fmt(bounds: tuple[float, float, float, float]) -> str:
     return "(" + ", ".join(f"{v:g}" for v in bounds) + ")"
 
 
-def shape_hash(geometry: BaseGeometry) -> str:
-    """12 hex digits identifying a shape: its normalised rings (start vertex and orientation
-    made canonical), coordinates rounded to 1/100 px, so a reader's float round trip keeps it."""
+def shape_hash(geometry: BaseGeometry, class_name: str | None) -> str:
+    """12 hex digits identifying a shape and its class: its normalised rings (start vertex and
+    orientation made canonical; a one-part multi-polygon as its part), coordinates rounded to
+    1/100 px, so a reader's float round trip keeps it; a reclassified shape hashes otherwise."""
+    if isinstance(geometry, shapely.MultiPolygon) and len(geometry.geoms) == 1:
+        geometry = geometry.geoms[0]
     normal = shapely.normalize(geometry)
     try:
         rounded = shapely.set_precision(normal, 0.01)
     except shapely.errors.GEOSException:  # a shape too broken to snap: its own coordinates, rounded
         rounded = shapely.transform(normal, lambda xy: xy.round(2))
-    return hashlib.sha1(shapely.to_wkb(rounded, hex=True).encode("ascii")).hexdigest()[:12]
+    digest = hashlib.sha1(shapely.to_wkb(rounded, hex=True).encode("ascii"))
+    digest.update((class_name or "").encode("utf-8"))
+    return digest.hexdigest()[:12]
 
 
-def prediction_name(geometry: BaseGeometry) -> str:
-    return f"{PREDICTION_NAME} {shape_hash(geometry)}"
+def prediction_name(geometry: BaseGeometry, class_name: str) -> str:
+    """The name predict gives a shape of ``class_name``: QuPath shows it; it marks the shape as predicted."""
+    return f"{PREDICTION_NAME} {shape_hash(geometry, class_name)}"
 
 
-def prediction_state(name: str | None, geometry: BaseGeometry) -> str | None:
-    """``"untouched"`` or ``"edited"`` for a predicted annotation (by its name), None for a drawn one."""
+def prediction_state(name: str | None, geometry: BaseGeometry, class_name: str | None) -> str | None:
+    """``"untouched"`` or ``"edited"`` (reshaped or reclassified in review) for a predicted
+    annotation (known by its name), None for a drawn one."""
     found = _PREDICTION_PATTERN.match(name or "")
     if found is None:
         return None
-    return "untouched" if shape_hash(geometry) == found.group(1) else "edited"
+    return "untouched" if shape_hash(geometry, class_name) == found.group(1) else "edited"

@@ -21,3 +21,7 @@ class MissingFileError(MammoError, FileNotFoundError):
 
     def __str__(self) -> str:  # FileNotFoundError would otherwise print "[Errno ...]"
         return str(self.args[0]) if self.args else "file not found"
+
+
+class ResourceError(MammoError):
+    """The machine cannot do what was asked as asked (GPU memory): the whole run stops, saying what to lower."""

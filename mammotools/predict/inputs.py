@@ -39,6 +39,10 @@ def find_inputs(path: str | Path, images_dir: str | Path | None = None, exclude:
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"{path}: not found; give a folder of images, an image file or a QuPath project")
+    if images_dir is not None and not is_project(path):
+        raise InputError(f"--images {images_dir}: applies to a QuPath project; {path} is not one (give its images as SOURCE)")
+    if images_dir is not None and not Path(images_dir).is_dir():
+        raise MissingFileError(f"--images {images_dir}: not a folder; give the folder that holds the project's images")
     if is_project(path):
         source = open_source(path)
         index = ImageIndex(Path(images_dir), exclude) if images_dir else None
@@ -53,6 +57,15 @@ def find_inputs(path: str | Path, images_dir: str | Path | None = None, exclude:
             found.append(PredictInput(image_stem(entry.name), image, entry, problem))
         if not found:
             raise InputError(f"{path}: the project has no images")
+        seen: dict[str, SourceImage] = {}
+        for item in found:
+            assert item.entry is not None
+            if item.name in seen:
+                raise InputError(
+                    f"{path}: entries {seen[item.name].entry_id} and {item.entry.entry_id} are both named "
+                    f"{item.entry.name!r}; rename one in QuPath (the outputs are named after the images)"
+                )
+            seen[item.name] = item.entry
         return Inputs(found, source.path)
     if path.is_file():
         if not is_image_file(path):

@@ -18,8 +18,10 @@ window batch plus the image's class scores.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from mammotools.annotations import prediction_state
 from mammotools.classes import ClassTable, RegionClass
-from mammotools.errors import InputError
+from mammotools.errors import InputError, ResourceError
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, image_bits, read_image
 from mammotools.palette import encode_label_png
@@ -85,24 +88,49 @@ def run_classes(run: Path, description: dict[str, Any]) -> list[RegionClass]:
     return [RegionClass(c["name"], int(c["label"]), tuple(c["color"]), i + 1, False) for i, c in enumerate(table)]
 
 
-def _prepare(out: Path, record: dict[str, Any]) -> bool:
-    """Make ``out``, or check it holds an earlier prediction with these settings (then True: resume)."""
+IDENTITY = ("overlap", "probabilities", "tolerance", "min_area", "dicom_voi")  # what changes the outputs
+
+
+def _prepare(out: Path, record: dict[str, Any]) -> tuple[bool, bool]:
+    """Make ``out``, or check it holds an earlier prediction of this model, source and settings.
+    Returns (resume, created)."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
     settings_file = out / SETTINGS_FILE
     if settings_file.is_file():
-        if json.loads(settings_file.read_text("utf-8")) != record:
-            raise InputError(f"--out {out}: holds predictions of another run or settings; choose a new --out")
-        return True
+        try:
+            earlier = json.loads(settings_file.read_text("utf-8"))
+        except ValueError:
+            earlier = {}
+        differ = [k for k in record if earlier.get(k) != record[k]]
+        if differ:
+            raise InputError(
+                f"--out {out}: holds predictions of another {' and '.join(differ)}; choose a new --out "
+                "(or give the same run, images and settings to finish it)"
+            )
+        return True, False
     if out.is_dir() and any(out.iterdir()):
         raise InputError(f"--out {out}: not empty; choose a new --out (the input is never written to)")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(settings_file, json.dumps(record, indent=1))
-    return False
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(settings_file, json.dumps(record, indent=1))
+    except OSError as error:
+        raise InputError(f"--out {out}: cannot write there ({error.strerror}); choose a folder you can write to") from None
+    return False, created
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _kept_features(item: PredictInput) -> list[dict[str, Any]]:
-    """The input project's own annotations of this image, as GeoJSON features (classes, colours, names kept)."""
+    """The input project's own annotations of this image, as GeoJSON features (classes, colours,
+    names and ids kept), but for earlier predictions left untouched, which the new ones replace."""
     from shapely.geometry import mapping
 
     if item.entry is None:
@@ -111,6 +139,8 @@ def _kept_features(item: PredictInput) -> list[dict[str, Any]]:
     for ann in read_annotations(item.entry):
         if not ann.is_annotation or ann.malformed or ann.geometry.is_empty:
             continue
+        if prediction_state(ann.name, ann.geometry, ann.class_name) == "untouched":
+            continue  # an earlier prediction nobody corrected: this prediction replaces it
         properties: dict[str, Any] = {"objectType": "annotation"}
         if ann.class_name:
             properties["classification"] = {"name": ann.class_name, "color": list(ann.color or (200, 0, 0))}
@@ -130,7 +160,7 @@ def _read(item: PredictInput, dicom_voi: bool) -> np.ndarray:
         raise InputError(item.problem or f"{item.name}: image not found")
     if item.entry is not None and item.entry.rotation:
         raise InputError(
-            f"{item.name}: QuPath shows this image turned {item.entry.rotation} degrees (a rotated image server); "
+            f"QuPath shows this image turned {item.entry.rotation} degrees (a rotated image server); "
             "predict does not write rotated entries yet: remove the rotation in QuPath, or predict the image file"
         )
     return read_image(item.path, voi=dicom_voi)
@@ -144,11 +174,10 @@ def predict_images(
     on_image: Callable[[str], None] | None = None,
     on_plan: Callable[[int, int], None] | None = None,
 ) -> PredictSummary:
-    """Predict every image of ``source`` with the run's final model into ``out`` (layout above)."""
-    import torch
+    """Predict every image of ``source`` with the run's final model into ``out`` (layout above).
 
-    from mammotools.data import resize_image, scale_image
-    from mammotools.inference import resize_scores, sliding_window_scores
+    An image that cannot be read or written fails alone (``summary.failed``); a run in which
+    every image fails raises, and leaves no ``out`` it created."""
     from mammotools.models import build_model
     from mammotools.train import final_model, start_runtime
 
@@ -158,19 +187,23 @@ def predict_images(
     description, best, config = final_model(run)
     classes = run_classes(run, description)
     inputs = find_inputs(source, settings.images_dir, out.resolve())
-    if inputs.project is not None and out.resolve() == inputs.project.resolve():
-        raise InputError(f"--out {out}: is the input project; predictions go into a new project, never into the input")
-    record = {"run": str(run.resolve()), "source": str(Path(source).resolve()), "settings": asdict(settings)}
-    resume = _prepare(out, record)
+    if inputs.project is not None:
+        project_dir = inputs.project.resolve()
+        if out.resolve() == project_dir or out.resolve().is_relative_to(project_dir):
+            raise InputError(f"--out {out}: is in the input project; predictions go into a new folder, never into the input")
     runtime = start_runtime(settings.device, config.precision)
     model = build_model(description["stages"][-1], len(classes), width=config.width, encoder=config.encoder)
     model.load_state_dict(best["model"])
     model.to(runtime.device)
-    window, out_size = int(description["input_size"]), int(description["output_size"])
-    overlap = settings.overlap if settings.overlap is not None else config.overlap
-    palette = ClassTable(classes, source="run").palette()
-    to_values = np.asarray([c.label for c in classes], np.uint8)
-    traced = [(c.name, i, c.color) for i, c in enumerate(classes) if i > 0 or len(classes) == 1]  # class 0: background
+    record = {
+        "run": str(run.resolve()),
+        "model": _file_digest(run / "stages" / description["stages"][-1] / "best.pt"),  # sha1: the weights used
+        "source": str(Path(source).resolve()),
+        "settings": {k: v for k, v in asdict(settings).items() if k in IDENTITY},
+    }
+    resume, created = _prepare(out, record)
+    job = _Job(model, runtime, classes, config.scale, int(description["input_size"]), int(description["output_size"]),
+               settings.overlap if settings.overlap is not None else config.overlap, settings, out)  # fmt: skip
     summary = PredictSummary(out)
     todo = []
     for item in inputs.images:
@@ -186,62 +219,106 @@ def predict_images(
             for j in range(i, min(i + 1 + max(1, settings.workers), len(todo))):  # decode the next images meanwhile
                 if j not in ahead:
                     ahead[j] = pool.submit(_read, todo[j], settings.dicom_voi)
-            t = time.perf_counter()
             try:
-                pixels = ahead.pop(i).result()
+                job.predict(item, ahead.pop(i).result())
+                summary.done.append(item.name)
+                _write_project(out, inputs.images, classes)  # the project opens at any point of a long run
             except (InputError, OSError, ValueError) as error:
-                summary.failed[item.name] = str(error).splitlines()[0][:300]
-                if on_image:
-                    on_image(item.name)
-                continue
-            size = pixels.shape[:2]
-            x = torch.from_numpy(scale_image(resize_image(pixels, config.scale), image_bits(pixels)))
-            del pixels
-            try:
-                scores = sliding_window_scores(
-                    model, x, len(classes), window, out_size, overlap, settings.batch_size, runtime.device, runtime.amp_dtype
-                )
-            except torch.OutOfMemoryError:
-                raise InputError(
-                    f"{item.name}: the model ran out of GPU memory at {settings.batch_size} window(s) per pass; "
-                    f"lower --batch (e.g. --batch {max(1, settings.batch_size // 2)}) or use --device cpu"
-                ) from None
-            probabilities = resize_scores(scores, size).cpu().numpy()
-            del scores
-            label = probabilities.argmax(0).astype(np.uint8)
-            atomic_write_bytes(out / "labels" / f"{item.name}.png", encode_label_png(to_values[label], palette))
-            if settings.probabilities:
-                for c_index, c in enumerate(classes):
-                    eight = np.rint(probabilities[c_index] * 255).astype(np.uint8)
-                    atomic_write_bytes(out / "probabilities" / item.name / f"{c.slug}.png", encode_png(eight))
-            predicted = label_map_features(label, traced, probabilities, settings.tolerance, settings.min_area, item.name)
-            kept = _kept_features(item)
-            write_annotations(out, f"{item.name}.png", kept + predicted)  # annotations/<name>.geojson
-            counts = {c.name: int((label == i).sum()) for i, c in enumerate(classes)}
-            shapes: dict[str, int] = {}
-            for f in predicted:
-                name = f["properties"]["classification"]["name"]
-                shapes[name] = shapes.get(name, 0) + 1
-            image_record = {
-                "name": item.name,
-                "image": str(item.path),
-                "width": size[1],
-                "height": size[0],
-                "pixels": counts,
-                "shapes": shapes,
-                "kept": len(kept),
-                "seconds": time.perf_counter() - t,
-            }
-            atomic_write_text(out / "records" / f"{item.name}.json", json.dumps(image_record, indent=1))
-            summary.done.append(item.name)
+                text = str(error.strerror if isinstance(error, OSError) and error.strerror else error)
+                summary.failed[item.name] = " ".join(text.split())[:300]
             if on_image:
                 on_image(item.name)
     for item in inputs.images:
         if item.path is None and item.name not in summary.failed:
             summary.failed[item.name] = item.problem or "image not found"
+    if not summary.done and not summary.skipped:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            (out / SETTINGS_FILE).unlink(missing_ok=True)
+        name, why = next(iter(summary.failed.items()))
+        more = f" (and {len(summary.failed) - 1} other image(s) failed too)" if len(summary.failed) > 1 else ""
+        raise InputError(f"no image could be predicted; {name}: {why}{more}")
     _finish(out, inputs.images, classes, summary)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+class _Job:
+    """The model and the settings, applied to one image at a time."""
+
+    def __init__(
+        self, model: Any, runtime: Any, classes: list[RegionClass], scale: float, window: int, out_size: int,
+        overlap: float, settings: PredictSettings, out: Path,
+    ) -> None:  # fmt: skip
+        self.model, self.runtime, self.classes, self.scale = model, runtime, classes, scale
+        self.window, self.out_size, self.overlap, self.settings, self.out = window, out_size, overlap, settings, out
+        self.palette = ClassTable(classes, source="run").palette()
+        self.to_values = np.asarray([c.label for c in classes], np.uint8)
+        self.traced = [(c.name, i, c.color) for i, c in enumerate(classes) if i > 0 or len(classes) == 1]  # 0: background
+
+    def predict(self, item: PredictInput, pixels: np.ndarray) -> None:
+        """Every output of one image; the record, written last, marks it complete."""
+        import torch
+
+        from mammotools.data import resize_image, scale_image
+        from mammotools.inference import resize_scores, sliding_window_scores
+
+        t = time.perf_counter()
+        out, settings, classes = self.out, self.settings, self.classes
+        kept = _kept_features(item)  # a damaged annotation file fails this image before anything is written
+        size = pixels.shape[:2]
+        x = torch.from_numpy(scale_image(resize_image(pixels, self.scale), image_bits(pixels)))
+        del pixels
+        try:
+            scores = sliding_window_scores(
+                self.model, x, len(classes), self.window, self.out_size, self.overlap, settings.batch_size,
+                self.runtime.device, self.runtime.amp_dtype,
+            )  # fmt: skip
+        except torch.OutOfMemoryError:
+            raise ResourceError(
+                f"the model ran out of GPU memory at {settings.batch_size} window(s) per pass on {item.name}; "
+                f"lower --batch (e.g. --batch {max(1, settings.batch_size // 2)}) and rerun with the same --out, "
+                "or use --device cpu"
+            ) from None
+        probabilities = resize_scores(scores, size).cpu().numpy()
+        del scores
+        label = probabilities.argmax(0).astype(np.uint8)
+        atomic_write_bytes(out / "labels" / f"{item.name}.png", encode_label_png(self.to_values[label], self.palette))
+        if settings.probabilities:
+            for c_index, c in enumerate(classes):
+                eight = np.rint(probabilities[c_index] * 255).astype(np.uint8)
+                atomic_write_bytes(out / "probabilities" / item.name / f"{c.slug}.png", encode_png(eight))
+        predicted = label_map_features(label, self.traced, probabilities, settings.tolerance, settings.min_area, item.name)
+        write_annotations(out, f"{item.name}.png", kept + predicted)  # annotations/<name>.geojson
+        shapes: dict[str, int] = {}
+        for f in predicted:
+            name = f["properties"]["classification"]["name"]
+            shapes[name] = shapes.get(name, 0) + 1
+        image_record = {
+            "name": item.name,
+            "image": str(item.path),
+            "width": size[1],
+            "height": size[0],
+            "pixels": {c.name: int((label == i).sum()) for i, c in enumerate(classes)},
+            "shapes": shapes,
+            "kept": len(kept),
+            "seconds": time.perf_counter() - t,
+        }
+        atomic_write_text(out / "records" / f"{item.name}.json", json.dumps(image_record, indent=1))
+
+
+def _write_project(out: Path, images: list[PredictInput], classes: list[RegionClass]) -> None:
+    """project.qpproj and classes.json: the images predicted so far (now or by an earlier run)."""
+    entries: list[dict[str, Any]] = []
+    for item in images:
+        if item.path is None or not (out / "records" / f"{item.name}.json").is_file():
+            continue
+        entry = project_entry(len(entries) + 1, item.path, item.entry.metadata if item.entry else None)
+        if item.entry is not None:
+            entry["imageName"] = item.entry.name  # the name QuPath showed; annotations/<its stem>.geojson
+        entries.append(entry)
+    write_project(out, entries, ClassTable(classes, source="run"))
 
 
 def _finish(out: Path, images: list[PredictInput], classes: list[RegionClass], summary: PredictSummary) -> None:
@@ -263,12 +340,4 @@ def _finish(out: Path, images: list[PredictInput], classes: list[RegionClass], s
         shapes = [r["shapes"].get(c.name, 0) for c in classes]
         writer.writerow([item.name, "done", r["width"], r["height"], f"{r['seconds']:.2f}", r["kept"], *pixels, *shapes, ""])
     atomic_write_text(out / "predictions.csv", buf.getvalue())
-    entries: list[dict[str, Any]] = []
-    for item in images:  # the images predicted, now or by an earlier run, as QuPath entries
-        if item.path is None or not (out / "records" / f"{item.name}.json").is_file():
-            continue
-        entry = project_entry(len(entries) + 1, item.path, item.entry.metadata if item.entry else None)
-        if item.entry is not None:
-            entry["imageName"] = item.entry.name  # the name QuPath showed; annotations/<its stem>.geojson
-        entries.append(entry)
-    write_project(out, entries, ClassTable(classes, source="run"))
+    _write_project(out, images, classes)

@@ -68,7 +68,7 @@ def predicted_feature(
     """A QuPath 0.4+ GeoJSON annotation, named as a prediction, with its mean probability."""
     properties: dict[str, Any] = {
         "objectType": "annotation",
-        "name": prediction_name(geometry),
+        "name": prediction_name(geometry, class_name),
         "classification": {"name": class_name, "color": list(color)},
         "isLocked": False,
     }
@@ -76,7 +76,7 @@ def predicted_feature(
         properties["measurements"] = {PROBABILITY_MEASUREMENT: round(probability, 4)}
     return {
         "type": "Feature",
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)),
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}/{properties['name']}")),
         "geometry": mapping(geometry),
         "properties": properties,
     }

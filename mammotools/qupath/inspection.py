@@ -50,7 +50,7 @@ def inspect_source(path: str | Path, table: ClassTable | None = None, reader: st
                 others[ann.object_type] += 1
                 continue
             counts[ann.class_name or UNCLASSIFIED] += 1
-            state = prediction_state(ann.name, ann.geometry)
+            state = prediction_state(ann.name, ann.geometry, ann.class_name)
             if state:
                 predicted[state] += 1
             repair_geometry(ann)

@@ -33,7 +33,7 @@ def load(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise InputError(f"{path}: no checkpoint; train the run first") from None
     except Exception as exc:  # torch raises RuntimeError, pickle errors, EOFError... for a damaged file
-        raise InputError(f"{path}: damaged checkpoint ({type(exc).__name__}); delete it to start the stage over") from None
+        raise InputError(f"{path}: damaged checkpoint ({type(exc).__name__}); delete it and train the stage again") from None
     if not isinstance(state, dict) or "model" not in state:
         raise InputError(f"{path}: not a mammotools checkpoint")
     return state

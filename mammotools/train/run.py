@@ -221,10 +221,16 @@ def final_model(run: Path, stage: str | None = None) -> tuple[dict[str, Any], di
         raise InputError(
             f"{run}: not a training run (no run.json); train one with `mammotools train CROPS --model NAME --out RUN`"
         )
-    description = json.loads(run_file.read_text("utf-8"))
-    last = stage or description["stages"][-1]
-    if last not in description["stages"]:
-        raise InputError(f"{run}: has no stage {last!r}; its stages are {', '.join(description['stages'])}")
+    try:
+        description = json.loads(run_file.read_text("utf-8"))
+        stages = list(description["stages"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise InputError(f"{run_file}: damaged (not a run.json mammotools wrote); train the run again") from None
+    if not (run / CONFIG_FILE).is_file():
+        raise InputError(f"{run}: not a complete training run (no {CONFIG_FILE}); train the run again")
+    last = stage or stages[-1]
+    if last not in stages:
+        raise InputError(f"{run}: has no stage {last!r}; its stages are {', '.join(stages)}")
     best = run / "stages" / last / checkpoint.BEST
     if not best.is_file():
         raise InputError(f"{run}: the stage {last} has no best model yet; train (or --resume) the run first")

@@ -96,16 +96,33 @@ def test_a_rerun_skips_what_is_done_and_other_settings_are_refused(trained: Path
     predict_images(trained / "run", trained / "images", out, SETTINGS)
     again = predict_images(trained / "run", trained / "images", out, SETTINGS)
     assert again.done == [] and len(again.skipped) == 6
-    with pytest.raises(InputError, match="another run or settings"):
+    with pytest.raises(InputError, match="holds predictions of another settings"):
         predict_images(trained / "run", trained / "images", out, PredictSettings(device="cpu", min_area=50))
+    # how the work is done (window batch, threads) is not what it computes: the run goes on
+    assert len(predict_images(trained / "run", trained / "images", out, PredictSettings(device="cpu", min_area=4, batch_size=1,
+                                                                                    workers=2)).skipped) == 6  # fmt: skip
+    other = tmp_path / "other-run"
+    shutil.copytree(trained / "run", other)
+    best = other / "stages" / "fcn32" / "best.pt"
+    import torch
+
+    state = torch.load(best, weights_only=False)
+    state["model"] = {k: v + 1 for k, v in state["model"].items()}
+    torch.save(state, best)
+    with pytest.raises(InputError, match="holds predictions of another run and model"):
+        predict_images(other, trained / "images", out, SETTINGS)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "mine.txt").write_text("x")
     with pytest.raises(InputError, match="not empty"):
         predict_images(trained / "run", trained / "images", tmp_path / "busy", SETTINGS)
     with pytest.raises(InputError, match="not a training run"):
         predict_images(trained / "images", trained / "images", tmp_path / "x", SETTINGS)
-    with pytest.raises(InputError, match="is the input project"):
-        predict_images(trained / "run", trained / "project", trained / "project", SETTINGS)
+    for inside in (trained / "project", trained / "project" / "predictions"):
+        with pytest.raises(InputError, match="is in the input project"):
+            predict_images(trained / "run", trained / "project", inside, SETTINGS)
+    assert not (trained / "project" / "predictions").exists()
+    with pytest.raises(InputError, match="applies to a QuPath project"):
+        predict_images(trained / "run", trained / "images", tmp_path / "y", PredictSettings(images_dir=str(trained)))
 
 
 def test_one_unreadable_image_fails_alone(trained: Path, tmp_path: Path) -> None:
@@ -118,6 +135,37 @@ def test_one_unreadable_image_fails_alone(trained: Path, tmp_path: Path) -> None
     assert len(project["images"]) == 5
     rows = {r["name"]: r for r in csv.DictReader((tmp_path / "out" / "predictions.csv").open())}
     assert rows["s0_L_CC"]["status"] == "failed" and rows["s0_L_CC"]["problem"]
+
+
+def test_when_every_image_fails_nothing_is_left(trained: Path, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    with pytest.raises(InputError, match="no image could be predicted; bad: "):
+        predict_images(trained / "run", images, tmp_path / "out", SETTINGS)
+    assert not (tmp_path / "out").exists()
+
+
+def test_duplicate_entry_names_are_refused_and_old_predictions_replaced(trained: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(trained / "project", project)
+    qpproj = json.loads((project / "project.qpproj").read_text())
+    qpproj["images"][1]["imageName"] = qpproj["images"][0]["imageName"]
+    (project / "project.qpproj").write_text(json.dumps(qpproj))
+    with pytest.raises(InputError, match=r"entries 1 and 2 are both named 's0_L_CC.png'; rename one in QuPath"):
+        predict_images(trained / "run", project, tmp_path / "out", PredictSettings(images_dir=str(trained / "images")))
+    first = tmp_path / "first"
+    predict_images(trained / "run", trained / "project", first, PredictSettings(images_dir=str(trained / "images")))
+    second = tmp_path / "second"  # the predicted project predicted again: its untouched predictions are replaced
+    predict_images(trained / "run", first, second, PredictSettings(images_dir=str(trained / "images")))
+    for name in ("s0_L_CC", "s1_R_CC"):
+        a = json.loads((first / "annotations" / f"{name}.geojson").read_text())["features"]
+        b = json.loads((second / "annotations" / f"{name}.geojson").read_text())["features"]
+
+        def shapes(features: list[dict]) -> list[str]:
+            return sorted(json.dumps([f["properties"].get("name"), f["geometry"]], sort_keys=True) for f in features)
+
+        assert shapes(a) == shapes(b)  # the same shapes, none twice
 
 
 def test_probabilities_are_written_as_8_bit_maps(trained: Path, tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def test_shapes_read_back_reproduce_the_label_map(tmp_path: Path) -> None:
         truth = label == index
         iou = (drawn & truth).sum() / (drawn | truth).sum()
         assert iou >= 0.98, (name, iou)
-    assert all(a.name and prediction_state(a.name, a.geometry) == "untouched" for a in read)
+    assert all(a.name and prediction_state(a.name, a.geometry, a.class_name) == "untouched" for a in read)
     assert all(f["properties"]["measurements"]["Mean probability"] == 1.0 for f in features)
 
 
@@ -68,9 +68,11 @@ def test_an_edited_prediction_is_told_from_an_untouched_one() -> None:
     features = label_map_features(ring_map(), [("Gland", 1, (0, 200, 0))], None, 0.0, 10, "k")
     geometry = shapely.geometry.shape(features[0]["geometry"])
     name = features[0]["properties"]["name"]
-    assert prediction_state(name, geometry) == "untouched"
-    assert prediction_state(name, shapely.geometry.polygon.orient(geometry, -1)) == "untouched"  # ring direction
-    assert prediction_state(name, shapely.affinity.translate(geometry, 0.001)) == "untouched"  # float round trip
-    assert prediction_state(name, geometry.buffer(2)) == "edited"
-    assert prediction_state("Tumor drawn by Dr A", geometry) is None
-    assert prediction_state(None, geometry) is None
+    assert prediction_state(name, geometry, "Gland") == "untouched"
+    assert prediction_state(name, shapely.geometry.polygon.orient(geometry, -1), "Gland") == "untouched"  # ring direction
+    assert prediction_state(name, shapely.affinity.translate(geometry, 0.001), "Gland") == "untouched"  # float round trip
+    assert prediction_state(name, shapely.MultiPolygon([geometry]), "Gland") == "untouched"  # one part, other type
+    assert prediction_state(name, geometry.buffer(2), "Gland") == "edited"
+    assert prediction_state(name, geometry, "Tumor") == "edited"  # reclassified in review
+    assert prediction_state("Tumor drawn by Dr A", geometry, "Gland") is None
+    assert prediction_state(None, geometry, None) is None
