@@ -6,9 +6,10 @@ trains on). torch is imported here: only training and inference import this pack
 """
 
 from mammotools.data.crops import CropSegmentationSet, TaskClasses, check_crop_size, task_classes, training_sets
-from mammotools.data.transforms import Augment, resize_image, scale_image
+from mammotools.data.transforms import OUTSIDE_IMAGE, Augment, resize_image, scale_image
 
 __all__ = [
+    "OUTSIDE_IMAGE",
     "Augment",
     "CropSegmentationSet",
     "TaskClasses",

@@ -17,6 +17,9 @@ import numpy as np
 
 from mammotools.defaults import IGNORE_LABEL
 
+# What a model sees beyond a mammogram's border: make-crops pads crops with intensity 0, which
+# scale_image maps to -0.5; sliding windows pad whole images with the same value.
+OUTSIDE_IMAGE = -0.5
 CONTRAST_RANGE = (0.7, 1.3)  # factor around the image's mean, drawn uniformly (method.md: "random contrast")
 FLIP_P = 0.5
 CONTRAST_P = 0.5

@@ -261,7 +261,7 @@ class _Job:
         """Every output of one image; the record, written last, marks it complete."""
         import torch
 
-        from mammotools.data import resize_image, scale_image
+        from mammotools.data import OUTSIDE_IMAGE, resize_image, scale_image
         from mammotools.inference import resize_scores, sliding_window_scores
 
         t = time.perf_counter()
@@ -273,7 +273,7 @@ class _Job:
         try:
             scores = sliding_window_scores(
                 self.model, x, len(classes), self.window, self.out_size, self.overlap, settings.batch_size,
-                self.runtime.device, self.runtime.amp_dtype,
+                self.runtime.device, self.runtime.amp_dtype, OUTSIDE_IMAGE,
             )  # fmt: skip
         except torch.OutOfMemoryError:
             raise ResourceError(

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mammotools.data import resize_image, scale_image
+from mammotools.data import OUTSIDE_IMAGE, resize_image, scale_image
 from mammotools.images import image_bits, read_image
 from mammotools.inference import resize_scores, sliding_window_scores
 from mammotools.metrics import ConfusionMatrix
@@ -59,7 +59,16 @@ def evaluate_images(
         x = torch.from_numpy(scale_image(resize_image(pixels, scale), item.bits or image_bits(pixels)))
         del pixels
         scores = sliding_window_scores(
-            model, x, num_classes, window, out, overlap=overlap, batch_size=batch_size, device=device, dtype=autocast_dtype
+            model,
+            x,
+            num_classes,
+            window,
+            out,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=device,
+            dtype=autocast_dtype,
+            pad_value=OUTSIDE_IMAGE,
         )
         scores = resize_scores(scores, size)
         prediction = scores.argmax(0).to(torch.uint8)

@@ -259,3 +259,30 @@ def test_autocast_on_cuda_matches_float32() -> None:
     torch.testing.assert_close(half, full, atol=1e-2, rtol=1e-2)
     cpu = sliding_window_scores(model.cpu(), image, 5, window=64, out=48)
     torch.testing.assert_close(full.cpu(), cpu, atol=1e-5, rtol=1e-5)
+
+
+class BorderDistance(nn.Module):
+    """Logits saying whether each pixel is left of the window's centre column (a position-aware model)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        left = (torch.arange(w) < w // 2).float().expand(b, 1, h, w)
+        return torch.cat([left, 1 - left], dim=1) * 10
+
+
+def test_an_image_narrower_than_the_window_is_centred_in_it_and_padded_with_the_value() -> None:
+    image = torch.zeros(3, 40, 20)  # 20 px wide in a 32 px window: 6 px of padding each side, as make-crops lays it
+    labels = predict_label_map(BorderDistance(), image, 2, 32, overlap=0.5, batch_size=1)
+    assert labels.shape == (40, 20)
+    assert (labels[:, :10] == 0).all() and (labels[:, 10:] == 1).all()  # the window's centre is the image's
+
+    seen: list[torch.Tensor] = []
+
+    class Spy(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.clone())
+            return torch.zeros(x.shape[0], 2, x.shape[2], x.shape[3])
+
+    sliding_window_scores(Spy(), torch.full((3, 32, 20), 0.25), 2, 32, pad_value=-0.5)
+    window = seen[0][0, 0]
+    assert (window[:, :6] == -0.5).all() and (window[:, 6:26] == 0.25).all() and (window[:, 26:] == -0.5).all()
