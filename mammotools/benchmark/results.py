@@ -187,8 +187,9 @@ def results_markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]], re
         "# Benchmark results",
         "",
         f"Dataset: `{record['dataset']}`; {record['split']['val']} whole validation image(s) (subject split), "
-        f"scored by sliding window. Seeds: {', '.join(map(str, seeds))} (mean ± standard deviation over seeds). "
-        f"Settings: {settings_line(record)}.",
+        f"scored by sliding window. Seed(s): {', '.join(map(str, seeds))}"
+        + (" (mean ± standard deviation over seeds). " if len(seeds) > 1 else ". ")
+        + f"Settings: {settings_line(record)}.",
         "",
         "| model | pixel accuracy % | mean IoU % | mean class accuracy % | mean Dice % | parameters | input px | "
         "training s | epochs | inference s/image |",
