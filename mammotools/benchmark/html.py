@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from mammotools.benchmark.results import METRIC_TITLES, METRICS, settings_line
+from mammotools.benchmark.results import METRIC_TITLES, METRICS, percent, settings_line
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -28,12 +28,6 @@ figcaption { font-size: 0.8em; color: #555; }
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _pct(value: float | None, std: float | None = None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{100 * value:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
 
 
 def _table(header: list[str], body: list[list[str]]) -> str:
@@ -90,7 +84,7 @@ def report_page(
             [
                 [
                     r["model"],
-                    *[_pct(r[m], r[f"{m}_std"] if len(record["seeds"]) > 1 else None) for m in METRICS],
+                    *[percent(r[m], r[f"{m}_std"] if len(record["seeds"]) > 1 else None) for m in METRICS],
                     f"{r['parameters']:,}",
                     str(r["input_size"]),
                     "n/a" if r["train_seconds"] is None else f"{r['train_seconds']:.1f}",
@@ -108,7 +102,7 @@ def report_page(
     classes = list(rows[0]["classes"]) if rows else []
     for key, title in (("iou", "IoU"), ("dice", "Dice")):
         parts.append(f"<p><b>{title} %</b></p>")
-        parts.append(_table(["model", *classes], [[r["model"], *[_pct(r["classes"][c][key]) for c in classes]] for r in rows]))
+        parts.append(_table(["model", *classes], [[r["model"], *[percent(r["classes"][c][key]) for c in classes]] for r in rows]))
     parts.append(_img(charts["class_iou"], "IoU per class"))
     with_paper = [r for r in rows if r["paper"]]
     parts.append("<h2>The paper's figures beside ours</h2>")
@@ -117,7 +111,7 @@ def report_page(
             _table(
                 ["model", "ours: pixel acc / mIoU / mean class acc %", "paper: pixel acc / mIoU / mean class acc %"],
                 [
-                    [r["model"], f"{_pct(r['pixel_accuracy'])} / {_pct(r['mean_iou'])} / {_pct(r['mean_accuracy'])}",
+                    [r["model"], f"{percent(r['pixel_accuracy'])} / {percent(r['mean_iou'])} / {percent(r['mean_accuracy'])}",
                      f"{r['paper']['pixel_accuracy']:.2f} / {r['paper']['mean_iou']:.2f} / {r['paper']['mean_accuracy']:.2f}"]
                     for r in with_paper
                 ],

@@ -142,7 +142,7 @@ def paired_tests(entries: list[Any]) -> list[dict[str, Any]]:
     return tests
 
 
-def _pct(value: float | None, std: float | None = None) -> str:
+def percent(value: float | None, std: float | None = None) -> str:
     """A percentage, with its spread when there is one (std None: a single seed)."""
     if value is None:
         return "n/a"
@@ -199,15 +199,15 @@ def results_markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]], re
     for r in rows:
         std = {m: r[f"{m}_std"] if several else None for m in METRICS}
         lines.append(
-            f"| {r['model']} | {_pct(r['pixel_accuracy'], std['pixel_accuracy'])} | {_pct(r['mean_iou'], std['mean_iou'])} "
-            f"| {_pct(r['mean_accuracy'], std['mean_accuracy'])} | {_pct(r['mean_dice'], std['mean_dice'])} "
+            f"| {r['model']} | {percent(r['pixel_accuracy'], std['pixel_accuracy'])} | {percent(r['mean_iou'], std['mean_iou'])} "
+            f"| {percent(r['mean_accuracy'], std['mean_accuracy'])} | {percent(r['mean_dice'], std['mean_dice'])} "
             f"| {r['parameters']:,} | {r['input_size']} | {_seconds(r['train_seconds'])} | {r['epochs']} "
             f"| {_seconds(r['seconds_per_image'])} |"
         )
     classes = list(rows[0]["classes"]) if rows else []
     lines += ["", "## Per-class IoU / Dice (%)", "", "| model | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
     for r in rows:
-        cells = [f"{_pct(r['classes'][c]['iou'])} / {_pct(r['classes'][c]['dice'])}" for c in classes]
+        cells = [f"{percent(r['classes'][c]['iou'])} / {percent(r['classes'][c]['dice'])}" for c in classes]
         lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
     with_paper = [r for r in rows if r["paper"]]
     lines += ["", f"## The paper's figures ({paper_name})", ""]
@@ -219,7 +219,7 @@ def results_markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]], re
         for r in with_paper:
             p = r["paper"]
             lines.append(
-                f"| {r['model']} | {_pct(r['pixel_accuracy'])} / {_pct(r['mean_iou'])} / {_pct(r['mean_accuracy'])} "
+                f"| {r['model']} | {percent(r['pixel_accuracy'])} / {percent(r['mean_iou'])} / {percent(r['mean_accuracy'])} "
                 f"| {p['pixel_accuracy']:.2f} / {p['mean_iou']:.2f} / {p['mean_accuracy']:.2f} |"
             )
     else:
