@@ -139,3 +139,30 @@ def load_or_draw_split(
             )
         out[name] = (subj, subject_split[subj])
     return out
+
+
+FOLD_SEED = 0  # folds are drawn once per dataset: every model, seed and run of a benchmark shares them
+
+
+def draw_folds(subjects: list[str], folds: int, seed: int = FOLD_SEED) -> dict[str, int]:
+    """``subject -> fold`` (1..folds) for cross-validation by subject: a seeded shuffle of the
+    sorted subjects dealt round-robin, so fold sizes differ by at most one subject."""
+    unique = sorted(set(subjects))
+    if not 2 <= folds <= len(unique):
+        raise InputError(
+            f"--folds {folds}: give 2 to {len(unique)} (the number of subjects); each fold holds out at least one subject"
+        )
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(unique))
+    return {unique[int(i)]: position % folds + 1 for position, i in enumerate(order)}
+
+
+def fold_sides(split: dict[str, tuple[str, str]], folds: int, fold: int) -> dict[str, str]:
+    """``name -> "train" | "val"`` of fold ``fold`` of ``folds``: its subjects are validation, all
+    the others training. ``split``: a split.csv as :func:`read_split` reads it (every subject of
+    the dataset, whichever side the hold-out put it on)."""
+    if not 1 <= fold <= folds:
+        raise InputError(f"--fold {fold}: give 1 to {folds}")
+    fold_of = draw_folds([subject for subject, _ in split.values()], folds)
+    return {name: (VAL if fold_of[subject] == fold else TRAIN) for name, (subject, _) in split.items()}

@@ -117,3 +117,33 @@ def make_dataset(root: Path) -> Path:
     project = write_project(root, images)
     export_dataset(project, root / "dataset", root / "images", settings=ExportSettings(sigma=0, point_radius=4))
     return root / "dataset"
+
+
+def make_cityscapes(root: Path, width: int = 160, height: int = 80) -> Path:
+    """A tiny folder in the Cityscapes layout: 2 train cities of 2 scenes, 1 val city of 2 scenes.
+
+    Each scene: sky (id 23) above, road (7) below, a car (26), a void strip (id 0) and an ego
+    vehicle band (1) at the bottom; each class has its own colour, with noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    colours = {23: (70, 130, 180), 7: (128, 64, 128), 26: (0, 0, 142), 0: (0, 0, 0), 1: (20, 20, 20)}
+    for side, cities in (("train", ("aachen", "bremen")), ("val", ("frankfurt",))):
+        for city in cities:
+            for n in range(2):
+                ids = np.full((height, width), 23, np.uint8)
+                ids[height // 2 :] = 7
+                c0 = int(rng.integers(0, width - 40))
+                ids[height // 2 - 10 : height // 2 + 10, c0 : c0 + 30] = 26
+                ids[:, :4] = 0
+                ids[-6:] = 1
+                rgb = np.zeros((height, width, 3), np.uint8)
+                for value, colour in colours.items():
+                    rgb[ids == value] = colour
+                rgb = np.clip(rgb.astype(int) + rng.integers(-10, 11, rgb.shape), 0, 255).astype(np.uint8)
+                stem = f"{city}_{n:06d}_000019"
+                (root / "leftImg8bit" / side / city).mkdir(parents=True, exist_ok=True)
+                (root / "gtFine" / side / city).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rgb).save(root / "leftImg8bit" / side / city / f"{stem}_leftImg8bit.png")
+                Image.fromarray(ids).save(root / "gtFine" / side / city / f"{stem}_gtFine_labelIds.png")
+    return root

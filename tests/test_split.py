@@ -57,3 +57,27 @@ def test_subjects_csv(tmp_path: Path) -> None:
 def test_cbis_patient_ids_make_one_subject() -> None:
     assert subject_from_name("Mass-Training_P_00001_LEFT_CC_1-1") == "P_00001"
     assert subject_from_name("Calc-Test_P_00001_RIGHT_MLO") == "P_00001"
+
+
+def test_folds_deal_every_subject_to_one_fold_of_near_equal_size() -> None:
+    from mammotools.split import draw_folds, fold_sides
+
+    subjects = [f"p{i:02d}" for i in range(11)] * 2  # two views each
+    folds = draw_folds(subjects, 3)
+    assert sorted(folds) == sorted(set(subjects)) and set(folds.values()) == {1, 2, 3}
+    sizes = sorted(list(folds.values()).count(k) for k in (1, 2, 3))
+    assert sizes == [3, 4, 4]
+    assert draw_folds(list(reversed(subjects)), 3) == folds  # seeded over the sorted subjects: order does not matter
+    split = {f"{s}_{view}": (s, "train") for s in set(subjects) for view in ("CC", "MLO")}
+    seen: dict[str, int] = {}
+    for k in (1, 2, 3):
+        sides = fold_sides(split, 3, k)
+        val = {n for n, side in sides.items() if side == "val"}
+        assert all(folds[split[n][0]] == k for n in val)  # a subject's views are validated together
+        for n in val:
+            seen[n] = seen.get(n, 0) + 1
+    assert seen == {n: 1 for n in split}  # every image validated exactly once over the folds
+    with pytest.raises(InputError, match="give 2 to 11"):
+        draw_folds(subjects, 12)
+    with pytest.raises(InputError, match="--fold 4: give 1 to 3"):
+        fold_sides(split, 3, 4)

@@ -67,7 +67,7 @@ def confusion_png(matrix: np.ndarray, classes: list[str], title: str, path: Path
 
 
 def metric_bars(rows: list[dict[str, Any]], path: Path, quick: bool) -> Path:
-    """Pixel accuracy, mean IoU, mean class accuracy and mean Dice per model (error bars: std over seeds)."""
+    """Pixel accuracy, mean IoU, mean class accuracy and mean Dice per model (error bars: std over seeds and folds)."""
     plt = _pyplot()
     models = [r["model"] for r in rows]
     x = np.arange(len(models))

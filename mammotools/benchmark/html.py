@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from mammotools.benchmark.results import METRIC_TITLES, METRICS, percent, settings_line
+from mammotools.benchmark.results import METRIC_TITLES, METRICS, over_words, percent, repeats_line, runs_per_model, settings_line
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -61,8 +61,10 @@ def report_page(
         banner,
         f"<h1>{'Quick benchmark' if quick else 'Benchmark'} of {len(rows)} segmentation model(s)</h1>",
         f'<p class="note">Dataset <code>{escape(record["dataset"])}</code>: {record["split"]["train"]} training and '
-        f"{record['split']['val']} validation image(s), split by subject; every model scored on the same whole validation "
-        f"images by sliding window. Seeds {escape(', '.join(map(str, record['seeds'])))}; recipe {escape(record['recipe'])}. "
+        f"{record['split']['val']} validation image(s), "
+        f"{'its own val scenes' if record.get('dataset_kind') == 'cityscapes' else 'split by subject'}; every model scored "
+        f"on the same whole validation images by sliding window. {escape(repeats_line(record).capitalize())}; "
+        f"recipe {escape(record['recipe'])}. "
         f"Started {escape(record['started'])}, finished {escape(str(record.get('finished')))}. "
         f"Machine: {escape(str(hw['cpu']))}, {hw['cores']} cores, GPU {escape(str(hw['gpu'] or 'none'))}; "
         f"mammotools {escape(record['versions'].get('mammotools', '?'))}, "
@@ -84,7 +86,7 @@ def report_page(
             [
                 [
                     r["model"],
-                    *[percent(r[m], r[f"{m}_std"] if len(record["seeds"]) > 1 else None) for m in METRICS],
+                    *[percent(r[m], r[f"{m}_std"] if runs_per_model(record) > 1 else None) for m in METRICS],
                     f"{r['parameters']:,}",
                     str(r["input_size"]),
                     "n/a" if r["train_seconds"] is None else f"{r['train_seconds']:.1f}",
@@ -94,8 +96,8 @@ def report_page(
                 for r in rows
             ],
         ),
-        '<p class="note">Mean ± standard deviation over seeds. Classes absent from both truth and prediction are left '
-        "out of the means.</p>",
+        f'<p class="note">Mean ± standard deviation over {over_words(record)}. Classes absent from both truth and '
+        "prediction are left out of the means.</p>",
         _img(charts["metrics"], "the figures per model"),
         "<h2>Per class</h2>",
     ]
@@ -117,7 +119,10 @@ def report_page(
                 ],
             )
         )  # fmt: skip
-        parts.append('<p class="note">The paper\'s Table 10 is on its own mammograms and classes, not these.</p>')
+        if record.get("dataset_kind") != "cityscapes":
+            parts.append('<p class="note">The paper\'s Table 10 is on its own mammograms and classes, not these.</p>')
+        else:
+            parts.append('<p class="note">The paper\'s Table 9: the same Cityscapes validation scenes and 19 classes.</p>')
     else:
         parts.append("<p>The paper reports none of these models for this task.</p>")
     parts.append("<h2>Paired comparison per validation image</h2>")

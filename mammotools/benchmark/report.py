@@ -3,8 +3,9 @@
     results.md, results.csv, results.json   the paper's three figures per model, per-class IoU and
                                             Dice, parameters, training and inference time, the
                                             paper's figures beside, paired tests per image
-    confusion/<model>-seed<N>.csv, .png     each model's confusion matrix; every figure of the
-                                            tables is recomputable from these
+    confusion/<model>-seed<N>.csv, .png     each model's confusion matrix (<model>-fold<K>-seed<N>
+                                            with --folds); every figure of the tables is
+                                            recomputable from these
     figures/metrics.png, class_iou.png, curves.png, images/<name>.png
     report.html                             one self-contained page of all the above
 
@@ -20,18 +21,17 @@ from typing import Any
 
 from mammotools.benchmark import figures, html
 from mammotools.benchmark.results import model_rows, paired_tests, paper_for, results_csv, results_markdown
-from mammotools.export import ExportDataset
+from mammotools.benchmark.sources import ScoredImages
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.metrics import read_confusion_csv
-from mammotools.split import VAL
 
 
 def write_report(
-    out: Path, dataset: ExportDataset, entries: list[Any], record: dict[str, Any], settings: Any
+    out: Path, scored: ScoredImages, entries: list[Any], record: dict[str, Any], settings: Any
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Write every table, picture and report.html of the benchmark; returns report.html's path
     and the table's rows (one per model)."""
-    paper, paper_name = paper_for("mammography")
+    paper, paper_name = paper_for(scored.kind)
     rows = model_rows(entries, paper)
     tests = paired_tests(entries)
     confusion_dir, figure_dir = out / "confusion", out / "figures"
@@ -39,11 +39,11 @@ def write_report(
         folder.mkdir(parents=True, exist_ok=True)
     confusions = {}
     for e in entries:
-        target = confusion_dir / f"{e.model}-seed{e.seed}.csv"
+        target = confusion_dir / f"{e.model}-{e.tag}.csv"
         atomic_write_bytes(target, (e.evaluation / "confusion.csv").read_bytes())
         matrix, classes = read_confusion_csv(target)
-        title = ("QUICK: " if settings.quick else "") + f"{e.model}, seed {e.seed}"
-        confusions[f"{e.model}-seed{e.seed}"] = figures.confusion_png(matrix, classes, title, target.with_suffix(".png"))
+        title = ("QUICK: " if settings.quick else "") + f"{e.model}, " + (f"fold {e.fold}, " if e.fold else "") + f"seed {e.seed}"
+        confusions[f"{e.model}-{e.tag}"] = figures.confusion_png(matrix, classes, title, target.with_suffix(".png"))
     quick = settings.quick
     charts = {
         "metrics": figures.metric_bars(rows, figure_dir / "metrics.png", quick),
@@ -53,17 +53,20 @@ def write_report(
     first = [e for e in entries if e.seed == first_seed]
     curves_of = {}
     for e in first:  # one curve per training run: "fcn32 -> fcn16 -> fcn8" once, not three times
+        if e.fold > 1:
+            continue  # with --folds, the first fold's curves
         stages = _stages_up_to(e.run, max((x.model for x in first if x.run == e.run), key=_stages_of(e.run).index))
         curves_of[" -> ".join(stages)] = (e.run, stages)
     charts["curves"] = figures.training_curves(curves_of, figure_dir / "curves.png", quick)
     pictures = {}
-    for name in dataset.names_in(VAL)[: settings.pictures]:
-        predictions = {e.model: e.evaluation / "predictions" / f"{name}.png" for e in first}
-        if all(p.is_file() for p in predictions.values()):
+    for name in scored.val[: settings.pictures]:
+        fold = scored.fold_of.get(name, 0)  # with --folds: the models that did not train on it
+        predictions = {e.model: e.evaluation / "predictions" / f"{name}.png" for e in first if e.fold == fold}
+        if predictions and all(p.is_file() for p in predictions.values()):
+            image, label = scored.files[name]
             pictures[name] = figures.side_by_side(
-                name, dataset.image_path(name), dataset.label_path(name), predictions, dataset.table,
-                figure_dir / "images" / f"{name}.png", quick,
-            )  # fmt: skip
+                name, image, label, predictions, scored.table, figure_dir / "images" / f"{name}.png", quick
+            )
     results = {"quick": quick, "paper_table": paper_name, "models": rows, "paired_tests": tests, "run": record}
     atomic_write_text(out / "results.json", json.dumps(results, indent=1))
     atomic_write_text(out / "results.csv", results_csv(rows, quick))

@@ -1,8 +1,10 @@
-"""The benchmark's tables: each model's figures over seeds (mean and standard deviation), the
-paper's own figures beside them, and paired comparisons of models per validation image.
+"""The benchmark's tables: each model's figures over its runs (seeds, and folds with
+``--folds``: mean and standard deviation), the paper's own figures beside them, and paired
+comparisons of models per validation image.
 
-Every figure of a model at a seed comes from its saved confusion matrix (mammotools.metrics);
-means and standard deviations are over seeds (sample standard deviation, 0 with one seed).
+Every figure of a model's run comes from its saved confusion matrix (mammotools.metrics); means
+and standard deviations are over runs (sample standard deviation, 0 with one run). With folds,
+each image is scored once per seed, by the models of the fold that held it out.
 """
 
 from __future__ import annotations
@@ -52,8 +54,28 @@ def _stats(values: list[float | None]) -> tuple[float | None, float | None]:
     return mean, std
 
 
+def runs_per_model(record: dict[str, Any]) -> int:
+    """How many runs each model's figures are averaged over (seeds x folds)."""
+    return len(record["seeds"]) * max(int(record.get("folds") or 0), 1)
+
+
+def over_words(record: dict[str, Any]) -> str:
+    """What the means and spreads are over: "seeds", "folds" or "folds and seeds"."""
+    folds = int(record.get("folds") or 0)
+    if not folds:
+        return "seeds"
+    return "folds" if len(record["seeds"]) == 1 else "folds and seeds"
+
+
+def repeats_line(record: dict[str, Any]) -> str:
+    """``Seed(s): 0, 1`` or ``5 folds by subject; seed(s): 0``, in words."""
+    seeds = f"seed(s) {', '.join(map(str, record['seeds']))}"
+    folds = int(record.get("folds") or 0)
+    return (f"{folds}-fold cross-validation by subject, " if folds else "") + seeds
+
+
 def model_rows(entries: list[Any], paper: dict[str, tuple[float, float, float]]) -> list[dict[str, Any]]:
-    """One row per model (entries in benchmark order): figures per seed, mean and std over seeds."""
+    """One row per model (entries in benchmark order): figures per run, mean and std over runs."""
     rows: list[dict[str, Any]] = []
     for model in dict.fromkeys(e.model for e in entries):
         mine = [e for e in entries if e.model == model]
@@ -67,6 +89,7 @@ def model_rows(entries: list[Any], paper: dict[str, tuple[float, float, float]])
             "per_seed": [
                 {
                     "seed": e.seed,
+                    "fold": e.fold,
                     **{m: e.metrics[m] for m in METRICS},
                     "classes": {n: {k: e.metrics["classes"][n][k] for k in ("iou", "dice", "accuracy")} for n in classes},
                     "train_seconds": e.train_seconds,
@@ -91,7 +114,8 @@ def model_rows(entries: list[Any], paper: dict[str, tuple[float, float, float]])
 
 
 def per_image_miou(entries: list[Any]) -> dict[str, dict[str, float]]:
-    """model -> validation image -> mean IoU, averaged over seeds (per_image.csv of each evaluation)."""
+    """model -> validation image -> mean IoU, averaged over seeds (per_image.csv of each evaluation;
+    with folds, an image is in its own fold's evaluations only)."""
     table: dict[str, dict[str, list[float]]] = {}
     for e in entries:
         with (e.evaluation / "per_image.csv").open(encoding="utf-8", newline="") as f:
@@ -176,7 +200,6 @@ def results_markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]], re
     """results.md: the paper's layout (its three figures), then per-class IoU and Dice, cost, the
     paper's figures and the paired tests."""
     quick = record.get("quick")
-    seeds = record["seeds"]
     lines = []
     if quick:
         lines += [
@@ -186,16 +209,17 @@ def results_markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]], re
     lines += [
         "# Benchmark results",
         "",
-        f"Dataset: `{record['dataset']}`; {record['split']['val']} whole validation image(s) (subject split), "
-        f"scored by sliding window. Seed(s): {', '.join(map(str, seeds))}"
-        + (" (mean ± standard deviation over seeds). " if len(seeds) > 1 else ". ")
+        f"Dataset: `{record['dataset']}`; {record['split']['val']} whole validation image(s) "
+        f"({'its val scenes' if record.get('dataset_kind') == 'cityscapes' else 'subject split'}), "
+        f"scored by sliding window. {repeats_line(record).capitalize()}"
+        + (f" (mean ± standard deviation over {over_words(record)}). " if runs_per_model(record) > 1 else ". ")
         + f"Settings: {settings_line(record)}.",
         "",
         "| model | pixel accuracy % | mean IoU % | mean class accuracy % | mean Dice % | parameters | input px | "
         "training s | epochs | inference s/image |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    several = len(seeds) > 1
+    several = runs_per_model(record) > 1
     for r in rows:
         std = {m: r[f"{m}_std"] if several else None for m in METRICS}
         lines.append(
@@ -228,7 +252,8 @@ def results_markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]], re
         "",
         "## Paired comparison per validation image",
         "",
-        "Wilcoxon signed-rank test (two-sided) of per-image mean IoU (averaged over seeds), Holm-adjusted over all pairs.",
+        "Wilcoxon signed-rank test (two-sided) of per-image mean IoU (averaged over seeds), Holm-adjusted over all pairs."
+        + (" With folds, each image is scored by the models of the fold that held it out." if record.get("folds") else ""),
         "",
         "| model A | model B | images | mean IoU A - B (points) | A better | B better | p | p (Holm) |",
         "|---|---|---|---|---|---|---|---|",
@@ -255,18 +280,18 @@ def results_csv(rows: list[dict[str, Any]], quick: bool = False) -> str:
     applicable or not defined)."""
     classes = list(rows[0]["classes"]) if rows else []
     lines: list[list[Any]] = [
-        ["model", "seed", *METRICS, *[f"iou_{c}" for c in classes], *[f"dice_{c}" for c in classes],
+        ["model", "seed", "fold", *METRICS, *[f"iou_{c}" for c in classes], *[f"dice_{c}" for c in classes],
          "parameters", "input_size", "train_seconds", "seconds_per_image", "quick"]
     ]  # fmt: skip
     for r in rows:
         for s in r["per_seed"]:
             lines.append(
-                [r["model"], s["seed"], *[s[m] for m in METRICS], *[s["classes"][c]["iou"] for c in classes],
+                [r["model"], s["seed"], s["fold"] or "", *[s[m] for m in METRICS], *[s["classes"][c]["iou"] for c in classes],
                  *[s["classes"][c]["dice"] for c in classes], r["parameters"], r["input_size"], s["train_seconds"],
                  s["seconds_per_image"], quick]
             )  # fmt: skip
         lines.append(
-            [r["model"], "mean", *[r[m] for m in METRICS], *[r["classes"][c]["iou"] for c in classes],
+            [r["model"], "mean", "", *[r[m] for m in METRICS], *[r["classes"][c]["iou"] for c in classes],
              *[r["classes"][c]["dice"] for c in classes], r["parameters"], r["input_size"], r["train_seconds"],
              r["seconds_per_image"], quick]
         )  # fmt: skip

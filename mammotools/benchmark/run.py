@@ -4,9 +4,10 @@ images, and write the report.
 Layout of ``--out``::
 
     run.json                          protocol, seeds, split, versions, hardware, start and end
-    runs/<model>-seed<N>/             a training run (mammotools train's layout) per model and seed;
-                                      a staged run (fcn8: fcn32 -> fcn16 -> fcn8) serves each stage
-    runs/<model>-seed<N>/eval-<stage>/  evaluate's outputs for each benchmarked stage
+    runs/<model>-seed<N>/             a training run (mammotools train's layout) per model and seed
+                                      (runs/<model>-fold<K>-seed<N>/ with --folds); a staged run
+                                      (fcn8: fcn32 -> fcn16 -> fcn8) serves each stage
+    runs/<run>/eval-<stage>/          evaluate's outputs for each benchmarked stage
     results.md, results.csv, results.json, confusion/, figures/, report.html   (report.py)
 
 A rerun with the same settings reuses every finished run and evaluation; a killed benchmark
@@ -25,19 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mammotools.benchmark.protocol import (
-    QUICK_BATCH,
-    QUICK_EPOCHS,
-    QUICK_SMP_WIDTH,
-    QUICK_WIDTH,
-    Job,
-    open_crop_sets,
-    plan_jobs,
-)
+from mammotools.benchmark.protocol import QUICK_BATCH, QUICK_EPOCHS, QUICK_SMP_WIDTH, QUICK_WIDTH, Job, plan_jobs
+from mammotools.benchmark.sources import MAMMOGRAPHY, open_sources
 from mammotools.errors import InputError
-from mammotools.export import open_export_dataset
 from mammotools.files import atomic_write_text
-from mammotools.split import VAL
 
 RUN_FILE = "run.json"
 KIND = "mammotools benchmark"
@@ -52,6 +44,8 @@ class BenchmarkSettings:
 
     models: list[str]
     seeds: list[int] = field(default_factory=lambda: [0])
+    folds: int = 0  # cross-validation by subject: K folds, each scored by the models trained without it
+    dataset: str = MAMMOGRAPHY  # or "cityscapes"
     quick: bool = False
     recipe: str = "fast"
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +69,12 @@ class Entry:
     epochs: int
     parameters: int
     metrics: dict[str, Any]
+    fold: int = 0  # 1..K with --folds
+
+    @property
+    def tag(self) -> str:
+        """``seed0``, or ``fold2-seed0``: the run's name after its model."""
+        return f"seed{self.seed}" if not self.fold else f"fold{self.fold}-seed{self.seed}"
 
 
 @dataclass
@@ -90,14 +90,27 @@ class BenchmarkResult:
 class Events:
     """What the benchmark tells the user (the CLI prints; the library stays silent)."""
 
-    def run_start(self, job: Job, seed: int, config: dict[str, Any]) -> None: ...
-    def run_end(self, job: Job, seed: int, reused: bool) -> None: ...
-    def evaluated(self, model: str, seed: int, metrics: dict[str, Any], reused: bool) -> None: ...
+    def run_start(self, job: Job, repeat: str, config: dict[str, Any]) -> None: ...
+    def run_end(self, job: Job, repeat: str, reused: bool) -> None: ...
+    def evaluated(self, model: str, repeat: str, metrics: dict[str, Any], reused: bool) -> None: ...
 
 
-def job_config(job: Job, seed: int, settings: BenchmarkSettings) -> Any:
+def repeats(settings: BenchmarkSettings) -> list[tuple[int, int]]:
+    """(seed, fold) of every repetition of the protocol (fold 0: the dataset's own hold-out)."""
+    return [(seed, fold) for seed in settings.seeds for fold in (range(1, settings.folds + 1) if settings.folds else [0])]
+
+
+def repeat_words(seed: int, fold: int, folds: int) -> str:
+    return f"seed {seed}" if not fold else f"fold {fold} of {folds}, seed {seed}"
+
+
+def run_name(chain: str, seed: int, fold: int) -> str:
+    return f"{chain}-seed{seed}" if not fold else f"{chain}-fold{fold}-seed{seed}"
+
+
+def job_config(job: Job, seed: int, settings: BenchmarkSettings, fold: int = 0) -> Any:
     """The training settings of one run: the recipe, --quick's sizes, the user's overrides, the
-    job's input size and the seed."""
+    job's input size, the seed and the fold."""
     from mammotools.models import MODELS
     from mammotools.train import make_config
 
@@ -110,6 +123,8 @@ def job_config(job: Job, seed: int, settings: BenchmarkSettings) -> Any:
             values["encoder"] = "resnet18"
     values.update({k: v for k, v in settings.overrides.items() if v is not None})
     values.update(input_size=job.input_size, seed=seed, device=settings.device)
+    if fold:
+        values.update(folds=settings.folds, fold=fold)
     return make_config(settings.recipe, None, **values)
 
 
@@ -135,7 +150,7 @@ def _prepare_out(out: Path) -> None:
         raise InputError(f"--out {out}: cannot write there ({error.strerror}); choose a folder you can write to") from None
 
 
-def _pretrained_fits(jobs: list[Job], configs: dict[tuple[str, int], Any], path: str) -> dict[str, bool]:
+def _pretrained_fits(jobs: list[Job], configs: dict[tuple[str, int, int], Any], path: str) -> dict[str, bool]:
     """Which runs the --pretrained file fits (its backbone: VGG16 for FCN and Dilation10, ResNet-18
     for DeepLabV3, an smp encoder's for smp models, none for the U-Net), tried on each run's first
     stage before anything trains. A file that fits none of them is an error."""
@@ -144,7 +159,7 @@ def _pretrained_fits(jobs: list[Job], configs: dict[tuple[str, int], Any], path:
     fits: dict[str, bool] = {}
     reasons = []
     for job in jobs:
-        config = next(c for (chain, _), c in configs.items() if chain == job.chain)
+        config = next(c for (chain, _, _), c in configs.items() if chain == job.chain)
         first = MODELS[job.chain].stages[0]
         try:
             load_pretrained(build_model(first, 2, width=config.width, encoder=config.encoder), first, Path(path))
@@ -229,24 +244,22 @@ def run_benchmark(
         raise InputError("--models: name at least one model")
     if not settings.seeds:
         raise InputError("--seeds: give at least one seed, e.g. 0 or 0,1,2")
-    dataset = open_export_dataset(dataset_path)
-    crop_sets = open_crop_sets([Path(p) for p in crop_paths], dataset)
-    if not dataset.names_in(VAL):
-        raise InputError(f"{dataset.path}: the split puts no image in validation; nothing to score the models on")
+    scored = open_sources(settings.dataset, dataset_path, [Path(p) for p in crop_paths], settings.folds)
     scale = float(settings.overrides.get("scale") or 1.0)
-    jobs = plan_jobs(settings.models, crop_sets, int(settings.overrides.get("input_size") or 0), scale, settings.quick)
-    configs = {(job.chain, seed): job_config(job, seed, settings) for job in jobs for seed in settings.seeds}
+    jobs = plan_jobs(settings.models, scored.crop_sets, int(settings.overrides.get("input_size") or 0), scale, settings.quick)
+    plan = repeats(settings)
+    configs = {(job.chain, seed, fold): job_config(job, seed, settings, fold) for job in jobs for seed, fold in plan}
     pretrained = str(settings.overrides.get("pretrained") or "")
     fits = _pretrained_fits(jobs, configs, pretrained) if pretrained else {}
-    for (chain, seed), config in configs.items():
+    for (chain, seed, fold), config in configs.items():
         if pretrained and not fits[chain]:  # this model starts from scratch; run.json and the report say so
-            configs[(chain, seed)] = replace(config, pretrained="")
+            configs[(chain, seed, fold)] = replace(config, pretrained="")
     runtime = start_runtime(settings.device, str(settings.overrides.get("precision") or "auto"))
     for job in jobs:
-        for seed in settings.seeds:
-            run_dir = out / RUNS / f"{job.chain}-seed{seed}"
+        for seed, fold in plan:
+            run_dir = out / RUNS / run_name(job.chain, seed, fold)
             try:
-                train_run(job.crops, job.chain, run_dir, configs[(job.chain, seed)], runtime, True, settings.overwrite,
+                train_run(job.crops, job.chain, run_dir, configs[(job.chain, seed, fold)], runtime, True, settings.overwrite,
                           check_only=True)  # fmt: skip
             except InputError as error:
                 if "a run of other settings" in str(error) or "not a training run" in str(error):
@@ -259,10 +272,12 @@ def run_benchmark(
     started = datetime.now(UTC).isoformat(timespec="seconds")
     record: dict[str, Any] = {
         "kind": KIND,
-        "dataset": str(dataset.path.resolve()),
-        "crops": [str(c.path.resolve()) for c in crop_sets],
+        "dataset": str(scored.path.resolve()),
+        "dataset_kind": scored.kind,
+        "crops": [str(c.path.resolve()) for c in scored.crop_sets],
         "models": settings.models,
         "seeds": settings.seeds,
+        "folds": settings.folds,
         "quick": settings.quick,
         "recipe": settings.recipe,
         "overrides": {k: v for k, v in settings.overrides.items() if v is not None},
@@ -273,15 +288,16 @@ def run_benchmark(
                 "crops": str(job.crops),
                 "crop_size": job.crop_size,
                 "input_size": job.input_size,
-                "pretrained": bool(configs[(job.chain, settings.seeds[0])].pretrained),
+                "pretrained": bool(configs[(job.chain, *plan[0])].pretrained),
             }
             for job in jobs
         ],
-        "configs": {f"{chain}-seed{seed}": asdict(config) for (chain, seed), config in configs.items()},
+        "configs": {run_name(chain, seed, fold): asdict(config) for (chain, seed, fold), config in configs.items()},
         "split": {
-            "train": len(dataset.names_in("train")),
-            "val": len(dataset.names_in(VAL)),
-            "val_images": dataset.names_in(VAL),
+            "train": scored.training,
+            "val": len(scored.val),
+            "val_images": scored.val,
+            **({"folds": {str(k): scored.fold_images(k) for k in range(1, settings.folds + 1)}} if settings.folds else {}),
         },
         "versions": _versions(),
         "hardware": _hardware(settings.device),
@@ -291,15 +307,16 @@ def run_benchmark(
     atomic_write_text(out / RUN_FILE, json.dumps(record, indent=1))
     result = BenchmarkResult(out, [], [], [])
     try:
-        for seed in settings.seeds:
+        for seed, fold in plan:
+            words = repeat_words(seed, fold, settings.folds)
             for job in jobs:
-                config = configs[(job.chain, seed)]
-                run_dir = out / RUNS / f"{job.chain}-seed{seed}"
-                events.run_start(job, seed, asdict(config))
+                config = configs[(job.chain, seed, fold)]
+                run_dir = out / RUNS / run_name(job.chain, seed, fold)
+                events.run_start(job, words, asdict(config))
                 summary = train_run(job.crops, job.chain, run_dir, config, runtime, True, settings.overwrite, reporter)
                 reused = not summary.stages
                 (result.reused if reused else result.trained).append(run_dir.name)
-                events.run_end(job, seed, reused)
+                events.run_end(job, words, reused)
                 stages = MODELS[job.chain].stages
                 for model in job.scored:
                     eval_dir = run_dir / f"eval-{model}"
@@ -307,24 +324,24 @@ def run_benchmark(
                     best = run_dir / "stages" / model / BEST
                     fresh = metrics_file.is_file() and metrics_file.stat().st_mtime >= best.stat().st_mtime
                     if not fresh:
-                        evaluate_run(run_dir, dataset.path, eval_dir, device=settings.device, stage=model)
+                        evaluate_run(run_dir, scored.path, eval_dir, device=settings.device, stage=model)
                     metrics = json.loads(metrics_file.read_text("utf-8"))
-                    events.evaluated(model, seed, metrics, fresh)
+                    events.evaluated(model, words, metrics, fresh)
                     seconds, epochs = _train_seconds(run_dir, stages, model)
                     result.entries.append(
                         Entry(model, seed, job.chain, run_dir, eval_dir, job.input_size, job.crops, seconds, epochs,
-                              _parameters(model, len(metrics["classes"]), config), metrics)
+                              _parameters(model, len(metrics["classes"]), config), metrics, fold)
                     )  # fmt: skip
     finally:
         stop_runtime(runtime)
     from mammotools.benchmark.report import remove_report, write_report
 
     order = {m: i for i, m in enumerate(settings.models)}
-    result.entries.sort(key=lambda e: (order[e.model], e.seed))
+    result.entries.sort(key=lambda e: (order[e.model], e.seed, e.fold))
     record["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     record["wall_seconds"] = round(time.time() - datetime.fromisoformat(started).timestamp(), 1)
     record["trained"], record["reused"] = result.trained, result.reused
     remove_report(out)  # an earlier report may show other models, seeds or pictures
-    result.report, result.rows = write_report(out, dataset, result.entries, record, settings)
+    result.report, result.rows = write_report(out, scored, result.entries, record, settings)
     atomic_write_text(out / RUN_FILE, json.dumps(record, indent=1))
     return result

@@ -40,6 +40,18 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
 @click.option(
     "--seeds", default="0", callback=_seeds, help="Seeds to repeat the protocol with, e.g. 0,1,2 (mean and std reported)."
 )
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    help="Cross-validation by subject: K folds, each scored by models trained on the others (make-crops folders).",
+)
+@click.option(
+    "--dataset",
+    "dataset_kind",
+    type=click.Choice(["mammography", "cityscapes"]),
+    default="mammography",
+    help="cityscapes: DATASET is a Cityscapes folder (leftImg8bit/, gtFine/), trained on whole scenes; no --crops.",
+)
 @click.option("--quick", is_flag=True, help="Small widths, inputs and 2 epochs: minutes on a laptop CPU.")
 @click.option("--recipe", type=LazyChoice(_recipes), default="fast", help="Training recipe for every model.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs per stage, every model (default: the recipe's).")
@@ -62,6 +74,8 @@ def benchmark_cmd(
     out: Path,
     models: str | None,
     seeds: list[int],
+    folds: int | None,
+    dataset_kind: str,
     quick: bool,
     recipe: str,
     device: str,
@@ -73,7 +87,9 @@ def benchmark_cmd(
     validation images of DATASET (an export-qupath dataset with its split).
 
     Each model trains on the smallest crop dataset that holds its input; staged models share
-    runs (fcn16 is the stage after fcn32). A rerun reuses finished runs; a killed one resumes.
+    runs (fcn16 is the stage after fcn32). --seeds and --folds (by subject) repeat the protocol.
+    --dataset cityscapes: DATASET is a Cityscapes folder, shown beside the paper's Table 9.
+    A rerun reuses finished runs; a killed one resumes.
     Writes results.md/.csv/.json, confusion matrices, figures and report.html into --out.
     """
     from mammotools.benchmark import BenchmarkSettings, Events, parse_models, run_benchmark
@@ -84,6 +100,8 @@ def benchmark_cmd(
     settings = BenchmarkSettings(
         models=parse_models(models, MODELS),
         seeds=seeds,
+        folds=folds or 0,
+        dataset=dataset_kind,
         quick=quick,
         recipe=recipe,
         overrides=values,
@@ -93,20 +111,20 @@ def benchmark_cmd(
     )
 
     class Say(Events):
-        def run_start(self, job: Any, seed: int, config: dict[str, Any]) -> None:
+        def run_start(self, job: Any, repeat: str, config: dict[str, Any]) -> None:
             click.echo(
-                f"== {job.chain} (scores {', '.join(job.scored)}), seed {seed}: {job.input_size} px inputs from "
+                f"== {job.chain} (scores {', '.join(job.scored)}), {repeat}: {job.input_size} px inputs from "
                 f"{job.crops} ({job.crop_size} px crops), width {config['width']:g}, {config['epochs']} epoch(s) per stage",
                 err=True,
             )
 
-        def run_end(self, job: Any, seed: int, reused: bool) -> None:
+        def run_end(self, job: Any, repeat: str, reused: bool) -> None:
             if reused:
-                click.echo(f"   {job.chain}, seed {seed}: trained by an earlier run, reused", err=True)
+                click.echo(f"   {job.chain}, {repeat}: trained by an earlier run, reused", err=True)
 
-        def evaluated(self, model: str, seed: int, metrics: dict[str, Any], reused: bool) -> None:
+        def evaluated(self, model: str, repeat: str, metrics: dict[str, Any], reused: bool) -> None:
             click.echo(
-                f"   {model}, seed {seed}: pixel acc {_pct(metrics['pixel_accuracy'])}, mIoU {_pct(metrics['mean_iou'])}, "
+                f"   {model}, {repeat}: pixel acc {_pct(metrics['pixel_accuracy'])}, mIoU {_pct(metrics['mean_iou'])}, "
                 f"mean class acc {_pct(metrics['mean_accuracy'])}" + (" (scored earlier)" if reused else ""),
                 err=True,
             )
@@ -114,10 +132,11 @@ def benchmark_cmd(
     result = run_benchmark(dataset, [*crops, *more_crops], out, settings, ProgressReporter(), Say())
     click.echo(
         f"{'QUICK benchmark' if quick else 'Benchmark'}: {len(settings.models)} model(s), seed(s) {','.join(map(str, seeds))}"
-        + (" (mean ± std over seeds)" if len(seeds) > 1 else "")
+        + (f", {folds} folds by subject" if folds else "")
+        + (" (mean ± std over runs)" if len(seeds) * (folds or 1) > 1 else "")
     )
     click.echo(f"  {'model':<20} {'pixel acc':>10} {'mean IoU':>10} {'class acc':>10} {'mean Dice':>10}")
     for row in result.rows:
-        cells = [_spread(row, m, len(seeds)) for m in ("pixel_accuracy", "mean_iou", "mean_accuracy", "mean_dice")]
+        cells = [_spread(row, m, len(seeds) * (folds or 1)) for m in ("pixel_accuracy", "mean_iou", "mean_accuracy", "mean_dice")]
         click.echo(f"  {row['model']:<20} " + " ".join(f"{c:>10}" for c in cells))
     click.echo(f"Report: {result.report}  (tables: results.md, results.csv, results.json)")

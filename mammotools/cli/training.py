@@ -119,6 +119,10 @@ def _pct(value: float | None) -> str:
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the weights, windows, flips and order.")
 @click.option(
+    "--folds", type=click.IntRange(min=2), help="Cross-validation by subject: K folds of the dataset's subjects (with --fold)."
+)
+@click.option("--fold", type=click.IntRange(min=1), help="With --folds K: the fold (1..K) held out for validation.")
+@click.option(
     "--deterministic", is_flag=True, default=None, help="Deterministic GPU kernels (same seed and device: same weights)."
 )
 @click.option("--device", type=click.Choice(DEVICES), help="auto: a GPU when there is one.")

@@ -8,6 +8,7 @@ all; ``balance.py`` measures how balanced a crop set is against uniform crops.
 
 from mammotools.crops.layout import (
     AUGMENT_FIELDS,
+    ORIGINAL,
     ClassWeight,
     CropDataset,
     CropFile,
@@ -25,6 +26,7 @@ from mammotools.crops.run import CropSummary, make_crops
 
 __all__ = [
     "AUGMENT_FIELDS",
+    "ORIGINAL",
     "ClassWeight",
     "CropDataset",
     "CropFile",

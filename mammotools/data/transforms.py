@@ -2,7 +2,8 @@
 
 Per training item: a random window of the model's input size inside the crop, a horizontal
 flip (p = 0.5) and a contrast change (p = 0.5), gray replicated to 3 channels, intensities
-scaled to [-0.5, 0.5] by the image's bit depth. Validation items get the scaling only.
+scaled to [-0.5, 0.5] by the image's bit depth; RGB images (Cityscapes) also get a brightness
+and a saturation change (p = 0.5 each). Validation items get the scaling only.
 
 Array contracts: image (H, W) or (H, W, 3) uint8/uint16; label (H, W) uint8 label values
 (``IGNORE_LABEL`` = no class); model input (3, H, W) float32 in [-0.5, 0.5]; target (H, W)
@@ -23,6 +24,11 @@ OUTSIDE_IMAGE = -0.5
 CONTRAST_RANGE = (0.7, 1.3)  # factor around the image's mean, drawn uniformly (method.md: "random contrast")
 FLIP_P = 0.5
 CONTRAST_P = 0.5
+# RGB images only (the paper's Cityscapes pipeline): brightness shifts the [-0.5, 0.5] values by
+# up to 32/255 (TensorFlow's customary max_delta); saturation scales each pixel's distance from
+# its gray value.
+BRIGHTNESS_DELTA = 32 / 255
+SATURATION_RANGE = (0.5, 1.5)
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,11 @@ class Augment:
     flip_p: float = FLIP_P
     contrast_p: float = CONTRAST_P
     contrast_range: tuple[float, float] = CONTRAST_RANGE
+    brightness_p: float = 0.5  # RGB images only
+    saturation_p: float = 0.5  # RGB images only
 
 
-NO_AUGMENT = Augment(flip_p=0.0, contrast_p=0.0)
+NO_AUGMENT = Augment(flip_p=0.0, contrast_p=0.0, brightness_p=0.0, saturation_p=0.0)
 
 
 def label_lookup(labels: list[int]) -> np.ndarray:
@@ -127,6 +135,13 @@ def training_item(
     if augment.flip_p and rng.random() < augment.flip_p:
         x = np.ascontiguousarray(x[..., ::-1])
         target = np.ascontiguousarray(target[..., ::-1])
+    if image.ndim == 3:  # RGB: brightness and saturation too (gray images draw nothing here)
+        if augment.brightness_p and rng.random() < augment.brightness_p:
+            x = np.clip(x + np.float32(rng.uniform(-BRIGHTNESS_DELTA, BRIGHTNESS_DELTA)), -0.5, 0.5).astype(np.float32)
+        if augment.saturation_p and rng.random() < augment.saturation_p:
+            gray = x.mean(axis=0, keepdims=True)
+            factor = np.float32(rng.uniform(*SATURATION_RANGE))
+            x = np.clip(gray + (x - gray) * factor, -0.5, 0.5).astype(np.float32)
     if augment.contrast_p and rng.random() < augment.contrast_p:
         factor = np.float32(rng.uniform(*augment.contrast_range))
         mean = np.float32(x.mean())

@@ -41,6 +41,8 @@ class TrainConfig:
     input_size: int = 0  # 0: the model's paper input size
     scale: float = 1.0  # the model sees crops and images resized by this (0.5: half resolution, twice the context)
     seed: int = 0
+    folds: int = 0  # cross-validation by subject: K folds (0: the dataset's own hold-out)
+    fold: int = 0  # which fold (1..folds) is validation
     deterministic: bool = False
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 on a GPU that has it, else fp16 on a GPU, fp32 on the CPU
@@ -140,6 +142,10 @@ def check_config(config: TrainConfig) -> None:
         raise InputError("seed, momentum and input_size must be >= 0, val_batch >= 1, workers >= 0 (or -1: chosen)")
     if not MIN_SCALE <= config.scale <= MAX_SCALE:
         raise InputError(f"scale {config.scale}: give {MIN_SCALE} <= scale <= {MAX_SCALE} (1 = the images' own resolution)")
+    if config.folds == 0 and config.fold != 0:
+        raise InputError(f"fold {config.fold}: give --folds K too (the number of folds), or leave --fold out")
+    if config.folds != 0 and (config.folds < 2 or not 1 <= config.fold <= config.folds):
+        raise InputError(f"folds {config.folds}, fold {config.fold}: give folds >= 2 and a fold from 1 to folds")
     if not 0 < config.gamma <= 1:
         raise InputError(f"gamma {config.gamma}: give 0 < gamma <= 1")
 

@@ -1,5 +1,5 @@
 """``evaluate``: a trained run on a crop dataset's validation files, or on the whole validation
-images of an export dataset, by sliding window.
+images of an export dataset (or a Cityscapes folder's val scenes), by sliding window.
 
 Writes into ``--out`` (default ``RUN/eval-<dataset folder name>``)::
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from mammotools.classes import ClassTable, RegionClass
 from mammotools.crops import open_crop_dataset
+from mammotools.data import fold_crops, is_cityscapes, open_cityscapes
 from mammotools.defaults import IGNORE_LABEL
 from mammotools.errors import InputError
 from mammotools.export import open_export_dataset
@@ -30,7 +31,7 @@ from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.metrics import scores, write_confusion_csv
 from mammotools.models import build_model
 from mammotools.palette import encode_label_png
-from mammotools.split import SPLIT_FILE, TRAIN, VAL, read_split
+from mammotools.split import SPLIT_FILE, TRAIN, VAL, fold_sides, read_split
 from mammotools.train.evaluation import EvalImage, evaluate_images
 from mammotools.train.run import final_model
 from mammotools.train.runtime import start_runtime
@@ -46,17 +47,27 @@ class EvaluationSummary:
     seconds: float
 
 
-def _dataset_images(path: Path) -> tuple[list[EvalImage], ClassTable, str]:
-    """The validation images of a crop or export dataset, its class table and its kind."""
+def _dataset_images(path: Path, folds: int = 0, fold: int = 0) -> tuple[list[EvalImage], ClassTable, str]:
+    """The validation images of a crop or export dataset (of fold ``fold`` of ``folds`` when the
+    run was trained on one), its class table and its kind."""
+    if is_cityscapes(path):
+        scenes = open_cityscapes(path)
+        return [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in scenes.val], scenes.table, "cityscapes"
     if (path / "settings.json").is_file():
         crops = open_crop_dataset(path)
+        if folds:
+            crops = fold_crops(crops, folds, fold)
         return [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in crops.val], crops.table, "crops"
     dataset = open_export_dataset(path)
     if dataset.split is None:
         raise InputError(
             f"{path}: no split.csv: the run's validation subjects are not known here; give the export dataset the crops came from"
         )
-    names = dataset.names_in(VAL)
+    if folds:
+        sides = fold_sides(read_split(path / SPLIT_FILE), folds, fold)
+        names = sorted(n for n, side in sides.items() if side == VAL)
+    else:
+        names = dataset.names_in(VAL)
     return [EvalImage(n, dataset.image_path(n), dataset.label_path(n)) for n in names], dataset.table, "images"
 
 
@@ -84,12 +95,16 @@ def _lut_for(table: ClassTable, classes: list[str]) -> tuple[np.ndarray, list[in
     return lut, values
 
 
-def _check_split(run_crops: Path, images: list[EvalImage]) -> None:
-    """Refuse to score images the run trained on: the run's crops keep the split they were cut by."""
+def _check_split(run_crops: Path, images: list[EvalImage], folds: int = 0, fold: int = 0) -> None:
+    """Refuse to score images the run trained on: the run's crops keep the split they were cut by
+    (and the run its fold of them)."""
     split_file = run_crops / SPLIT_FILE
     if not split_file.is_file():
         return
-    trained = {name for name, (_, side) in read_split(split_file).items() if side == TRAIN}
+    if folds:
+        trained = {name for name, side in fold_sides(read_split(split_file), folds, fold).items() if side == TRAIN}
+    else:
+        trained = {name for name, (_, side) in read_split(split_file).items() if side == TRAIN}
     seen = sorted(item.name for item in images if item.name in trained)
     if seen:
         raise InputError(
@@ -115,13 +130,13 @@ def evaluate_run(
     run, dataset_path = Path(run), Path(dataset_path)
     description, best, config = final_model(run, stage)
     stage = stage or description["stages"][-1]
-    images, table, kind = _dataset_images(dataset_path)
+    images, table, kind = _dataset_images(dataset_path, config.folds, config.fold)
     if not images:
         raise InputError(f"{dataset_path}: no validation images")
     classes = description["classes"]
     lut, values = _lut_for(table, classes)
     if kind == "images":
-        _check_split(Path(description["dataset"]), images)
+        _check_split(Path(description["dataset"]), images, config.folds, config.fold)
     runtime = start_runtime(device, config.precision)
     model = build_model(stage, len(classes), width=config.width, encoder=config.encoder)
     model.load_state_dict(best["model"])
@@ -162,6 +177,8 @@ def evaluate_run(
         "window": window,
         "output": out_size,
         "scale": config.scale,
+        "folds": config.folds,
+        "fold": config.fold,
     }
     seconds = time.perf_counter() - start
     written = {**metrics, "images": len(images), "seconds": seconds, "settings": settings}

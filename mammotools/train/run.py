@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mammotools.crops import CropDataset, open_crop_dataset
-from mammotools.data import TaskClasses, task_classes, training_sets
+from mammotools.crops import CropDataset
+from mammotools.data import TaskClasses, fold_crops, open_training_data, task_classes, training_sets
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_write_text
 from mammotools.models import MODELS, build_model, freeze_front, init_from_previous_stage, load_pretrained, output_size
@@ -90,7 +90,8 @@ def train_run(
     reporter: Reporter | None = None,
     check_only: bool = False,
 ) -> RunSummary:
-    """Train ``model_name`` (all its stages) on a crop or augmented dataset into the run folder ``out``.
+    """Train ``model_name`` (all its stages) on a crop or augmented dataset (or a Cityscapes folder)
+    into the run folder ``out``.
 
     ``check_only``: do every check (data, settings, an existing run in ``out``) and write nothing."""
     out = Path(out)
@@ -99,7 +100,9 @@ def train_run(
     spec = MODELS[model_name]
     if config.pretrained and not Path(config.pretrained).is_file():
         raise MissingFileError(f"--pretrained {config.pretrained}: not found; give a local weights file (nothing is downloaded)")
-    dataset = open_crop_dataset(crops_path)
+    dataset = open_training_data(crops_path)
+    if config.folds:
+        dataset = fold_crops(dataset, config.folds, config.fold)
     classes = task_classes(dataset, config.task)
     in_size = config.input_size or spec.paper_input
     out_size = output_size(model_name, in_size)
