@@ -135,8 +135,10 @@ def benchmark_cmd(
         + (f", {folds} folds by subject" if folds else "")
         + (" (mean ± std over runs)" if len(seeds) * (folds or 1) > 1 else "")
     )
-    click.echo(f"  {'model':<20} {'pixel acc':>10} {'mean IoU':>10} {'class acc':>10} {'mean Dice':>10}")
+    runs = len(seeds) * (folds or 1)
+    w = 14 if runs > 1 else 10  # room for the spread
+    click.echo(f"  {'model':<20} {'pixel acc':>{w}} {'mean IoU':>{w}} {'class acc':>{w}} {'mean Dice':>{w}}")
     for row in result.rows:
-        cells = [_spread(row, m, len(seeds) * (folds or 1)) for m in ("pixel_accuracy", "mean_iou", "mean_accuracy", "mean_dice")]
-        click.echo(f"  {row['model']:<20} " + " ".join(f"{c:>10}" for c in cells))
+        cells = [_spread(row, m, runs) for m in ("pixel_accuracy", "mean_iou", "mean_accuracy", "mean_dice")]
+        click.echo(f"  {row['model']:<20} " + " ".join(f"{c:>{w}}" for c in cells))
     click.echo(f"Report: {result.report}  (tables: results.md, results.csv, results.json)")
