@@ -8,7 +8,16 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from mammotools.benchmark.results import METRIC_TITLES, METRICS, over_words, percent, repeats_line, runs_per_model, settings_line
+from mammotools.benchmark.results import (
+    METRIC_TITLES,
+    METRICS,
+    data_line,
+    over_words,
+    percent,
+    repeats_line,
+    runs_per_model,
+    settings_line,
+)
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -60,10 +69,8 @@ def report_page(
         f"<style>{STYLE}</style></head><body>",
         banner,
         f"<h1>{'Quick benchmark' if quick else 'Benchmark'} of {len(rows)} segmentation model(s)</h1>",
-        f'<p class="note">Dataset <code>{escape(record["dataset"])}</code>: {record["split"]["train"]} training and '
-        f"{record['split']['val']} validation image(s), "
-        f"{'its own val scenes' if record.get('dataset_kind') == 'cityscapes' else 'split by subject'}; every model scored "
-        f"on the same whole validation images by sliding window. {escape(repeats_line(record).capitalize())}; "
+        f'<p class="note">Dataset <code>{escape(record["dataset"])}</code>: {escape(data_line(record))}; every model '
+        f"scored on the same whole images by sliding window. {escape(repeats_line(record).capitalize())}; "
         f"recipe {escape(record['recipe'])}. "
         f"Started {escape(record['started'])}, finished {escape(str(record.get('finished')))}. "
         f"Machine: {escape(str(hw['cpu']))}, {hw['cores']} cores, GPU {escape(str(hw['gpu'] or 'none'))}; "

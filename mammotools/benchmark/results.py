@@ -74,6 +74,16 @@ def repeats_line(record: dict[str, Any]) -> str:
     return (f"{folds}-fold cross-validation by subject, " if folds else "") + seeds
 
 
+def data_line(record: dict[str, Any]) -> str:
+    """What was trained and scored on, in words (from run.json)."""
+    split, folds = record["split"], int(record.get("folds") or 0)
+    if record.get("dataset_kind") == "cityscapes":
+        return f"{split['train']} training and {split['val']} val scenes (Cityscapes' own split)"
+    if folds:
+        return f"{split['val']} image(s) in {folds} folds by subject, each fold scored by the models trained on the others"
+    return f"{split['train']} training and {split['val']} validation image(s), split by subject"
+
+
 def model_rows(entries: list[Any], paper: dict[str, tuple[float, float, float]]) -> list[dict[str, Any]]:
     """One row per model (entries in benchmark order): figures per run, mean and std over runs."""
     rows: list[dict[str, Any]] = []
@@ -209,9 +219,8 @@ def results_markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]], re
     lines += [
         "# Benchmark results",
         "",
-        f"Dataset: `{record['dataset']}`; {record['split']['val']} whole validation image(s) "
-        f"({'its val scenes' if record.get('dataset_kind') == 'cityscapes' else 'subject split'}), "
-        f"scored by sliding window. {repeats_line(record).capitalize()}"
+        f"Dataset: `{record['dataset']}`: {data_line(record)}; whole images scored by sliding window. "
+        f"{repeats_line(record).capitalize()}"
         + (f" (mean ± standard deviation over {over_words(record)}). " if runs_per_model(record) > 1 else ". ")
         + f"Settings: {settings_line(record)}.",
         "",
