@@ -72,6 +72,68 @@ def remove_stale_temporaries(folder: Path) -> int:
     return len(stale)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_dead_siblings(target: Path) -> int:
+    """Remove the temporaries beside ``target`` (``.NAME.tmp-PID``, ``.NAME.tmp-old-PID``) left by
+    runs that were killed (their process is gone): a folder written whole by :func:`atomic_path`
+    (an imported project) has its temporary outside itself. Returns how many were removed."""
+    removed = 0
+    for p in target.parent.glob(f".{target.name}{TEMP_MARKER}*"):
+        digits = p.name.rsplit("-", 1)[-1]
+        if digits.isdigit() and int(digits) != os.getpid() and not pid_alive(int(digits)):
+            _remove(p)
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold the lock of the output folder ``out`` for the block: a second mammotools run writing
+    to the same folder on this machine is refused, naming the process that holds it. The lock is
+    an advisory ``flock`` on a file in the temporary folder (nothing is written into ``out``); the
+    system releases it when the process ends, however it ends (kill -9 too)."""
+    import fcntl
+    import hashlib
+    import tempfile
+
+    key = hashlib.sha1(str(Path(out).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    folder = Path(tempfile.gettempdir()) / "mammotools-locks"
+    try:
+        folder.mkdir(exist_ok=True)
+        handle = open(folder / f"{key}.lock", "a+")
+    except OSError:
+        yield  # no lock where the temporary folder cannot be written: run unlocked
+        return
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise InputError(
+                f"--out {out}: another mammotools run (process {holder}) is writing there; wait for it to finish, "
+                "or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p, ignore_errors=True)

@@ -39,12 +39,33 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def init_worker(threads: int = 1) -> None:
-    """Set OpenCV's thread count (1 per worker process, so N workers use N cores; 0 = default)."""
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _end_with_parent(parent: int) -> None:
+    """In a worker process: exit as soon as the process that started it is gone (killed with
+    -9, it cannot stop its workers itself; they would run on, orphaned, for the whole queue)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent:  # re-parented: the parent died
+                os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
+def init_worker(threads: int = 1, parent: int = 0) -> None:
+    """Set OpenCV's thread count (1 per worker process, so N workers use N cores; 0 = default);
+    in a worker (``parent``: the main process's id), end it when the main process dies."""
     import cv2
 
     if threads > 0:
         cv2.setNumThreads(threads)
+    if parent:
+        _end_with_parent(parent)
 
 
 def call_checked(fn: Callable[..., Any], item: Any, *args: Any) -> tuple[Any, str | None]:
@@ -71,7 +92,7 @@ def run_all(fn: Callable[..., Any], items: Sequence[Any], args: tuple, workers: 
 
     # spawn: workers start clean (no inherited OpenCV/OpenMP thread state), on every platform.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(1,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(1, os.getpid())) as pool:
         futures = {pool.submit(call_checked, fn, item, *args): item for item in items}
         try:
             for fut in as_completed(futures):

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mammotools.cli.options import FILE, FOLDER, user_errors
+from mammotools.cli.options import FILE, FOLDER, one_writer, user_errors
 from mammotools.cli.training import LazyChoice, ProgressReporter, _pct, _recipes
 from mammotools.defaults import DEVICES, PRECISIONS
 
@@ -58,6 +58,7 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch per process (default: the recipe's).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate (default: the recipe's).")
 @click.option("--width", type=click.FloatRange(min=0, min_open=True), help="Channel width of the paper models.")
+@click.option("--encoder", help="smp models: the encoder (e.g. resnet18; default resnet34, --quick resnet18).")
 @click.option("--input-size", type=click.IntRange(min=16), help="One input side for every model (default: each model's).")
 @click.option("--scale", type=click.FloatRange(0.05, 4.0), help="Resize crops and images by this before the models.")
 @click.option("--pretrained", type=FILE, help="Local ImageNet weights for the first stage of every model.")
@@ -67,6 +68,7 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
 @click.option("--pictures", type=click.IntRange(min=0), default=3, help="Validation images shown side by side.")
 @click.option("--overwrite", is_flag=True, help="Train again the runs in --out that have other settings.")
 @user_errors
+@one_writer
 def benchmark_cmd(
     dataset: Path,
     more_crops: tuple[Path, ...],

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mammotools.augment import VARIANTS
-from mammotools.cli.options import FILE, FOLDER, Progress, report_failures, user_errors, workers_option
+from mammotools.cli.options import FILE, FOLDER, Progress, one_writer, report_failures, user_errors, workers_option
 from mammotools.defaults import (
     CROP_SIZES,
     DEFAULT_COMMON,
@@ -60,6 +60,7 @@ from mammotools.defaults import (
 @workers_option
 @click.option("--overwrite", is_flag=True, help="Remake crops made earlier with other settings.")
 @user_errors
+@one_writer
 def make_crops_cmd(
     dataset: Path,
     size: int,
@@ -116,6 +117,7 @@ def make_crops_cmd(
 @workers_option
 @click.option("--overwrite", is_flag=True, help="Remake outputs made earlier with other settings.")
 @user_errors
+@one_writer
 def augment_cmd(crops: Path, out: Path, variants: str | None, seed: int, originals: bool, workers: int, overwrite: bool) -> None:
     """Write the offline augmentation variants of each training crop of CROPS (a make-crops folder).
 

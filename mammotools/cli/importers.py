@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mammotools.cli.options import FOLDER, class_pairs, classes_option, user_errors
+from mammotools.cli.options import FOLDER, class_pairs, classes_option, one_writer, user_errors
 from mammotools.defaults import DEFAULT_TOLERANCE
 
 SHOWN = 5  # names listed in a warning before "..."
@@ -54,6 +54,7 @@ def _listed(names: list[str]) -> str:
     help="Polygon simplification in px (0 = exact pixel outlines).",
 )
 @user_errors
+@one_writer
 def import_masks_cmd(
     labels_dir: Path,
     images_dir: Path,
@@ -109,6 +110,7 @@ def import_masks_cmd(
     "asymmetries -> Tumor, CALC -> Calcifications).",
 )
 @user_errors
+@one_writer
 def import_mias_cmd(
     info: Path, images_dir: Path, out: Path, classes_file: Path | None, class_map: tuple[tuple[str, str], ...]
 ) -> None:

@@ -27,15 +27,79 @@ FOLDER = click.Path(file_okay=False, path_type=Path)
 FILE = click.Path(dir_okay=False, path_type=Path)
 
 
+MAX_MESSAGE = 1500  # characters of an error line: a 10 MB class name is cut, not printed
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text``, its middle cut out (saying how much) when it is longer than ``limit``."""
+    if len(text) <= limit:
+        return text
+    head, tail = text[: limit * 2 // 3], text[-limit // 4 :]
+    return f"{head} [... {len(text) - len(head) - len(tail):,} characters cut ...] {tail}"
+
+
+def _written(out: Any) -> str:
+    """``"; 12 files (3.4 MB) are complete in OUT"``: what a stopped run leaves, for the message."""
+    if not isinstance(out, Path) or not out.is_dir():
+        return ""
+    count, size = 0, 0
+    for path in out.rglob("*"):
+        if path.is_file() and ".tmp-" not in path.name:
+            count += 1
+            size += path.stat().st_size
+    return f"; {count} file(s) ({size / 1e6:.1f} MB) are complete in {out}"
+
+
+def os_error_line(exc: OSError, out: Any = None) -> str:
+    """One line for a failure of the machine rather than of the input: a full disk, a read-only
+    or forbidden folder, a lost mount."""
+    import errno
+
+    where = exc.filename or (out if out is not None else "a file")
+    reason = exc.strerror or exc.__class__.__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"{where}: {reason}{_written(out)}; free some space (or choose an --out on another disk) and run the "
+            "same command again: it keeps what is complete and writes the rest"
+        )
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        folder = Path(str(where)).parent
+        return (
+            f"{where}: {reason}; make {folder} writable, or choose an --out you can write to "
+            "(a dataset's split.csv is written beside it: work on a copy you can write to)"
+        )
+    return f"{where}: {reason} (errno {errno.errorcode.get(exc.errno or 0, exc.errno)}); check the disk or mount and run again"
+
+
 def user_errors(fn: F) -> F:
-    """Turn the library's user-facing errors into one clear line and exit status 1."""
+    """Turn the library's user-facing errors, and failures of the machine (a full disk, a
+    read-only folder), into one clear line and exit status 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except MammoError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shorten(str(exc))) from None
+        except OSError as exc:
+            raise click.ClickException(shorten(os_error_line(exc, kwargs.get("out")))) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def one_writer(fn: F) -> F:
+    """Hold ``--out``'s lock while the command runs: a second run into the same folder is refused
+    (naming the process that writes there) instead of racing it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mammotools.files import output_lock
+
+        out = kwargs.get("out")
+        if out is None:
+            return fn(*args, **kwargs)
+        with output_lock(Path(out)):
+            return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mammotools.cli.options import FOLDER, Progress, finite, report_failures, user_errors
+from mammotools.cli.options import FOLDER, Progress, finite, one_writer, report_failures, user_errors
 from mammotools.defaults import DEVICES, PREDICT_MIN_AREA, PREDICT_TOLERANCE
 
 
@@ -35,6 +35,7 @@ from mammotools.defaults import DEVICES, PREDICT_MIN_AREA, PREDICT_TOLERANCE
     "--dicom-voi/--no-dicom-voi", default=True, help="Apply a DICOM's VOI window, as export-qupath does (the run saw that)."
 )
 @user_errors
+@one_writer
 def predict_cmd(
     run: Path,
     source: Path,

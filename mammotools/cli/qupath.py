@@ -13,6 +13,7 @@ from mammotools.cli.options import (
     class_pairs,
     classes_option,
     finite,
+    one_writer,
     overwrite_option,
     reader_option,
     report_failures,
@@ -91,6 +92,7 @@ def inspect_cmd(path: Path, classes_file: Path | None, as_json: bool, reader: st
     help="Apply a DICOM's VOI window (values outside it are clipped; recorded as a warning).",
 )
 @user_errors
+@one_writer
 def export_qupath(
     project: Path,
     images_dir: Path | None,

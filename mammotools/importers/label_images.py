@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from mammotools.classes import ClassTable
 from mammotools.defaults import DEFAULT_TOLERANCE
 from mammotools.errors import InputError, MissingFileError
-from mammotools.files import atomic_path, image_stem
+from mammotools.files import atomic_path, image_stem, remove_dead_siblings
 from mammotools.qupath import annotation_feature, check_new_project, project_entry, write_annotations, write_project
 
 # numpy, rasterio and shapely are imported where they are used, so the CLI starts without them.
@@ -185,6 +185,7 @@ def import_masks(
             f"{labels_dir}: no label file matches an image in {images_dir} by name (tried {tried}); "
             "pass --suffix with the text after the image's name"
         )
+    remove_dead_siblings(out)  # what a killed import left beside it
     with atomic_path(out) as tmp:  # the whole project appears at once, or not at all
         _write_import(matched, values, tmp, table, tolerance, summary, on_item, out)
     return summary

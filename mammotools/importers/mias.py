@@ -28,7 +28,7 @@ import shapely
 
 from mammotools.classes import ClassTable
 from mammotools.errors import InputError, MissingFileError
-from mammotools.files import atomic_path
+from mammotools.files import atomic_path, remove_dead_siblings
 
 DEFAULT_MAPPING = {
     "CIRC": "Tumor",
@@ -161,6 +161,7 @@ def import_mias(
     for e in entries:
         by_ref.setdefault(e.ref, []).append(e)
     summary = MiasSummary(out)
+    remove_dead_siblings(out)  # what a killed import left beside it
     with atomic_path(out) as tmp:  # the whole project appears at once, or not at all
         _write_mias(by_ref, images_dir, tmp, table, mapping, summary, out)
     return summary
