@@ -263,7 +263,14 @@ def _decode_dicom(p: Path, voi: bool, notes: list[str], pixels: Any) -> np.ndarr
     ds.PixelRepresentation = 0
     has_voi = "VOILUTSequence" in ds or "WindowCenter" in ds
     if voi and has_voi:
-        arr = pixels.apply_voi_lut(arr, ds)
+        try:
+            arr = pixels.apply_voi_lut(arr, ds)
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:  # Window Width 0, a broken VOI LUT
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise InputError(
+                f"{p}: its DICOM VOI window or LUT cannot be applied ({reason}); pass --no-dicom-voi to keep the stored "
+                "values, or fix the file's Window Center/Width"
+            ) from None
         window = f"center {ds.WindowCenter}, width {ds.WindowWidth}" if "WindowCenter" in ds else "VOI LUT sequence"
         notes.append(
             f"DICOM VOI window applied ({window}): values outside it are clipped to 0..{top}; "

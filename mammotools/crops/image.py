@@ -63,6 +63,12 @@ def cut_image_crops(
         )
     bits = image_bits(image)
     present = np.flatnonzero(cv2.calcHist([label], [0], None, [256], [0, 256]).ravel())
+    unknown = [int(v) for v in present if int(v) not in {c.label for c in table}]
+    if unknown:
+        raise InputError(
+            f"{job.label_path}: label value(s) {', '.join(map(str, unknown[:10]))} are not in the dataset's class table "
+            f"(classes.json: {', '.join(f'{c.label}={c.name}' for c in table)[:300]}); re-run export-qupath for this image"
+        )
     pickers = {int(v): PixelPicker(label, int(v)) for v in present if int(v) not in common}
     breast = PixelPicker(label, table.bottom.label, invert=True) if not pickers else None
     remap = np.asarray(lut, np.uint8)

@@ -342,3 +342,30 @@ def test_rotated_entry_is_exported_as_quPath_shows_it(tmp_path: Path) -> None:
     assert np.array_equal(image, np.rot90(original, k=-1))  # QuPath's ROTATE_90 is clockwise: 20 wide, 30 high
     label = np.array(Image.open(tmp_path / "ds" / "labels" / "r.png"))
     assert label.shape == (30, 20) and int((label[:3, :5] == 1).sum()) == 15 and int((label == 1).sum()) == 15
+
+
+def test_dicom_window_width_zero_fails_alone_pointing_at_no_dicom_voi(tmp_path: Path) -> None:
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileMetaDataset
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name, width in (("bad", 0), ("good", 1000)):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = pydicom.uid.DigitalMammographyXRayImageStorageForPresentation
+        meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, "MG"
+        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 8, 8, 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.WindowCenter, ds.WindowWidth = 2000, width
+        ds.PixelData = (np.arange(64, dtype=np.uint16) * 60).tobytes()
+        ds.save_as(folder / f"{name}.dcm", enforce_file_format=True)
+        (folder / f"{name}.geojson").write_text("[]")
+    summary = export_dataset(folder, tmp_path / "a", settings=EXACT)
+    assert summary.exported == ["good"] and [n for n, _ in summary.failed] == ["bad"]
+    assert "bad.dcm" in summary.failed[0][1] and "--no-dicom-voi" in summary.failed[0][1]
+    raw = export_dataset(folder, tmp_path / "b", settings=ExportSettings(sigma=0, dicom_voi=False))
+    assert sorted(raw.exported) == ["bad", "good"]
