@@ -40,8 +40,13 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
     timings: dict[str, float] = {}
     image_warnings: list[str] = []
     t = time.perf_counter()
-    image = read_image(job.image_path, voi=settings.dicom_voi, notes=image_warnings)
     rotation = job.source_image.rotation
+    if rotation not in (0, 90, 180, 270):
+        raise InputError(
+            f"{job.image_path}: the project's entry has a rotation QuPath does not write (it writes ROTATE_NONE, "
+            "ROTATE_90, ROTATE_180 or ROTATE_270); fix the entry's serverBuilder in project.qpproj, or re-add the image in QuPath"
+        )
+    image = read_image(job.image_path, voi=settings.dicom_voi, notes=image_warnings)
     if rotation:  # QuPath showed (and the annotator drew on) the image turned clockwise
         image = np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
         image_warnings.append(f"turned {rotation} degrees clockwise, as QuPath shows it (a rotated image server)")

@@ -19,6 +19,7 @@ import json
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -40,6 +41,10 @@ _JAVA_TYPES = {
 }
 
 MAX_FILE_BYTES = 2 * 1024**3  # refuse absurd inputs instead of exhausting memory
+# Decompressed text, gzip or zip: a compression bomb is refused after reading this much, in chunks.
+MAX_TEXT_BYTES = 512 * 1024**2
+MAX_COORDINATE = float(2**31)  # px: beyond any image; larger values overflow areas to infinity
+TOO_LARGE = "export the annotations alone (no detections or cells), or one file per image"
 
 
 def annotation_file_key(path: Path) -> str | None:
@@ -91,18 +96,50 @@ def _read_texts(path: Path) -> list[tuple[str, str]]:
                 if not members:
                     raise InputError(f"{path}: the zip archive holds no .geojson or .json file")
                 for m in members:
-                    if m.file_size > MAX_FILE_BYTES:
-                        raise InputError(f"{path}!{m.filename}: member too large")
-                return [(m.filename, zf.read(m).decode("utf-8-sig")) for m in members]
-        raw = path.read_bytes()
-        if name.endswith(".gz") or raw[:2] == b"\x1f\x8b":
+                    if m.file_size > MAX_TEXT_BYTES:
+                        raise InputError(f"{path}!{m.filename}: more than {MAX_TEXT_BYTES >> 20} MiB unpacked; {TOO_LARGE}")
+                texts = []
+                for m in members:
+                    with zf.open(m) as fh:
+                        texts.append((m.filename, _bounded(fh, f"{path}!{m.filename}").decode("utf-8-sig")))
+                return texts
+        with path.open("rb") as fh:
+            magic = fh.read(2)
+        if name.endswith(".gz") or magic == b"\x1f\x8b":
             with gzip.open(path, "rb") as fh:
-                raw = fh.read(MAX_FILE_BYTES + 1)
+                raw = _bounded(fh, str(path))
+        else:
+            if path.stat().st_size > MAX_TEXT_BYTES:
+                raise InputError(f"{path}: more than {MAX_TEXT_BYTES >> 20} MiB of GeoJSON; {TOO_LARGE}")
+            raw = path.read_bytes()
         return [("", raw.decode("utf-8-sig"))]
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: cannot decompress ({exc}); the file is corrupt, re-export it") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not UTF-8 text; is this really a GeoJSON export?") from None
+
+
+def _bounded(fh: Any, where: str) -> bytes:
+    """All of a decompressing stream, refused as soon as it passes MAX_TEXT_BYTES (a bomb costs
+    that much reading, not its whole unpacked size)."""
+    chunks, total = [], 0
+    while chunk := fh.read(8 * 1024**2):
+        total += len(chunk)
+        if total > MAX_TEXT_BYTES:
+            raise InputError(f"{where}: more than {MAX_TEXT_BYTES >> 20} MiB unpacked; {TOO_LARGE}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _numbers_only(value: object, depth: int = 0) -> bool:
+    """Whether GeoJSON ``coordinates`` hold only numbers (a ``"100"`` string is not one)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if isinstance(value, list) and depth < 8:
+        return all(_numbers_only(v, depth + 1) for v in value)
+    return False
 
 
 def parse_features(data: object, where: str, start: int = 0) -> list[Annotation]:
@@ -154,11 +191,27 @@ def _parse_feature(feature: object, where: str, index: int) -> Annotation:
     if geometry is None:
         ann.problems.append("has no geometry")
         return ann
+    parts = geometry.get("geometries") if isinstance(geometry, dict) else None
+    coordinates = [g.get("coordinates") for g in parts if isinstance(g, dict)] if isinstance(parts, list) else None
+    if not isinstance(geometry, dict) or not _numbers_only(coordinates if parts is not None else geometry.get("coordinates")):
+        ann.malformed = True
+        ann.problems.append(
+            'malformed geometry: coordinates that are not all numbers (e.g. "100" in quotes); fix or delete it in QuPath'
+        )
+        return ann
     try:
         with warnings.catch_warnings():  # NaN coordinates make GEOS warn; they are reported below
             warnings.simplefilter("ignore", RuntimeWarning)
             geom = shapely.geometry.shape(geometry)
-        finite = bool(np.isfinite(shapely.get_coordinates(geom)).all())
+        values = shapely.get_coordinates(geom)
+        finite = bool(np.isfinite(values).all())
+        if finite and values.size and float(np.abs(values).max()) > MAX_COORDINATE:
+            ann.malformed = True
+            ann.problems.append(
+                f"coordinates beyond ±{MAX_COORDINATE:.0f} px (up to {float(np.abs(values).max()):.3g}), far outside any "
+                "image; fix or delete it in QuPath"
+            )
+            return ann
     except Exception as exc:  # shapely raises several types for malformed coordinates
         ann.malformed = True
         ann.problems.append(f"malformed geometry ({type(exc).__name__}: {str(exc)[:120]}); fix or delete it in QuPath")

@@ -106,6 +106,7 @@ def _entry(item: object, index: int, qpproj: Path, folder: Path) -> ProjectEntry
 
 
 ROTATIONS = {"ROTATE_NONE": 0, "ROTATE_90": 90, "ROTATE_180": 180, "ROTATE_270": 270}
+UNKNOWN_ROTATION = -1  # a rotation QuPath does not write (e.g. ROTATE_45): the entry is refused on export
 
 
 def _innermost_builder(builder: dict) -> tuple[str | None, dict, int]:
@@ -114,9 +115,12 @@ def _innermost_builder(builder: dict) -> tuple[str | None, dict, int]:
     uri: str | None = None
     meta: dict = {}
     rotation = 0
+    unknown = False
     for _ in range(MAX_BUILDER_DEPTH):
         if builder.get("builderType") == "rotated":
-            rotation = (rotation + ROTATIONS.get(str(builder.get("rotation")), 0)) % 360
+            turn = ROTATIONS.get(str(builder.get("rotation")))
+            unknown = unknown or turn is None
+            rotation = (rotation + (turn or 0)) % 360
         if isinstance(builder.get("metadata"), dict) and not meta:
             meta = builder["metadata"]
         if isinstance(builder.get("uri"), str):
@@ -128,7 +132,7 @@ def _innermost_builder(builder: dict) -> tuple[str | None, dict, int]:
         if not isinstance(inner, dict):
             break
         builder = inner
-    return uri, meta, rotation
+    return uri, meta, UNKNOWN_ROTATION if unknown else rotation
 
 
 def _size(meta: dict) -> tuple[int | None, int | None]:

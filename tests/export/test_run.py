@@ -369,3 +369,15 @@ def test_dicom_window_width_zero_fails_alone_pointing_at_no_dicom_voi(tmp_path: 
     assert "bad.dcm" in summary.failed[0][1] and "--no-dicom-voi" in summary.failed[0][1]
     raw = export_dataset(folder, tmp_path / "b", settings=ExportSettings(sigma=0, dicom_voi=False))
     assert sorted(raw.exported) == ["bad", "good"]
+
+
+def test_a_rotation_qupath_does_not_write_is_refused(tmp_path: Path) -> None:
+    original = np.arange(20 * 30, dtype=np.uint16).reshape(20, 30)
+    project = write_project(tmp_path, {"r.png": (original, [feature(rect(0, 0, 5, 3), "Tumor")])})
+    data = json.loads((project / "project.qpproj").read_text())
+    inner = data["images"][0]["serverBuilder"]
+    data["images"][0]["serverBuilder"] = {"builderType": "rotated", "rotation": "ROTATE_45", "builder": inner}
+    (project / "project.qpproj").write_text(json.dumps(data))
+    summary = export_dataset(project, tmp_path / "ds", tmp_path / "images", settings=EXACT)
+    assert summary.exported == [] and [n for n, _ in summary.failed] == ["r"]
+    assert "rotation QuPath does not write" in summary.failed[0][1]

@@ -153,3 +153,38 @@ def test_real_exports() -> None:
     assert sorted({a.geometry.geom_type for a in anns}) == ["Point", "Polygon"]
     cells = [a for a in read_geojson(folder / "Single_cells.geojson") if a.object_type == "cell"]
     assert len(cells) == 121
+
+
+@pytest.mark.parametrize(
+    ("coordinates", "problem"),
+    [('[[["100", 0], [5, 0], [5, 5], ["100", 0]]]', "not all numbers"),
+     ("[[[-1e308, -1e308], [1e308, -1e308], [1e308, 1e308], [-1e308, -1e308]]]", "beyond"),
+     ("[[[0, 0], [true, 0], [5, 5], [0, 0]]]", "not all numbers")],
+)  # fmt: skip
+def test_string_or_overflowing_coordinates_are_malformed(tmp_path: Path, coordinates: str, problem: str) -> None:
+    path = tmp_path / "g.geojson"
+    path.write_text(f'{{"type": "Feature", "geometry": {{"type": "Polygon", "coordinates": {coordinates}}}, '
+                    '"properties": {"objectType": "annotation", "classification": {"name": "Tumor"}}}')  # fmt: skip
+    (ann,) = read_geojson(path)
+    assert ann.malformed and problem in ann.problems[0]
+
+
+def test_a_gzip_bomb_is_refused_after_the_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mammotools.qupath.geojson as geojson
+
+    monkeypatch.setattr(geojson, "MAX_TEXT_BYTES", 1024**2)
+    path = tmp_path / "bomb.geojson.gz"
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        fh.write(b"[" + b" " * (64 * 1024**2) + b"]")
+    read = []
+    real_read = gzip.GzipFile.read
+
+    def counting(self: gzip.GzipFile, size: int = -1) -> bytes:
+        data = real_read(self, size)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(gzip.GzipFile, "read", counting)
+    with pytest.raises(InputError, match="MiB unpacked"):
+        read_geojson(path)
+    assert sum(read) <= 10 * 1024**2  # stopped near the bound, not after all 64 MiB
