@@ -67,8 +67,11 @@ class ImageIndex:
 
 
 def _is_dataset(folder: Path) -> bool:
-    """A folder mammotools wrote (export, crops or augment): a class table beside a manifest."""
-    return (folder / "classes.json").is_file() and (folder / "manifest.csv").is_file()
+    """A folder mammotools wrote (export, crops or augment): a class table beside a manifest, a
+    settings file or per-item records (a killed run may not have written its manifest yet)."""
+    return (folder / "classes.json").is_file() and (
+        (folder / "manifest.csv").is_file() or (folder / "settings.json").is_file() or (folder / "records").is_dir()
+    )
 
 
 def _closest(candidates: list[Path], hint: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from mammotools.defaults import (
     DEFAULT_PER_IMAGE,
     DEFAULT_VAL_FRACTION,
     MAX_CROP_SIZE,
+    MAX_PER_IMAGE,
     MIN_CROP_SIZE,
     TASKS,
 )
@@ -29,7 +30,9 @@ from mammotools.defaults import (
     help=f"Crop side in px (the paper: {', '.join(map(str, CROP_SIZES))}).",
 )
 @click.option("--out", required=True, type=FOLDER, help="Crop dataset folder to write.")
-@click.option("--per-image", type=click.IntRange(min=1), default=DEFAULT_PER_IMAGE, help="Crops per image.")
+@click.option(
+    "--per-image", type=click.IntRange(1, MAX_PER_IMAGE), default=DEFAULT_PER_IMAGE, help=f"Crops per image (1..{MAX_PER_IMAGE})."
+)
 @click.option("--seed", type=int, default=0, help="Seed of the crop centres (each crop's own seed is recorded).")
 @click.option(
     "--task",

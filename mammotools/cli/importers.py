@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mammotools.cli.options import FOLDER, class_pairs, classes_option, one_writer, user_errors
+from mammotools.cli.options import FOLDER, class_pairs, classes_option, finite, one_writer, user_errors
 from mammotools.defaults import DEFAULT_TOLERANCE
 
 SHOWN = 5  # names listed in a warning before "..."
@@ -49,8 +49,9 @@ def _listed(names: list[str]) -> str:
 )
 @click.option(
     "--tolerance",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(0, 100),
     default=DEFAULT_TOLERANCE,
+    callback=finite,
     help="Polygon simplification in px (0 = exact pixel outlines).",
 )
 @user_errors

@@ -51,6 +51,7 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
         image = np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
         image_warnings.append(f"turned {rotation} degrees clockwise, as QuPath shows it (a rotated image server)")
     timings["decode"] = time.perf_counter() - t
+    _check_pixel_type(job, image)
     height, width = image.shape[:2]
     if (width, height) != (job.width, job.height):
         raise InputError(
@@ -134,3 +135,17 @@ def smoothing_losses(maps: list[RegionMap], sigma: float) -> list[str]:
                 f"{m.region.name!r}: the region is thinner than the filter; lower --sigma or draw it wider"
             )
     return out
+
+
+PIXEL_BITS = {"UINT8": 8, "INT8": 8, "UINT16": 16, "INT16": 16}
+
+
+def _check_pixel_type(job: ImageJob, image: np.ndarray) -> None:
+    """Refuse a file whose pixel type is not the one the project was annotated on (an 8-bit copy
+    of a 16-bit mammogram has lost its grey levels)."""
+    recorded = PIXEL_BITS.get(str(job.source_image.pixel_type).upper())
+    if recorded is not None and recorded != image.dtype.itemsize * 8:
+        raise InputError(
+            f"{job.image_path}: holds {image.dtype.itemsize * 8}-bit pixels but the project's image is "
+            f"{job.source_image.pixel_type}; point --images at the image that was annotated (not a converted copy)"
+        )

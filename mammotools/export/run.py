@@ -69,8 +69,11 @@ def export_dataset(
     plan = plan_export(Path(source_path), out, Path(images_dir) if images_dir else None, table, settings, overwrite, reader)
     todo, done = plan.todo, plan.done
     summary = ExportSummary(failed=plan.failed, not_annotated=plan.not_annotated, warnings=plan.warnings)
-    if on_plan:
-        on_plan(len(todo), len(done))
+    if on_plan:  # images refused while planning count as processed: the bar covers every image of the input
+        on_plan(len(todo) + len(plan.failed), len(done))
+    if on_image:
+        for name, _ in plan.failed:
+            on_image(name)
     prepare_export_folder(out, table, overwrite)
     summary.skipped = [j.name for j in done]
 

@@ -53,6 +53,9 @@ DISC_TOLERANCE = 0.05  # px: largest distance between a disc polygon and its cir
 LINE = re.compile(r"(mdb\d{3})\s+([FGD])\s+([A-Z]{4})(?:\s+([BM]))?(?:\s+(\d+)\s+(\d+)\s+(\d+))?(?:\s+\*NOTE \d+\*)?")
 
 
+MAX_RADIUS = 4096  # px: MIAS images are 1024 x 1024; anything past this is a typo, not a lesion
+
+
 @dataclass
 class MiasEntry:
     """One Info.txt line."""
@@ -106,6 +109,13 @@ def parse_info(path: Path) -> list[MiasEntry]:
         as_int = lambda v: int(v) if v is not None else None  # noqa: E731
         if radius is not None and int(radius) == 0:
             raise InputError(f"{path}:{number}: radius 0 for {ref}; a lesion needs a radius of at least 1 pixel")
+        if radius is not None and int(radius) > MAX_RADIUS:
+            raise InputError(
+                f"{path}:{number}: radius {int(radius):,} px for {ref}, larger than the image (MIAS images are 1024 px); "
+                "fix the line"
+            )
+        if x is not None and y is not None and max(int(x), int(y)) > MAX_RADIUS:
+            raise InputError(f"{path}:{number}: centre ({x}, {y}) for {ref} is far outside a 1024 px MIAS image; fix the line")
         entries.append(MiasEntry(ref, tissue, abnormality, severity, as_int(x), as_int(y), as_int(radius), number))
     if not entries:
         raise InputError(f"{path}: no 'mdbNNN ...' lines; is this the mini-MIAS Info.txt?")

@@ -27,6 +27,7 @@ class SourceImage:
     metadata: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     rotation: int = 0  # clockwise degrees QuPath turns the image by; annotations are on the turned image
+    pixel_type: str | None = None  # the project's PixelType (UINT8, UINT16...); None where it does not say
 
     @property
     def stem(self) -> str:

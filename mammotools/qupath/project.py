@@ -30,6 +30,7 @@ class ProjectEntry:
     data_dir: Path | None  # data/<entryID>/ (data.qpdata, summary.json...), if present
     metadata: dict[str, str] = field(default_factory=dict)
     rotation: int = 0  # clockwise degrees QuPath shows the image turned by (a "rotated" server)
+    pixel_type: str | None = None  # QuPath's PixelType of the image server: UINT8, UINT16, ...
 
     @property
     def uri_path(self) -> Path | None:
@@ -102,6 +103,7 @@ def _entry(item: object, index: int, qpproj: Path, folder: Path) -> ProjectEntry
         data_dir=data_dir,
         metadata={str(k): str(v) for k, v in metadata.items()},
         rotation=rotation,
+        pixel_type=str(meta["pixelType"]) if isinstance(meta.get("pixelType"), str) else None,
     )
 
 

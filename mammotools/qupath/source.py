@@ -140,6 +140,7 @@ def _open_project(path: Path, reader: str) -> AnnotationSource:
             image_path_hint=entry.uri_path,
             metadata=entry.metadata,
             rotation=entry.rotation,
+            pixel_type=entry.pixel_type,
         )
         keys = dict.fromkeys([entry.name, image.stem, safe_file_name(image.stem)])
         found = next((exports[k] for k in keys if k in exports), [])

@@ -220,3 +220,56 @@ def test_a_killed_import_leaves_nothing_a_rerun_does_not_remove(tmp_path: Path) 
                     "--out", tmp_path / "proj")  # fmt: skip
     assert code == 0, out
     assert not stale.exists() and alive.exists() and (tmp_path / "proj" / "project.qpproj").is_file()
+
+
+def test_values_without_sense_are_refused(tmp_path: Path) -> None:
+    from mammotools.errors import InputError
+    from mammotools.importers.mias import parse_info
+
+    for args in (
+        [
+            "import-masks",
+            tmp_path,
+            "--images",
+            tmp_path,
+            "--values",
+            "1=Background",
+            "--out",
+            tmp_path / "o",
+            "--tolerance",
+            "nan",
+        ],
+        [
+            "import-masks",
+            tmp_path,
+            "--images",
+            tmp_path,
+            "--values",
+            "1=Background",
+            "--out",
+            tmp_path / "o",
+            "--tolerance",
+            "1e9",
+        ],
+        ["make-crops", tmp_path, "--size", "64", "--per-image", "100000000", "--out", tmp_path / "c"],
+        ["export-qupath", tmp_path, "--sigma", "200", "--out", tmp_path / "d"],
+    ):
+        code, out = cli(*args)
+        assert code == 2 and "Invalid value" in out and "Traceback" not in out, (args, out)
+    info = tmp_path / "Info.txt"
+    info.write_text("mdb001 G CIRC B 535 425 99999999\n")
+    with pytest.raises(InputError, match="radius 99,999,999 px"):
+        parse_info(info)
+
+
+def test_the_progress_counts_every_image_of_the_input(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    bad = {"type": "Polygon", "coordinates": [[["1", 0], [5, 0], [5, 5], ["1", 0]]]}
+    images = {
+        "good.png": (rng.integers(0, 4096, (40, 50)).astype(np.uint16), [feature(rect(0, 0, 20, 20), "Tumor")]),
+        "bad.png": (rng.integers(0, 4096, (40, 50)).astype(np.uint16), [feature(bad, "Tumor")]),
+    }
+    proj = write_project(tmp_path, images)
+    code, out = cli("export-qupath", proj, "--images", tmp_path / "images", "--out", tmp_path / "ds")
+    assert code == 1 and "Exporting 2 image(s)" in out and "1 exported" in out and "1 failed" in out
+    assert "failed: bad" in out and "not all numbers" in out

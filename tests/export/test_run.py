@@ -381,3 +381,12 @@ def test_a_rotation_qupath_does_not_write_is_refused(tmp_path: Path) -> None:
     summary = export_dataset(project, tmp_path / "ds", tmp_path / "images", settings=EXACT)
     assert summary.exported == [] and [n for n, _ in summary.failed] == ["r"]
     assert "rotation QuPath does not write" in summary.failed[0][1]
+
+
+def test_an_8_bit_file_for_a_16_bit_project_image_is_refused(tmp_path: Path) -> None:
+    pixels = (np.arange(20 * 30).reshape(20, 30) * 7).astype(np.uint16)
+    project = write_project(tmp_path, {"m.png": (pixels, [feature(rect(0, 0, 5, 3), "Tumor")])})
+    cv2.imwrite(str(tmp_path / "images" / "m.png"), (pixels >> 4).astype(np.uint8))  # a converted copy
+    summary = export_dataset(project, tmp_path / "ds", tmp_path / "images", settings=EXACT)
+    assert summary.exported == [] and [n for n, _ in summary.failed] == ["m"]
+    assert "8-bit pixels but the project's image is UINT16" in summary.failed[0][1]
