@@ -26,6 +26,12 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}{TEMP_MARKER}{os.getpid()}")
 
 
+def _commit(tmp: Path, target: Path) -> None:
+    """The one step that makes a written file visible under its name (the fault-injection tests
+    make it fail at chosen points)."""
+    os.replace(tmp, target)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path to write to; on success it is renamed to ``path``.
@@ -42,10 +48,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             # os.replace cannot replace a non-empty folder: move the old one aside first.
             old = target.with_name(f".{target.name}{TEMP_MARKER}old-{os.getpid()}")
             os.replace(target, old)
-            os.replace(tmp, target)
+            _commit(tmp, target)
             _remove(old)
         else:
-            os.replace(tmp, target)
+            _commit(tmp, target)
     except BaseException:
         _remove(tmp)
         raise

@@ -9,6 +9,7 @@ its record (a crop that moved to the validation side leaves nothing behind in tr
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -48,8 +49,33 @@ def forget(out: Path, name: str, files_of: FilesOf, fallback: dict | None = None
 
 
 def files_present(out: Path, record: dict, files_of: FilesOf) -> bool:
-    """Whether every file a record lists is still there (else the item is redone)."""
-    return all(p.exists() for p in files_of(out, record))
+    """Whether every file a record lists is still there and whole (else the item is redone): a
+    PNG must also pass :func:`pngs_complete`, so a file cut short by a crash is remade."""
+    files = list(files_of(out, record))
+    return all(p.exists() for p in files) and pngs_complete(p for p in files if p.suffix.lower() == ".png")
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk every complete PNG ends with
+
+
+def pngs_complete(paths: Iterable[Path]) -> bool:
+    """Whether every file is there and looks whole: a PNG signature at the start and the IEND
+    chunk at the end (a file cut short, or zero-filled after a crash, is not). Cheap: 20 bytes
+    read per file, nothing decoded."""
+    for p in paths:
+        try:
+            with open(p, "rb") as fh:
+                head = fh.read(len(PNG_SIGNATURE))
+                if fh.seek(0, os.SEEK_END) < len(PNG_SIGNATURE) + len(PNG_END):
+                    return False
+                fh.seek(-len(PNG_END), os.SEEK_END)
+                tail = fh.read()
+        except OSError:  # missing, a folder, unreadable
+            return False
+        if head != PNG_SIGNATURE or tail != PNG_END:
+            return False
+    return True
 
 
 def leftovers(out: Path, current: set[str]) -> list[str]:

@@ -50,18 +50,47 @@ def subject_from_name(name: str) -> str:
 
 
 def read_subjects_csv(path: Path) -> dict[str, str]:
-    """``name -> subject`` from a CSV with columns ``name`` and ``subject``."""
-    if not path.is_file():
+    """``name -> subject`` from a CSV with columns ``name`` and ``subject``; a name given twice
+    with two different subjects is refused (the same row twice is accepted)."""
+    if not path.exists():
         raise MissingFileError(f"{path}: subjects file not found; give a CSV with columns name,subject")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"name", "subject"} <= set(reader.fieldnames):
-            raise InputError(f"{path}: needs the columns name,subject (found {reader.fieldnames})")
-        out = {}
-        for row in reader:
-            if row["name"] and row["subject"]:
-                out[row["name"].strip()] = row["subject"].strip()
+    fieldnames, rows = _read_csv(path, "save it as a UTF-8 CSV file with columns name,subject")
+    if not {"name", "subject"} <= set(fieldnames):
+        raise InputError(f"{path}: needs the columns name,subject (found {fieldnames or None})")
+    out: dict[str, str] = {}
+    line_of: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        name, subject = (row.get("name") or "").strip(), (row.get("subject") or "").strip()
+        if not name or not subject:
+            continue
+        if name in out and out[name] != subject:
+            raise InputError(
+                f"{path}:{line}: {name!r} is listed again with another subject ({out[name]!r} at line "
+                f"{line_of[name]}, {subject!r} here); keep one row per image"
+            )
+        out[name] = subject
+        line_of.setdefault(name, line)
     return out
+
+
+def _read_csv(path: Path, fix: str) -> tuple[list[str], list[dict[str, str]]]:
+    """(columns, rows) of a CSV file a user may have edited: unreadable or non-UTF-8 files are
+    one :class:`InputError` naming the file and ``fix``."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise MissingFileError(f"{path}: not found; {fix}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a CSV file; {fix}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded); {fix}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc.__class__.__name__}); {fix}") from None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        return list(reader.fieldnames or []), list(reader)
+    except csv.Error as exc:
+        raise InputError(f"{path}: not a readable CSV file ({exc}); {fix}") from None
 
 
 def draw_split(subjects: list[str], val_fraction: float, seed: int) -> dict[str, str]:
@@ -83,25 +112,24 @@ def draw_split(subjects: list[str], val_fraction: float, seed: int) -> dict[str,
 def read_split(path: Path) -> dict[str, tuple[str, str]]:
     """``name -> (subject, split)`` from a split.csv, checked: known sides, one side per subject."""
     fix = "fix the file or delete it to redraw the split"
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"name", "subject", "split"} <= set(reader.fieldnames):
-            raise InputError(f"{path}: needs the columns name,subject,split (found {reader.fieldnames}); {fix}")
-        recorded: dict[str, tuple[str, str]] = {}
-        side_of: dict[str, tuple[str, int]] = {}
-        for line, row in enumerate(reader, start=2):
-            name, subject, split = (row.get(k) or "" for k in ("name", "subject", "split"))
-            if split not in (TRAIN, VAL):
-                raise InputError(f"{path}:{line}: split {split!r} for {name!r}; it must be {TRAIN} or {VAL}; {fix}")
-            if not name or not subject:
-                raise InputError(f"{path}:{line}: empty name or subject; {fix}")
-            if subject in side_of and side_of[subject][0] != split:
-                raise InputError(
-                    f"{path}:{line}: subject {subject!r} is on both sides ({side_of[subject][0]} at line "
-                    f"{side_of[subject][1]}, {split} here); a subject's images must all be on one side; {fix}"
-                )
-            side_of.setdefault(subject, (split, line))
-            recorded[name] = (subject, split)
+    fieldnames, rows = _read_csv(path, fix)
+    if not {"name", "subject", "split"} <= set(fieldnames):
+        raise InputError(f"{path}: needs the columns name,subject,split (found {fieldnames or None}); {fix}")
+    recorded: dict[str, tuple[str, str]] = {}
+    side_of: dict[str, tuple[str, int]] = {}
+    for line, row in enumerate(rows, start=2):
+        name, subject, split = (row.get(k) or "" for k in ("name", "subject", "split"))
+        if split not in (TRAIN, VAL):
+            raise InputError(f"{path}:{line}: split {split!r} for {name!r}; it must be {TRAIN} or {VAL}; {fix}")
+        if not name or not subject:
+            raise InputError(f"{path}:{line}: empty name or subject; {fix}")
+        if subject in side_of and side_of[subject][0] != split:
+            raise InputError(
+                f"{path}:{line}: subject {subject!r} is on both sides ({side_of[subject][0]} at line "
+                f"{side_of[subject][1]}, {split} here); a subject's images must all be on one side; {fix}"
+            )
+        side_of.setdefault(subject, (split, line))
+        recorded[name] = (subject, split)
     return recorded
 
 
@@ -114,6 +142,8 @@ def load_or_draw_split(
     """``name -> (subject, split)`` for the images of ``subjects``, drawing and recording the
     split in ``dataset/split.csv`` the first time, reading it afterwards."""
     path = dataset / SPLIT_FILE
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: is a folder, not the split file; remove it so that the split is drawn and recorded there")
     if not path.is_file():
         by_subject = draw_split(list(subjects.values()), val_fraction, seed)
         rows = {name: (subj, by_subject[subj]) for name, subj in sorted(subjects.items())}

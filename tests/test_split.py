@@ -81,3 +81,47 @@ def test_folds_deal_every_subject_to_one_fold_of_near_equal_size() -> None:
         draw_folds(subjects, 12)
     with pytest.raises(InputError, match="--fold 4: give 1 to 3"):
         fold_sides(split, 3, 4)
+
+
+RANDOM_BYTES = b"\xff\xfe\x80\x81garbage\x00\xc3\x28\n"
+
+
+def test_undecodable_or_folder_split_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    from mammotools.split import read_split
+
+    path = tmp_path / "split.csv"
+    path.write_bytes(b"name,subject,split\n" + RANDOM_BYTES)
+    for read in (lambda: read_split(path), lambda: load_or_draw_split(tmp_path, {"a_L_CC": "a"})):
+        with pytest.raises(InputError, match=r"split\.csv: not UTF-8 text .*delete it to redraw the split") as err:
+            read()
+        assert "\n" not in str(err.value)
+    assert path.read_bytes().endswith(RANDOM_BYTES)  # the user's file is left as it is
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(InputError, match=r"split\.csv: is a folder, not the split file; remove it"):
+        load_or_draw_split(tmp_path, {"a_L_CC": "a", "b_L_CC": "b"})
+    with pytest.raises(InputError, match=r"split\.csv: is a folder"):
+        read_split(path)
+    assert path.is_dir()
+
+
+def test_undecodable_or_folder_subjects_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "subjects.csv"
+    path.write_bytes(b"name,subject\n" + RANDOM_BYTES)
+    with pytest.raises(InputError, match=r"subjects\.csv: not UTF-8 text .*UTF-8 CSV file with columns name,subject"):
+        read_subjects_csv(path)
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    with pytest.raises(InputError, match=r"folder\.csv: is a folder, not a CSV file"):
+        read_subjects_csv(folder)
+
+
+def test_an_image_given_two_subjects_is_refused_with_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("name,subject\nmdb001,p1\nmdb002,p2\nmdb001,p1\n")  # the same row twice: harmless
+    assert read_subjects_csv(path) == {"mdb001": "p1", "mdb002": "p2"}
+    path.write_text("name,subject\nmdb001,p1\nmdb002,p2\nmdb001,p3\n")
+    with pytest.raises(
+        InputError, match=r"s\.csv:4: 'mdb001' is listed again with another subject \('p1' at line 2, 'p3' here\)"
+    ):
+        read_subjects_csv(path)

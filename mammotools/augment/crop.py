@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 
 from mammotools.augment.variants import VARIANTS, apply_variant
-from mammotools.crops import split_files
+from mammotools.crops import checked_bits, split_files
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
-from mammotools.images import encode_png, image_bits, read_image
+from mammotools.images import encode_png, read_image
 from mammotools.palette import encode_label_png, read_label_png
 from mammotools.records import forget
 from mammotools.seeds import crop_seed
@@ -62,7 +62,10 @@ def write_crop_variants(job: AugmentJob, out: Path, seed: int, table: ClassTable
         palette = bytes(im.getpalette() or [])[:768].ljust(768, b"\0")
     outputs = []
 
-    bits: int | str = job.bits or ""  # unknown for whole images copied unread
+    # a recorded depth is checked against the pixels, also for a crop copied as it is (training scales by
+    # it); "": a whole image copied unread, its depth not known
+    image = read_image(src_image) if job.variants or job.bits else None
+    bits: int | str = checked_bits(job.bits or None, image, src_image) if image is not None else ""
 
     def record(file: str, variant: str, variant_seed: int | str, label_map: np.ndarray) -> None:
         counts = cv2.calcHist([label_map], [0], None, [256], [0, 256]).ravel()
@@ -85,11 +88,7 @@ def write_crop_variants(job: AugmentJob, out: Path, seed: int, table: ClassTable
             with atomic_path(out / job.split / kind / f"{job.crop}.png") as tmp:
                 shutil.copyfile(src, tmp)
         record(job.crop, "original", "", label)
-    if job.variants:
-        image = read_image(src_image)
-        bits = job.bits or image_bits(image)
-        for i, out_row in enumerate(outputs):  # the original's row, written before the bits were known
-            outputs[i] = {**out_row, "bits": bits}
+    if job.variants and image is not None:
         for name in job.variants:
             variant_seed = crop_seed(seed, f"{job.crop}/{name}", 0)  # by name: the order of --variants does not matter
             rng = np.random.default_rng(variant_seed)

@@ -113,7 +113,7 @@ def augment_dataset(
             record is not None
             and not overwrite
             and [record.get("split"), record.get("stamp")] == current
-            and files_present(out, record, augment_files)
+            and files_present(out, record, augment_files)  # a file cut short (or lost) is remade
         ):
             summary.skipped.append(job.crop)
         else:
@@ -173,6 +173,11 @@ def _crop_items(path: Path) -> tuple[list[_Item], dict, ClassTable, list[tuple[s
         )
     if not (path / "split.csv").is_file():
         raise InputError(f"{path}: no split.csv (the subject split the crops were cut by); rerun make-crops with --overwrite")
+    if not dataset.train:
+        raise InputError(
+            f"{path / 'split.csv'}: puts every subject in validation ({VAL}), so there is no training crop to augment; "
+            "delete the export dataset's split.csv to redraw the split, then rerun make-crops with --overwrite"
+        )
     missing = missing_files(dataset)
     lost = {name for name, _ in missing}
     items = [
@@ -195,6 +200,11 @@ def _image_items(path: Path) -> tuple[list[_Item], dict, ClassTable, list[tuple[
     dataset = open_export_dataset(path)  # its own errors name the damage and the fix
     subjects = {image.name: image.subject or subject_from_name(image.name) for image in dataset.images}
     splits = load_or_draw_split(dataset.path, subjects)
+    if not any(split == TRAIN for _, split in splits.values()):
+        raise InputError(
+            f"{dataset.path / 'split.csv'}: puts every subject in validation ({VAL}), so there is no training image to "
+            f"augment; delete the file to redraw the split, or set some subjects to {TRAIN}"
+        )
     sizes = {image.name: image.width * image.height for image in dataset.images}
     items = [
         _Item(name, split, name, subject, None, dataset.image_path(name), dataset.label_path(name), sizes[name])

@@ -148,6 +148,12 @@ VARIANTS: dict[str, Variant] = {
 
 
 def apply_variant(name: str, image: np.ndarray, label: np.ndarray, rng: np.random.Generator, bits: int, fill_label: int) -> Pair:
-    """Apply variant ``name`` to an image (H, W[, 3]) uint8/uint16 and its label map (H, W) uint8."""
+    """Apply variant ``name`` to an image (H, W[, 3]) uint8/uint16 and its label map (H, W) uint8;
+    ``bits``: the depth of the image's values, 1..8 for uint8, 1..16 for uint16."""
+    most = 8 * image.dtype.itemsize
+    if not 1 <= bits <= most:  # a larger peak would wrap or zero the values on the cast back
+        from mammotools.errors import InputError
+
+        raise InputError(f"bit depth {bits}: a {image.dtype} image holds 1..{most}-bit values; give the image's bit depth")
     peak = (1 << bits) - 1
     return VARIANTS[name].apply(image, label, rng, peak, fill_label)

@@ -25,6 +25,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mammotools.classes import ClassTable, RegionClass, load_class_table
 from mammotools.defaults import DEFAULT_COMMON, DEFAULT_PER_IMAGE, IGNORE_LABEL
@@ -32,6 +33,9 @@ from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_write_bytes, atomic_write_text, read_csv_rows, remove_stale_temporaries
 from mammotools.records import RECORDS, read_record
 from mammotools.split import TRAIN, VAL
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CROP_FIELDS = [
     "crop", "split", "source", "subject", "size", "row0", "col0", "padded",
@@ -154,11 +158,19 @@ def _read_json(path: Path, fix: str) -> object:
         raise InputError(f"{path}: cannot be read ({exc.__class__.__name__}); {fix}") from None
 
 
+# Whole-number columns of a manifest and their least value (a column an older folder lacks is not checked).
+_INT_COLUMNS = {"size": 1, "row0": None, "col0": None, "centre_row": 0, "centre_col": 0, "seed": 0}
+MAX_BITS = 16  # uint16, the deepest images read
+
+
 def _read_manifest(path: Path, kind: str, table: ClassTable) -> list[CropFile]:
     manifest = path / "manifest.csv"
     key = "crop" if kind == "crops" else "file"
     fix = "rerun the command that made it with --overwrite"
-    fieldnames, rows = read_csv_rows(manifest, fix)
+    try:
+        fieldnames, rows = read_csv_rows(manifest, fix)
+    except OSError as exc:
+        raise InputError(f"{manifest}: cannot be read ({exc.strerror or exc.__class__.__name__}); {fix}") from None
     if not rows or key not in fieldnames:
         raise InputError(f"{manifest}: holds no crop; run {'make-crops' if kind == 'crops' else 'augment'} first")
     files = []
@@ -167,6 +179,9 @@ def _read_manifest(path: Path, kind: str, table: ClassTable) -> list[CropFile]:
             name, side = row[key], row["split"]
             if side not in (TRAIN, VAL) or not name or "/" in name or None in (row.get("crop"), row.get("source")):
                 raise ValueError(f"split {side!r}, name {name!r}, or columns missing")
+            for column, least in _INT_COLUMNS.items():
+                if row.get(column):  # empty: not recorded (a whole image's seed)
+                    _whole_number(row[column], column, least)
             bits = row.get("bits") or ""
             files.append(
                 CropFile(
@@ -176,8 +191,8 @@ def _read_manifest(path: Path, kind: str, table: ClassTable) -> list[CropFile]:
                     source=row["source"],
                     subject=row.get("subject") or "",
                     variant=row.get("variant") or ORIGINAL,
-                    bits=int(bits) if bits and int(bits) > 0 else None,
-                    pixels={c.name: int(row.get(f"pixels_{c.slug}") or 0) for c in table},
+                    bits=_whole_number(bits, "bits", 1, MAX_BITS) if bits else None,
+                    pixels={c.name: _whole_number(row.get(f"pixels_{c.slug}") or "0", f"pixels_{c.slug}", 0) for c in table},
                     image_path=path / side / "images" / f"{name}.png",
                     label_path=path / side / "labels" / f"{name}.png",
                 )
@@ -185,6 +200,35 @@ def _read_manifest(path: Path, kind: str, table: ClassTable) -> list[CropFile]:
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{manifest}:{line}: damaged row ({exc}); rerun the command that made it with --overwrite") from None
     return files
+
+
+def _whole_number(text: str | None, column: str, least: int | None, most: int | None = None) -> int:
+    """``text`` as an int in [least, most]; ValueError naming the column otherwise."""
+    try:
+        value: int | None = int(text or "")
+    except ValueError:
+        value = None
+    if value is None or (least is not None and value < least) or (most is not None and value > most):
+        valid = "a whole number" if least is None else f"{least}..{most}" if most is not None else f"a whole number >= {least}"
+        raise ValueError(f"{column} {text!r}: must be {valid}")
+    return value
+
+
+def checked_bits(recorded: int | None, image: np.ndarray, path: Path, fix: str = "rerun make-crops with --overwrite") -> int:
+    """The bit depth to treat ``image`` (decoded from ``path``) as: ``recorded`` (a manifest's)
+    checked against the pixels, else found from them. A depth the file's dtype cannot hold
+    (12 for uint8), or below its largest value, is an :class:`InputError` naming the file and ``fix``."""
+    from mammotools.images import image_bits
+
+    if not recorded:
+        return image_bits(image)
+    most = 8 * image.dtype.itemsize
+    top = int(image.max()) if image.size else 0
+    if not 1 <= recorded <= most or top > (1 << recorded) - 1:
+        raise InputError(
+            f"{path}: the manifest records {recorded}-bit values, but the file holds {image.dtype} values up to {top}; {fix}"
+        )
+    return recorded
 
 
 def missing_files(dataset: CropDataset) -> list[tuple[str, str]]:

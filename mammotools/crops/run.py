@@ -24,7 +24,15 @@ from mammotools.crops.layout import (
     write_class_weights,
     write_records_manifest,
 )
-from mammotools.defaults import CROP_SIZES, DEFAULT_COMMON, DEFAULT_VAL_FRACTION, MAX_CROP_SIZE, MIN_CROP_SIZE, TASKS
+from mammotools.defaults import (
+    CROP_SIZES,
+    DEFAULT_COMMON,
+    DEFAULT_VAL_FRACTION,
+    MAX_CROP_SIZE,
+    MAX_PER_IMAGE,
+    MIN_CROP_SIZE,
+    TASKS,
+)
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.records import files_present, forget, leftovers, read_record
@@ -79,6 +87,11 @@ def make_crops(
     recorded = json.loads(json.dumps(recorded))  # JSON types, as settings.json holds them
     check_split_folder(out, "crops", recorded, overwrite, dataset.path)  # before the split is drawn
     jobs = _jobs(dataset, subjects_csv, val_fraction, split_seed, summary_notes)
+    if not any(job.split == TRAIN for job in jobs):  # an edited split.csv: no crop to train on, weights all 1
+        raise InputError(
+            f"{dataset.path / 'split.csv'}: puts every subject in validation ({VAL}), so no crop would be left to train on; "
+            f"delete the file to redraw the split (--val-fraction sets the validation share), or set some subjects to {TRAIN}"
+        )
     _prepare_out(out, recorded, out_table, overwrite, dataset.path)
     summary = CropSummary(notes=summary_notes)
     todo = []
@@ -123,8 +136,8 @@ def _check_settings(settings: CropSettings) -> None:
             f"--size {settings.size}: crops must be {MIN_CROP_SIZE}..{MAX_CROP_SIZE} px "
             f"(the paper's sizes: {', '.join(map(str, CROP_SIZES))})"
         )
-    if settings.per_image < 1:
-        raise InputError(f"--per-image {settings.per_image}: give at least 1 crop per image")
+    if not 1 <= settings.per_image <= MAX_PER_IMAGE:
+        raise InputError(f"--per-image {settings.per_image}: give 1..{MAX_PER_IMAGE} crops per image")
     if settings.task not in TASKS:
         raise InputError(f"--task {settings.task!r}: choose one of {', '.join(TASKS)}")
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mammotools.crops import CropDataset, CropFile
+from mammotools.crops import CropDataset, CropFile, checked_bits
 from mammotools.data.transforms import (
     NO_AUGMENT,
     Augment,
@@ -26,7 +26,7 @@ from mammotools.data.transforms import (
 )
 from mammotools.defaults import CROP_SIZES, IGNORE_LABEL
 from mammotools.errors import InputError
-from mammotools.images import image_bits, read_image
+from mammotools.images import read_image
 from mammotools.palette import read_label_png
 from mammotools.split import TRAIN
 
@@ -103,7 +103,7 @@ class CropSegmentationSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         f = self.files[index]
         image = read_image(f.image_path)
         label = read_label_png(f.label_path)
-        bits = f.bits or image_bits(image)
+        bits = checked_bits(f.bits, image, f.image_path, "rerun the command that made it with --overwrite")
         if min(scaled_shape(label.shape, self.scale)) < self.in_size:
             need = crop_size_needed(self.in_size, self.scale)
             raise InputError(

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mammotools.crops import checked_bits
 from mammotools.data import OUTSIDE_IMAGE, resize_image, scale_image
-from mammotools.images import image_bits, read_image
+from mammotools.images import read_image
 from mammotools.inference import resize_scores, sliding_window_scores
 from mammotools.metrics import ConfusionMatrix
 from mammotools.palette import read_label_png
@@ -56,7 +57,11 @@ def evaluate_images(
     for item in images:
         pixels = read_image(item.image_path)
         size = pixels.shape[:2]
-        x = torch.from_numpy(scale_image(resize_image(pixels, scale), item.bits or image_bits(pixels)))
+        x = torch.from_numpy(
+            scale_image(
+                resize_image(pixels, scale), checked_bits(item.bits, pixels, item.image_path, "rerun the command that made it")
+            )
+        )
         del pixels
         scores = sliding_window_scores(
             model,

@@ -94,3 +94,58 @@ def test_variant_seeds_do_not_depend_on_the_order(tmp_path: Path) -> None:
     augment_dataset(tmp_path / "c", tmp_path / "b", parse_variants("flip_lr,noise"))
     for p in (tmp_path / "a" / "train" / "images").glob("*_noise.png"):
         assert p.read_bytes() == (tmp_path / "b" / "train" / "images" / p.name).read_bytes()
+
+
+def test_a_bit_depth_the_image_cannot_hold_is_refused() -> None:
+    image, label = marked_pair()
+    for pixels, bits in ((image.astype(np.uint8), 12), (image, 99), (image, 0)):
+        with pytest.raises(InputError, match=f"bit depth {bits}: a {pixels.dtype} image holds 1..{8 * pixels.itemsize}-bit"):
+            apply_variant("noise", pixels, label, np.random.default_rng(0), bits, 0)
+
+
+def test_recorded_bits_are_checked_against_the_crop_files(tmp_path: Path) -> None:
+    import cv2
+
+    dataset = make_dataset(tmp_path)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    manifest = (tmp_path / "c" / "manifest.csv").read_text()
+    (tmp_path / "c" / "manifest.csv").write_text(manifest.replace(",12,", ",99,"))  # an edited manifest
+    with pytest.raises(InputError, match=r"manifest\.csv:2: damaged row \(bits '99': must be 1\.\.16\)"):
+        augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
+    (tmp_path / "c" / "manifest.csv").write_text(manifest)
+    # the manifest says 12 bits, the crop files were replaced by 8-bit ones
+    eight_bit = sorted((tmp_path / "c" / "train" / "images").glob("*.png"))
+    for p in eight_bit:
+        cv2.imwrite(str(p), (cv2.imread(str(p), cv2.IMREAD_UNCHANGED) >> 4).astype(np.uint8))
+    summary = augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
+    assert sorted(name for name, _ in summary.failed) == [p.stem for p in eight_bit]
+    message = dict(summary.failed)[eight_bit[0].stem]
+    assert message.startswith(f"{eight_bit[0]}: the manifest records 12-bit values, but the file holds uint8")
+    assert message.endswith("rerun make-crops with --overwrite")
+    assert not list((tmp_path / "a" / "train" / "images").glob("*.png"))  # nothing trained on from them
+    assert summary.files == {"train": 0, "val": 2}
+
+
+def test_a_variant_cut_short_is_remade_by_a_rerun(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
+    damaged = sorted((tmp_path / "a" / "train" / "images").glob("*_noise.png"))[0]
+    whole = damaged.read_bytes()
+    damaged.write_bytes(whole[: len(whole) // 2])
+    again = augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
+    assert again.done == [damaged.stem.removesuffix("_noise")] and not again.failed
+    assert damaged.read_bytes() == whole
+
+
+def test_no_training_subject_means_nothing_to_augment(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    split = (dataset / "split.csv").read_text()
+    (dataset / "split.csv").write_text(split.replace(",train\n", ",val\n"))
+    with pytest.raises(InputError, match=r"dataset/split\.csv: puts every subject in validation .*no training image"):
+        augment_dataset(dataset, tmp_path / "w", parse_variants("noise"))
+    manifest = (tmp_path / "c" / "manifest.csv").read_text()
+    (tmp_path / "c" / "manifest.csv").write_text(manifest.replace(",train,", ",val,"))  # a crop folder made so earlier
+    with pytest.raises(InputError, match=r"c/split\.csv: puts every subject in validation .*rerun make-crops"):
+        augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise"))

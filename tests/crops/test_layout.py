@@ -103,3 +103,70 @@ def test_damaged_settings_weights_and_rows(folders: tuple[Path, Path, Path], tmp
     (copy / "manifest.csv").write_text("\n".join([text[0], ",".join(text[1].split(",")[:2])]) + "\n")
     with pytest.raises(InputError, match=r"manifest\.csv:2: damaged row"):
         open_crop_dataset(copy)
+
+
+def edited_copy(crops: Path, dest: Path, column: str, value: str) -> Path:
+    """A copy of a crop folder whose manifest holds ``value`` in ``column`` of its first row."""
+    import shutil
+
+    shutil.copytree(crops, dest)
+    lines = (dest / "manifest.csv").read_text().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    first[header.index(column)] = value
+    (dest / "manifest.csv").write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("bits", "-3"), ("bits", "0"), ("bits", "99"), ("bits", "abc"), ("size", "abc"), ("size", "-64"), ("row0", "abc"),
+     ("seed", "x1"), ("pixels_tumor", "-5")],
+)  # fmt: skip
+def test_manifest_values_out_of_range_are_refused_naming_the_line(
+    folders: tuple[Path, Path, Path], tmp_path: Path, column: str, value: str
+) -> None:
+    _, crops, _ = folders
+    copy = edited_copy(crops, tmp_path / "c", column, value)
+    with pytest.raises(InputError, match=rf"manifest\.csv:2: damaged row \({column} '{value}': must be .*--overwrite") as err:
+        open_crop_dataset(copy)
+    assert "\n" not in str(err.value)
+
+
+def test_undecodable_manifest_is_one_line_naming_it(folders: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    _, crops, _ = folders
+    shutil.copytree(crops, tmp_path / "c")
+    (tmp_path / "c" / "manifest.csv").write_bytes(b"crop,split\n\xff\xfe\x80abc,train\n")
+    with pytest.raises(InputError, match=r"manifest\.csv: not a readable CSV file .*--overwrite"):
+        open_crop_dataset(tmp_path / "c")
+
+
+def test_recorded_bits_are_checked_against_the_pixels(tmp_path: Path) -> None:
+    from mammotools.crops.layout import checked_bits
+
+    path = tmp_path / "x.png"
+    twelve = np.full((4, 4), 4000, np.uint16)
+    assert checked_bits(12, twelve, path) == 12
+    assert checked_bits(None, twelve, path) == 12  # not recorded: found from the pixels
+    assert checked_bits(8, np.full((4, 4), 255, np.uint8), path) == 8
+    with pytest.raises(InputError, match=r"x\.png: the manifest records 12-bit values, but the file holds uint8 .*--overwrite"):
+        checked_bits(12, np.zeros((4, 4), np.uint8), path)  # uint8 holds at most 8 bits
+    with pytest.raises(InputError, match=r"records 8-bit values, but the file holds uint16 values up to 4000"):
+        checked_bits(8, twelve, path)
+    with pytest.raises(InputError, match="records 17-bit"):
+        checked_bits(17, twelve, path)
+
+
+def test_a_png_cut_short_or_zero_filled_is_not_complete(folders: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    from mammotools.records import pngs_complete
+
+    _, crops, _ = folders
+    whole = sorted((crops / "train" / "images").glob("*.png"))
+    assert pngs_complete(whole)
+    data = whole[0].read_bytes()
+    cut, zeroed = tmp_path / "cut.png", tmp_path / "zeroed.png"
+    cut.write_bytes(data[: len(data) // 2])
+    zeroed.write_bytes(data[:-100] + bytes(100))  # the size is right, the end never reached the disk
+    for bad in (cut, zeroed, tmp_path / "missing.png", tmp_path):
+        assert not pngs_complete([whole[1], bad])

@@ -172,3 +172,55 @@ def test_a_lost_crop_or_variant_is_remade(dataset: Path, tmp_path: Path) -> None
     variant.unlink()
     redo = augment_dataset(tmp_path / "c", tmp_path / "a", parse_variants("noise"))
     assert variant.exists() and not redo.failed
+
+
+def test_a_split_with_no_training_subject_is_refused(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    text = (dataset / "split.csv").read_text()
+    (dataset / "split.csv").write_text(text.replace(",train\n", ",val\n"))  # every subject moved to validation
+    with pytest.raises(InputError, match=r"split\.csv: puts every subject in validation .*delete the file to redraw"):
+        make_crops(dataset, tmp_path / "d", CropSettings(size=64, per_image=1))
+    assert not (tmp_path / "d").exists()
+    with pytest.raises(InputError, match="puts every subject in validation"):  # nor is a made folder emptied of training
+        make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    assert list((tmp_path / "c" / "train" / "images").iterdir())
+
+
+@pytest.mark.parametrize("damage", ["split bytes", "split folder", "subjects bytes", "subjects twice"])
+def test_damaged_split_or_subjects_file_is_one_cli_line(tmp_path: Path, damage: str) -> None:
+    from click.testing import CliRunner
+
+    from mammotools.cli import main
+
+    dataset = make_dataset(tmp_path)
+    subjects = tmp_path / "subjects.csv"
+    subjects.write_text("name,subject\ns0_L_CC,s0\ns1_L_CC,s1\n")
+    if damage == "split bytes":
+        (dataset / "split.csv").write_bytes(b"name,subject,split\n\xff\xfe\x80,\x81\n")
+    elif damage == "split folder":
+        (dataset / "split.csv").mkdir()
+    elif damage == "subjects bytes":
+        subjects.write_bytes(b"name,subject\n\xff\xfe\x80,s0\n")
+    else:
+        subjects.write_text("name,subject\ns0_L_CC,s0\ns0_L_CC,s9\n")
+    args = ["make-crops", str(dataset), "--size", "64", "--per-image", "1", "--out", str(tmp_path / "c")]
+    result = CliRunner().invoke(main, [*args, "--subjects", str(subjects)])
+    assert result.exit_code == 1 and result.output.startswith("Error: "), result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    named, fix = {
+        "split bytes": ("split.csv: not UTF-8 text", "delete it to redraw the split"),
+        "split folder": ("split.csv: is a folder", "remove it"),  # not a temporary file and "check the disk"
+        "subjects bytes": ("subjects.csv: not UTF-8 text", "save it as a UTF-8 CSV file"),
+        "subjects twice": ("subjects.csv:3: 's0_L_CC' is listed again", "keep one row per image"),
+    }[damage]
+    assert f"{tmp_path}/{'dataset/' if damage.startswith('split') else ''}{named}" in result.output and fix in result.output
+
+
+def test_a_crop_file_cut_short_is_remade_by_a_rerun(dataset: Path, tmp_path: Path) -> None:
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    damaged = next((tmp_path / "c" / "train" / "images").iterdir())
+    whole = damaged.read_bytes()
+    damaged.write_bytes(whole[: len(whole) // 2])
+    again = make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    assert len(again.done) == 1 and damaged.read_bytes() == whole
