@@ -359,7 +359,9 @@ def prepare_split_folder(out: Path, kind: str, recorded: dict, overwrite: bool, 
     if overwrite:  # everything is remade: earlier outputs must not linger beside the new ones
         for sub in (RECORDS, "train", "val"):
             shutil.rmtree(out / sub, ignore_errors=True)
+    # settings.json first: it marks the folder as this command's, so a run stopped right after
+    # (a full disk) leaves a folder that the rerun recognises and completes.
+    atomic_write_text(out / "settings.json", json.dumps(recorded, indent=1))
     for sub in (RECORDS, "train/images", "train/labels", "val/images", "val/labels"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    atomic_write_text(out / "settings.json", json.dumps(recorded, indent=1))

@@ -176,10 +176,12 @@ def prepare_export_folder(out: Path, table: ClassTable, overwrite: bool) -> None
     if check_export_folder(out, table, overwrite):  # another table: earlier outputs no longer mean anything
         for sub in SUBFOLDERS:
             shutil.rmtree(out / sub, ignore_errors=True)
+    # The class table first: it marks the folder as a dataset, so a run stopped right after
+    # (a full disk) leaves a folder that the rerun recognises and completes.
+    atomic_write_text(out / "classes.json", table.to_json())
     for sub in SUBFOLDERS:
         (out / sub).mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    atomic_write_text(out / "classes.json", table.to_json())
 
 
 def export_files(out: Path, record: dict) -> list[Path]:
