@@ -56,11 +56,17 @@ def os_error_line(exc: OSError, out: Any = None) -> str:
     import errno
 
     where = exc.filename or (out if out is not None else "a file")
+    if exc.filename:  # name the file being written, not its hidden temporary (.NAME.tmp-PID)
+        import re
+
+        path = Path(str(exc.filename))
+        real = re.fullmatch(r"\.(.+)\.tmp-(?:old-)?\d+", path.name)
+        where = path.with_name(real.group(1)) if real else path
     reason = exc.strerror or exc.__class__.__name__
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return (
-            f"{where}: {reason}{_written(out)}; free some space (or choose an --out on another disk) and run the "
-            "same command again: it keeps what is complete and writes the rest"
+            f"{f'--out {out}' if out is not None else where}: {reason}{_written(out)}; free some space (or choose an "
+            "--out on another disk) and run the same command again: it keeps what is complete and writes the rest"
         )
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         folder = Path(str(where)).parent

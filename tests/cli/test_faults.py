@@ -94,7 +94,9 @@ def test_full_disk_export_then_rerun_completes_identically(tmp_path: Path) -> No
     assert code == 0, out
     with tmpfs(tmp_path / "small", "96k") as disk:
         code, out = cli("export-qupath", proj, "--images", tmp_path / "p" / "images", "--out", disk / "ds", "--workers", "1")
-        assert_one_line(code, out, "No space left on device", "are complete in", "run the same command again")
+        assert_one_line(
+            code, out, f"--out {disk / 'ds'}: No space left on device", "are complete in", "run the same command again"
+        )
         for path in (disk / "ds").rglob("*.png"):  # what is there decodes
             assert ".tmp-" not in path.name
         subprocess.run(["mount", "-o", "remount,size=20m", str(disk)], check=True)
@@ -108,7 +110,7 @@ def test_read_only_dataset_make_crops_says_where(tmp_path: Path) -> None:
     assert cli("export-qupath", proj, "--images", tmp_path / "p" / "images", "--out", tmp_path / "ds")[0] == 0
     with read_only(tmp_path / "ds"):
         code, out = cli("make-crops", tmp_path / "ds", "--size", "64", "--out", tmp_path / "crops")
-        assert_one_line(code, out, "split.csv", "Read-only file system", "writable")
+        assert_one_line(code, out, f"{tmp_path / 'ds' / 'split.csv'}: Read-only file system", "writable")
     assert not (tmp_path / "crops").exists() or not any((tmp_path / "crops").rglob("*.png"))
 
 
