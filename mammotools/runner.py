@@ -1,14 +1,18 @@
-"""Running one function over many items, in this process or in a pool of worker processes.
+"""Running one function over many items: in this process, in a pool of worker processes, or on a
+Dask cluster the user names (``--scheduler tcp://HOST:8786`` or ``MAMMOTOOLS_SCHEDULER``).
 
 Used by every per-image command (export-qupath, make-crops, augment). A user-fixable failure of
 one item (:class:`~mammotools.errors.MammoError`) is reported for that item and the others go
-on; any other exception is a bug and stops the run.
+on; any other exception is a bug (or the machine failing: a full disk) and stops the run. On a
+cluster, a worker lost mid-item costs that item only: Dask gives it to another worker, and
+where it cannot, the item is reported failed and a rerun completes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,11 +80,38 @@ def call_checked(fn: Callable[..., Any], item: Any, *args: Any) -> tuple[Any, st
         return None, str(exc)
 
 
+SCHEDULER_ENV = "MAMMOTOOLS_SCHEDULER"
+_scheduler: str | None = None
+
+
+@contextlib.contextmanager
+def use_scheduler(address: str | None) -> Iterator[None]:
+    """Run the per-item work of the block on the Dask cluster at ``address`` (None: the local
+    default, or ``MAMMOTOOLS_SCHEDULER`` when it is set)."""
+    global _scheduler
+    before, _scheduler = _scheduler, address
+    try:
+        yield
+    finally:
+        _scheduler = before
+
+
+def scheduler_address() -> str | None:
+    """The Dask scheduler the work goes to, or None for this machine."""
+    return _scheduler or os.environ.get(SCHEDULER_ENV) or None
+
+
 def run_all(fn: Callable[..., Any], items: Sequence[Any], args: tuple, workers: int, done: Done) -> None:
     """Call ``fn(item, *args)`` for each item; ``done(item, result, error)`` after each.
 
     ``fn`` must be a module-level function (it is pickled to worker processes).
     """
+    address = scheduler_address()
+    if address and items:
+        from mammotools.cluster import run_on_cluster
+
+        run_on_cluster(address, fn, items, args, done)
+        return
     if workers <= 1 or len(items) <= 1:
         init_worker(threads=0)
         for item in items:

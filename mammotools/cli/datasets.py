@@ -7,7 +7,16 @@ from pathlib import Path
 import click
 
 from mammotools.augment import VARIANTS
-from mammotools.cli.options import FILE, FOLDER, Progress, one_writer, report_failures, user_errors, workers_option
+from mammotools.cli.options import (
+    FILE,
+    FOLDER,
+    Progress,
+    cluster_option,
+    one_writer,
+    report_failures,
+    user_errors,
+    workers_option,
+)
 from mammotools.defaults import (
     CROP_SIZES,
     DEFAULT_COMMON,
@@ -61,6 +70,7 @@ from mammotools.defaults import (
 )
 @click.option("--split-seed", type=int, default=0, help="Seed of the subject split (first run only; then split.csv rules).")
 @workers_option
+@cluster_option
 @click.option("--overwrite", is_flag=True, help="Remake crops made earlier with other settings.")
 @user_errors
 @one_writer
@@ -118,6 +128,7 @@ def make_crops_cmd(
     "--originals/--no-originals", default=DEFAULT_KEEP_ORIGINALS, help="Keep the unaugmented training crops beside the variants."
 )
 @workers_option
+@cluster_option
 @click.option("--overwrite", is_flag=True, help="Remake outputs made earlier with other settings.")
 @user_errors
 @one_writer

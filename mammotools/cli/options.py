@@ -151,6 +151,29 @@ workers_option = click.option(
     show_default=False,
 )
 
+
+def cluster_option(fn: F) -> F:
+    """``--scheduler``: run the command's per-image work on a Dask cluster (paths made absolute,
+    since the workers may run elsewhere)."""
+
+    @click.option(
+        "--scheduler",
+        envvar="MAMMOTOOLS_SCHEDULER",
+        help="Run the per-image work on a Dask cluster: its scheduler's address (tcp://HOST:8786; also the "
+        "MAMMOTOOLS_SCHEDULER variable). Inputs and --out must be on storage every worker sees.",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args: Any, scheduler: str | None = None, **kwargs: Any) -> Any:
+        from mammotools.runner import use_scheduler
+
+        if scheduler:
+            kwargs = {k: v.resolve() if isinstance(v, Path) else v for k, v in kwargs.items()}
+        with use_scheduler(scheduler or None):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace outputs made earlier from other inputs or settings.")
 
 

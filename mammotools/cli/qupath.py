@@ -12,6 +12,7 @@ from mammotools.cli.options import (
     Progress,
     class_pairs,
     classes_option,
+    cluster_option,
     finite,
     one_writer,
     overwrite_option,
@@ -84,6 +85,7 @@ def inspect_cmd(path: Path, classes_file: Path | None, as_json: bool, reader: st
     help="Leave annotations of CLASS out (repeatable; a class of the table or of the annotations).",
 )
 @workers_option
+@cluster_option
 @overwrite_option
 @reader_option
 @click.option(

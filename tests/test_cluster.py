@@ -1,0 +1,119 @@
+"""export-qupath, make-crops and augment on a local Dask cluster of 2 worker processes (started
+here, nothing beyond this machine): the same bytes as a local run; a worker killed mid-run costs
+at most its item, and a rerun completes the same outputs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import feature, make_dataset, rect, write_project
+
+from mammotools.augment import augment_dataset
+from mammotools.crops import CropSettings, make_crops
+from mammotools.errors import InputError
+from mammotools.export import ExportSettings, export_dataset
+from mammotools.runner import use_scheduler
+
+distributed = pytest.importorskip("distributed", reason="the cluster tests need dask's distributed package")
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    """Every file's bytes (records hold timings: only their names)."""
+    return {
+        str(p.relative_to(folder)): b"" if p.parent.name == "records" else p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster() -> object:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+        yield c
+
+
+def test_a_cluster_run_writes_the_bytes_of_a_local_run(tmp_path: Path, cluster: object) -> None:
+    dataset = make_dataset(tmp_path)  # exported locally
+    project, images = tmp_path / "project", tmp_path / "images"
+    settings = ExportSettings(sigma=2, point_radius=4)
+    address = cluster.scheduler_address  # type: ignore[attr-defined]
+    with use_scheduler(address):
+        export_dataset(project, tmp_path / "ds-cluster", images, settings=settings)
+    export_dataset(project, tmp_path / "ds-local", images, settings=settings, workers=1)
+    assert outputs(tmp_path / "ds-cluster") == outputs(tmp_path / "ds-local")
+    crop_settings = CropSettings(size=64, per_image=3)
+    make_crops(dataset, tmp_path / "c-local", crop_settings, workers=1)
+    with use_scheduler(address):
+        make_crops(dataset, tmp_path / "c-cluster", crop_settings)
+    local = outputs(tmp_path / "c-local")
+    assert local and outputs(tmp_path / "c-cluster") == local
+    augment_dataset(tmp_path / "c-local", tmp_path / "a-local", ("flip_lr", "noise"), workers=1)
+    with use_scheduler(address):
+        augment_dataset(tmp_path / "c-local", tmp_path / "a-cluster", ("flip_lr", "noise"))
+    assert outputs(tmp_path / "a-cluster") == outputs(tmp_path / "a-local")
+
+
+def test_a_worker_killed_mid_run_costs_only_its_image(tmp_path: Path, cluster: object) -> None:
+    rng = np.random.default_rng(0)
+    project = write_project(
+        tmp_path,
+        {f"case{i:02d}_L_CC.png": (rng.integers(0, 4096, (600, 800)).astype(np.uint16),
+                                   [feature(rect(0, 0, 500, 600), "Mammary gland"), feature(rect(50, 50, 200, 200), "Tumor")])
+         for i in range(16)},
+    )  # fmt: skip
+    settings = ExportSettings(sigma=12)
+    export_dataset(project, tmp_path / "local", tmp_path / "images", settings=settings, workers=1)
+    client = distributed.Client(cluster.scheduler_address)  # type: ignore[attr-defined]
+    pids = list(client.run(os.getpid).values())
+    out = tmp_path / "cluster"
+    killed: list[int] = []
+
+    def kill_one_when_started() -> None:
+        deadline = time.time() + 60
+        while time.time() < deadline and not any((out / "records").glob("*.json")):
+            time.sleep(0.05)
+        os.kill(pids[0], signal.SIGKILL)
+        killed.append(len(list((out / "records").glob("*.json"))))
+
+    killer = threading.Thread(target=kill_one_when_started)
+    killer.start()
+    with use_scheduler(cluster.scheduler_address):  # type: ignore[attr-defined]
+        first = export_dataset(project, out, tmp_path / "images", settings=settings)
+    killer.join()
+    assert killed and killed[0] < 16  # the worker died while images were still to do
+    assert len(first.exported) + len(first.failed) == 16 and len(first.failed) <= 1
+    with use_scheduler(cluster.scheduler_address):  # type: ignore[attr-defined]
+        export_dataset(project, out, tmp_path / "images", settings=settings)
+    assert outputs(out) == outputs(tmp_path / "local")
+    client.close()
+
+
+def test_an_unreachable_scheduler_is_one_line() -> None:
+    from mammotools.cluster import run_on_cluster
+
+    with pytest.raises(InputError, match="no Dask scheduler answers there"):
+        run_on_cluster("tcp://127.0.0.1:9", print, [1], (), lambda *a: None)
+
+
+def test_the_scheduler_option_and_variable(tmp_path: Path, cluster: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from mammotools.cli import main
+
+    make_dataset(tmp_path)
+    address = cluster.scheduler_address  # type: ignore[attr-defined]
+    base = ["export-qupath", str(tmp_path / "project"), "--images", str(tmp_path / "images"), "--sigma", "2"]
+    result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "a"), "--scheduler", address])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("MAMMOTOOLS_SCHEDULER", address)
+    result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    monkeypatch.delenv("MAMMOTOOLS_SCHEDULER")
+    result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "c"), "--workers", "1"])
+    assert outputs(tmp_path / "a") == outputs(tmp_path / "b") == outputs(tmp_path / "c")
