@@ -18,16 +18,23 @@ CONNECT_SECONDS = 20
 INSTALL = "pip install 'mammotools[cluster]' (dask's distributed package)"
 
 
-def run_on_cluster(address: str, fn: Callable[..., Any], items: Sequence[Any], args: tuple, done: Callable) -> None:
+def run_on_cluster(
+    address: str,
+    fn: Callable[..., Any],
+    items: Sequence[Any],
+    args: tuple,
+    done: Callable,
+    call_checked: Callable[..., tuple[Any, str | None]],
+    init_worker: Callable[[int], None],
+) -> None:
     """Run ``fn(item, *args)`` for every item on the cluster at ``address``; ``done(item, result,
-    error)`` in this process as each finishes."""
+    error)`` in this process as each finishes. ``call_checked`` and ``init_worker``: the
+    runner's, so that a cluster task is what a local worker runs."""
     try:
         from distributed import Client, as_completed
         from distributed.scheduler import KilledWorker
     except ImportError:
         raise InputError(f"--scheduler {address}: running on a Dask cluster needs dask: {INSTALL}") from None
-    from mammotools.runner import call_checked, init_worker
-
     try:
         client = Client(address, timeout=CONNECT_SECONDS)
     except (OSError, TimeoutError) as exc:

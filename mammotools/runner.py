@@ -110,7 +110,7 @@ def run_all(fn: Callable[..., Any], items: Sequence[Any], args: tuple, workers: 
     if address and items:
         from mammotools.cluster import run_on_cluster
 
-        run_on_cluster(address, fn, items, args, done)
+        run_on_cluster(address, fn, items, args, done, call_checked, init_worker)
         return
     if workers <= 1 or len(items) <= 1:
         init_worker(threads=0)

@@ -98,7 +98,7 @@ def test_an_unreachable_scheduler_is_one_line() -> None:
     from mammotools.cluster import run_on_cluster
 
     with pytest.raises(InputError, match="no Dask scheduler answers there"):
-        run_on_cluster("tcp://127.0.0.1:9", print, [1], (), lambda *a: None)
+        run_on_cluster("tcp://127.0.0.1:9", print, [1], (), lambda *a: None, lambda *a: (None, None), lambda n: None)
 
 
 def test_the_scheduler_option_and_variable(tmp_path: Path, cluster: object, monkeypatch: pytest.MonkeyPatch) -> None:
