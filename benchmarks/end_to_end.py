@@ -1,0 +1,110 @@
+"""Data preparation end to end, as a user runs it: export-qupath, make-crops --size 900 and
+augment on N synthetic full-field mammograms (4096x5120, 12-bit in 16-bit PNG, 14 classes,
+about 17,600 vertices each), each command a separate process. Prints, per step and in total:
+wall seconds per image, CPU seconds per image (the steadier figure on a loaded machine), peak
+memory of the command, disk written per image, and export-qupath's share of time spent decoding
+and encoding images (from its per-image records), next to the 2.5 s per image target.
+
+    python benchmarks/end_to_end.py [--images 10] [--runs 3] [--workers 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from shapely.geometry import mapping
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from export_masks import H, W, workload  # noqa: E402  (the same annotation workload)
+
+TARGET = 2.5  # s per full-field image, the three steps together
+
+
+def make_inputs(folder: Path, n: int) -> None:
+    """N images with their GeoJSON exports (the same annotations, other pixels)."""
+    features = [
+        {"type": "Feature", "geometry": mapping(g), "properties": {"objectType": "annotation", "classification": {"name": c}}}
+        for c, geoms in workload().items()
+        for g in geoms
+    ]
+    yy, xx = np.mgrid[0:H, 0:W]
+    base = 1500 + 1200 * np.sin(xx / 700) * np.cos(yy / 900)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        image = (base + rng.normal(0, 40, (H, W))).clip(0, 4095).astype(np.uint16)
+        cv2.imwrite(str(folder / f"mammo{i:03d}.png"), image)
+        (folder / f"mammo{i:03d}.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+
+
+def run_step(args: list[str]) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak MB) of one command in a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "mammotools", *args], check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, after.ru_maxrss / 1024  # ru_maxrss of children: the largest so far
+
+
+def disk_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=0)
+    args = ap.parse_args()
+    n = args.images
+    workers = ["--workers", str(args.workers)]
+    rows: dict[str, list[tuple[float, float, float, float]]] = {}
+    shares: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_inputs(root / "in", n)
+        for _ in range(args.runs):
+            for name in ("ds", "c900", "aug"):
+                shutil.rmtree(root / name, ignore_errors=True)
+            steps = (
+                ("export-qupath", ["export-qupath", str(root / "in"), "--out", str(root / "ds"), *workers], root / "ds"),
+                ("make-crops --size 900", ["make-crops", str(root / "ds"), "--size", "900", "--out", str(root / "c900"), *workers],
+                 root / "c900"),
+                ("augment", ["augment", str(root / "c900"), "--out", str(root / "aug"), *workers], root / "aug"),
+            )  # fmt: skip
+            for label, command, out in steps:
+                wall, cpu, peak = run_step(command)
+                rows.setdefault(label, []).append((wall / n, cpu / n, peak, disk_mb(out) / n))
+            records = [json.loads(p.read_text()) for p in (root / "ds" / "records").glob("*.json")]
+            coding = sum(r["timings"]["decode"] + r["timings"]["encode_image"] + r["timings"]["encode_maps"] for r in records)
+            shares.append(coding / sum(sum(r["timings"].values()) for r in records))
+    print(f"{n} images of {W}x{H} px, 16-bit, 14 classes; {args.runs} run(s), medians; machine: "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; --workers {args.workers}")  # fmt: skip
+    print(f"  {'step':<24}{'wall s/image':>14}{'CPU s/image':>13}{'peak MB':>9}{'disk MB/image':>15}")
+    total_wall = total_cpu = total_disk = 0.0
+    for label, values in rows.items():
+        wall, cpu, peak, disk = (statistics.median(v[k] for v in values) for k in range(4))
+        total_wall, total_cpu, total_disk = total_wall + wall, total_cpu + cpu, total_disk + disk
+        print(f"  {label:<24}{wall:>14.2f}{cpu:>13.2f}{peak:>9.0f}{disk:>15.1f}")
+    print(f"  {'total':<24}{total_wall:>14.2f}{total_cpu:>13.2f}{'':>9}{total_disk:>15.1f}")
+    verdict = "met" if total_wall <= TARGET else "MISSED"
+    print(f"  target <= {TARGET} s per image, end to end: {verdict} ({total_wall:.2f} s)")
+    print(f"  export-qupath: decoding and encoding images is {100 * statistics.median(shares):.0f}% of its per-image time")
+
+
+if __name__ == "__main__":
+    main()
