@@ -27,7 +27,7 @@ import numpy as np
 from shapely.geometry import mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_masks import H, W, workload  # noqa: E402  (the same annotation workload)
+from export_masks import H, W, workload
 
 TARGET = 2.5  # s per full-field image, the three steps together
 
