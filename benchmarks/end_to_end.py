@@ -82,8 +82,8 @@ def main() -> None:
                 shutil.rmtree(root / name, ignore_errors=True)
             steps = (
                 ("export-qupath", ["export-qupath", str(root / "in"), "--out", str(root / "ds"), *workers], root / "ds"),
-                ("make-crops --size 900", ["make-crops", str(root / "ds"), "--size", "900", "--out", str(root / "c900"), *workers],
-                 root / "c900"),
+                ("make-crops --size 900",
+                 ["make-crops", str(root / "ds"), "--size", "900", "--out", str(root / "c900"), *workers], root / "c900"),
                 ("augment", ["augment", str(root / "c900"), "--out", str(root / "aug"), *workers], root / "aug"),
             )  # fmt: skip
             for label, command, out in steps:
