@@ -165,7 +165,7 @@ def io_figures(label: np.ndarray, runs: int) -> dict[str, float]:
     from PIL import Image
 
     from mammotools.classes import default_class_table
-    from mammotools.images import encode_png, read_image
+    from mammotools.images import encode_mask_png, encode_png, read_image
     from mammotools.palette import encode_label_png
 
     rng = np.random.default_rng(1)
@@ -181,7 +181,8 @@ def io_figures(label: np.ndarray, runs: int) -> dict[str, float]:
             "encode 16-bit PNG, PIL default level 6": lambda: Image.fromarray(image).save(io.BytesIO(), "PNG"),
             "encode label map, palette PNG (export)": lambda: encode_label_png(label, palette),
             "encode label map, PIL palette PNG default": lambda: _pil_palette(label, palette),
-            "encode one 0/255 region mask PNG (export)": lambda: encode_png(np.where(label == 13, 255, 0).astype(np.uint8)),
+            "encode one 0/255 region mask, 8-bit PNG": lambda: encode_png(np.where(label == 13, 255, 0).astype(np.uint8)),
+            "encode one region mask, 1-bit PNG (export)": lambda: encode_mask_png(np.where(label == 13, 255, 0).astype(np.uint8)),
         }
         return {name: statistics.median(_time(fn) for _ in range(runs)) for name, fn in steps.items()}
 

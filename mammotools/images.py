@@ -106,6 +106,16 @@ def encode_png(array: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    """A 0/255 (H, W) uint8 map as a 1-bit grayscale PNG: 1.8x faster to encode than 8-bit and a
+    third smaller for a full-field region (benchmarks/end_to_end.py); OpenCV reads it back as
+    the same 0/255 map, PIL as mode "1"."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask), [cv2.IMWRITE_PNG_BILEVEL, 1])
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode a {mask.shape} mask as PNG")
+    return buf.tobytes()
+
+
 def write_png(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """Write ``array`` (as accepted by :func:`encode_png`) to ``path`` as PNG, atomically."""
     atomic_write_bytes(path, encode_png(array))

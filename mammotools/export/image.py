@@ -20,7 +20,7 @@ import numpy as np
 from mammotools.errors import InputError
 from mammotools.export.layout import write_masks_folder
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
-from mammotools.images import encode_png, read_image
+from mammotools.images import encode_mask_png, encode_png, read_image
 from mammotools.masks import label_pixel_counts, merge_region_maps, overlap_counts, region_maps
 from mammotools.palette import encode_label_png
 
@@ -107,7 +107,7 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
 
 
 def encode_region_masks(maps: list[RegionMap], shape: tuple[int, int]) -> dict[str, bytes]:
-    """PNG bytes of each region's full-size 0/255 map, encoded on OpenCV's thread count.
+    """1-bit PNG bytes of each region's full-size 0/255 map, encoded on OpenCV's thread count.
 
     OpenCV releases the GIL while encoding, so threads encode masks side by side; a pool worker
     has one thread (init_worker), so N workers still use N cores. At most ``threads`` full-size
@@ -116,7 +116,7 @@ def encode_region_masks(maps: list[RegionMap], shape: tuple[int, int]) -> dict[s
     import cv2
 
     def encode(rmap: RegionMap) -> tuple[str, bytes]:
-        return rmap.region.slug, encode_png(rmap.full_size(shape))
+        return rmap.region.slug, encode_mask_png(rmap.full_size(shape))
 
     threads = max(1, cv2.getNumThreads())
     if threads == 1:

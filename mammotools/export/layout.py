@@ -6,7 +6,8 @@ Layout::
     dataset/manifest.csv               a row per image (MANIFEST_FIELDS, pixels_<class>, overlaps)
     dataset/images/<name>.png          the image, lossless, original bit depth
     dataset/labels/<name>.png          merged label map: uint8 palette PNG, values = labels
-    dataset/masks/<name>/<region>.png  binary map (0/255) per region present, after smoothing
+    dataset/masks/<name>/<region>.png  binary map per region present, after smoothing: a 1-bit PNG
+                                        (OpenCV reads 0/255, PIL mode "1")
     dataset/records/<name>.json        what was done for the image; written last, so its
                                        presence marks the image's outputs complete
     dataset/split.csv                  the subject-level split, once make-crops or augment drew it
