@@ -19,6 +19,7 @@ from pathlib import Path
 from mammotools.errors import InputError
 
 TEMP_MARKER = ".tmp-"
+LOCK_DIR = "/tmp/mammotools-locks"  # the --out locks (output_lock)
 
 
 def temporary_name(path: Path) -> Path:
@@ -55,6 +56,28 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
+
+
+def create_exclusively(path: str | os.PathLike[str], data: bytes) -> bool:
+    """Write ``data`` to ``path`` whole, unless ``path`` exists: False then (another process was
+    first), and the file is left as it is. The data goes to a temporary first and is hard-linked
+    into place, so the file is never seen half-written and never replaced."""
+    target = Path(path)
+    tmp = temporary_name(target)
+    _remove(tmp)
+    try:
+        tmp.write_bytes(data)
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: the rename, after a last look
+            if target.exists():
+                return False
+            os.replace(tmp, target)
+    finally:
+        _remove(tmp)
+    return True
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -107,19 +130,27 @@ def output_lock(out: Path) -> Iterator[None]:
     """Hold the lock of the output folder ``out`` for the block: a second mammotools run writing
     to the same folder on this machine is refused, naming the process that holds it. The lock is
     an advisory ``flock`` on a file in the temporary folder (nothing is written into ``out``); the
-    system releases it when the process ends, however it ends (kill -9 too)."""
+    system releases it when the process ends, however it ends (kill -9 too). The folder is fixed
+    (``/tmp/mammotools-locks``, whatever TMPDIR says, or ``MAMMOTOOLS_LOCK_DIR``) and shared by
+    every user of the machine, like /tmp itself."""
     import fcntl
     import hashlib
-    import tempfile
 
     key = hashlib.sha1(str(Path(out).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:20]
-    folder = Path(tempfile.gettempdir()) / "mammotools-locks"
+    folder = Path(os.environ.get("MAMMOTOOLS_LOCK_DIR") or LOCK_DIR)
     try:
-        folder.mkdir(exist_ok=True)
-        handle = open(folder / f"{key}.lock", "a+")
-    except OSError:
-        yield  # no lock where the temporary folder cannot be written: run unlocked
-        return
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o1777)  # every user's runs lock here; the sticky bit keeps each one's files its own
+        lock = folder / f"{key}.lock"
+        handle = open(lock, "a+")
+        if lock.stat().st_uid == os.getuid():
+            lock.chmod(0o666)  # another user's run into the same folder must be able to take it in turn
+    except OSError as error:
+        raise InputError(
+            f"--out {out}: cannot take the output folder's lock in {folder} ({error.strerror}); make that folder "
+            "writable, or set MAMMOTOOLS_LOCK_DIR to a folder every run on this machine can write"
+        ) from None
     with handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -19,16 +19,45 @@ RECORDS = "records"
 FilesOf = Callable[[Path, dict], Iterable[Path]]  # (out, record) -> the files and folders it stands for
 
 
-def read_record(out: Path, name: str) -> dict | None:
-    """The record of ``name`` in ``out``, or None if it has none (or a damaged one: not complete)."""
+# The shape of each command's records (see well_formed): a record of another shape (edited,
+# damaged) counts as missing, so its item is redone.
+EXPORT_RECORD = {"name": str, "fingerprint": str, "regions": [str], "pixels": {"*": int},
+                 "overlaps": [{"regions": [str], "pixels": int}]}  # fmt: skip
+CROP_ENTRY = {"crop": str, "split": str, "source": str, "subject": str, "seed": int, "pixels": {"*": int}}
+CROPS_RECORD = {"name": str, "split": str, "source_fingerprint": str, "crops": [CROP_ENTRY]}
+AUGMENT_ENTRY = {"file": str, "split": str, "crop": str, "source": str, "variant": str, "pixels": {"*": int}}
+AUGMENT_RECORD = {"crop": str, "split": str, "outputs": [AUGMENT_ENTRY]}
+
+
+def well_formed(value: object, shape: object) -> bool:
+    """Whether ``value`` has ``shape``: a type; ``[shape]``, a list of such; ``{"*": shape}``, a
+    dict of str to such; ``{key: shape, ...}``, a dict with at least those keys."""
+    if isinstance(shape, type):
+        return isinstance(value, shape) and not (shape is int and isinstance(value, bool))
+    if isinstance(shape, list):
+        return isinstance(value, list) and all(well_formed(v, shape[0]) for v in value)
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return False
+        if "*" in shape:
+            return all(isinstance(k, str) and well_formed(v, shape["*"]) for k, v in value.items())
+        return all(k in value and well_formed(value[k], s) for k, s in shape.items())
+    return True
+
+
+def read_record(out: Path, name: str, shape: object = None) -> dict | None:
+    """The record of ``name`` in ``out``, or None if it has none (or a damaged one, or one not of
+    ``shape``: not complete)."""
     path = out / RECORDS / f"{name}.json"
     if not path.is_file():
         return None
     try:
         record = json.loads(path.read_text("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, OSError):
         return None
-    return record if isinstance(record, dict) else None
+    if not isinstance(record, dict) or (shape is not None and not well_formed(record, shape)):
+        return None
+    return record
 
 
 def forget(out: Path, name: str, files_of: FilesOf, fallback: dict | None = None) -> None:
@@ -41,7 +70,11 @@ def forget(out: Path, name: str, files_of: FilesOf, fallback: dict | None = None
     (out / RECORDS / f"{name}.json").unlink(missing_ok=True)
     if record is None:
         return
-    for path in files_of(out, record):
+    try:
+        paths = list(files_of(out, record))
+    except (TypeError, AttributeError, KeyError, ValueError):  # a damaged record: its files cannot be named
+        paths = list(files_of(out, fallback)) if fallback is not None else []
+    for path in paths:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:

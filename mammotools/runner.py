@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mammotools.errors import MammoError
+from mammotools.errors import MammoError, ResourceError
 
 Done = Callable[[Any, Any, "str | None"], None]  # (item, result, error message or None)
 
@@ -123,12 +123,19 @@ def run_all(fn: Callable[..., Any], items: Sequence[Any], args: tuple, workers: 
 
     # spawn: workers start clean (no inherited OpenCV/OpenMP thread state), on every platform.
     ctx = multiprocessing.get_context("spawn")
+    from concurrent.futures.process import BrokenProcessPool
+
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(1, os.getpid())) as pool:
         futures = {pool.submit(call_checked, fn, item, *args): item for item in items}
         try:
             for fut in as_completed(futures):
                 result, error = fut.result()
                 done(futures[fut], result, error)
+        except BrokenProcessPool:
+            raise ResourceError(
+                "a worker process was killed (out of memory, or by a signal); what is complete is kept: run the same "
+                "command again, with fewer --workers if memory is short"
+            ) from None
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

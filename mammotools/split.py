@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mammotools.defaults import DEFAULT_VAL_FRACTION
 from mammotools.errors import InputError, MissingFileError
-from mammotools.files import atomic_write_bytes
+from mammotools.files import create_exclusively
 
 SPLIT_FILE = "split.csv"
 TRAIN, VAL = "train", "val"
@@ -151,8 +151,9 @@ def load_or_draw_split(
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["name", "subject", "split"])
         writer.writerows([name, subj, split] for name, (subj, split) in rows.items())
-        atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
-        return rows
+        if create_exclusively(path, buf.getvalue().encode("utf-8")):
+            return rows
+        # another run (make-crops or augment into another --out) recorded its split first: use that one
     recorded = read_split(path)
     subject_split = {subj: split for subj, split in recorded.values()}
     out = {}

@@ -38,7 +38,7 @@ from mammotools.crops import (
 from mammotools.defaults import DEFAULT_KEEP_ORIGINALS
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_path
-from mammotools.records import files_present, forget, leftovers, read_record
+from mammotools.records import AUGMENT_RECORD, files_present, forget, leftovers, read_record
 from mammotools.runner import Outcome, choose_workers, run_tracked
 from mammotools.split import TRAIN, VAL, load_or_draw_split, subject_from_name
 
@@ -107,7 +107,7 @@ def augment_dataset(
     summary = AugmentSummary(failed=missing)
     todo = []
     for job in jobs:
-        record = read_record(out, job.crop)
+        record = read_record(out, job.crop, AUGMENT_RECORD)
         current = [job.split, source_stamp(job)]
         if (
             record is not None
@@ -129,7 +129,7 @@ def augment_dataset(
         for name in leftovers(out, {job.crop for job in jobs} | {name for name, _ in missing}):  # no longer in the source
             forget(out, name, augment_files)
     finally:  # also after Ctrl-C: the manifest lists what is complete
-        outputs = write_records_manifest(out, "outputs", AUGMENT_FIELDS, table)
+        outputs = write_records_manifest(out, "outputs", AUGMENT_FIELDS, table, AUGMENT_RECORD)
     for row in outputs:
         summary.files[row["split"]] += 1
     write_class_weights(out, table, outputs)

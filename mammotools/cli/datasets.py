@@ -12,6 +12,7 @@ from mammotools.cli.options import (
     FOLDER,
     Progress,
     cluster_option,
+    finite,
     one_writer,
     report_failures,
     user_errors,
@@ -42,7 +43,9 @@ from mammotools.defaults import (
 @click.option(
     "--per-image", type=click.IntRange(1, MAX_PER_IMAGE), default=DEFAULT_PER_IMAGE, help=f"Crops per image (1..{MAX_PER_IMAGE})."
 )
-@click.option("--seed", type=int, default=0, help="Seed of the crop centres (each crop's own seed is recorded).")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, help="Seed of the crop centres (each crop's own seed is recorded)."
+)
 @click.option(
     "--task",
     type=click.Choice(TASKS),
@@ -66,9 +69,15 @@ from mammotools.defaults import (
     "--val-fraction",
     type=click.FloatRange(0, 1, max_open=True),
     default=DEFAULT_VAL_FRACTION,
+    callback=finite,
     help="Share of subjects held out for validation (first run only).",
 )
-@click.option("--split-seed", type=int, default=0, help="Seed of the subject split (first run only; then split.csv rules).")
+@click.option(
+    "--split-seed",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Seed of the subject split (first run only; then split.csv rules).",
+)
 @workers_option
 @cluster_option
 @click.option("--overwrite", is_flag=True, help="Remake crops made earlier with other settings.")
@@ -123,7 +132,9 @@ def make_crops_cmd(
     metavar="NAMES",
     help=f"Comma-separated variants; default: all {len(VARIANTS)} ({', '.join(VARIANTS)}).",
 )
-@click.option("--seed", type=int, default=0, help="Seed of the random variants (noise); each output's seed is recorded.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, help="Seed of the random variants (noise); each output's seed is recorded."
+)
 @click.option(
     "--originals/--no-originals", default=DEFAULT_KEEP_ORIGINALS, help="Keep the unaugmented training crops beside the variants."
 )

@@ -50,6 +50,16 @@ def _written(out: Any) -> str:
     return f"; {count} file(s) ({size / 1e6:.1f} MB) are complete in {out}"
 
 
+def _disk_full(folder: Path) -> bool:
+    import os
+
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1_000_000
+
+
 def os_error_line(exc: OSError, out: Any = None) -> str:
     """One line for a failure of the machine rather than of the input: a full disk, a read-only
     or forbidden folder, a lost mount."""
@@ -64,9 +74,14 @@ def os_error_line(exc: OSError, out: Any = None) -> str:
         where = path.with_name(real.group(1)) if real else path
     reason = exc.strerror or exc.__class__.__name__
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        inside = out is not None and str(Path(str(where)).resolve()).startswith(str(Path(out).resolve()))
+        # A copy names its source on failure, so a file outside --out is blamed only when its own disk is full
+        # (make-crops records split.csv beside the dataset).
+        if out is None or (not inside and _disk_full(Path(str(where)).parent)):
+            return f"{where}: {reason}; free some space on that disk and run the same command again"
         return (
-            f"{f'--out {out}' if out is not None else where}: {reason}{_written(out)}; free some space (or choose an "
-            "--out on another disk) and run the same command again: it keeps what is complete and writes the rest"
+            f"--out {out}: {reason}{_written(out)}; free some space (or choose an --out on another disk) and run the "
+            "same command again: it keeps what is complete and writes the rest"
         )
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         folder = Path(str(where)).parent
@@ -204,7 +219,7 @@ class Progress:
 def report_warnings(warnings: list[str], out: Path) -> None:
     """The first MAX_WARNINGS_SHOWN warnings on stderr, then how many more and where they are."""
     for w in warnings[:MAX_WARNINGS_SHOWN]:
-        click.echo(f"warning: {w}", err=True)
+        click.echo(shorten(f"warning: {w}"), err=True)
     if len(warnings) > MAX_WARNINGS_SHOWN:
         click.echo(f"... and {len(warnings) - MAX_WARNINGS_SHOWN} more warnings (see {out}/records/*.json)", err=True)
 
@@ -212,6 +227,6 @@ def report_warnings(warnings: list[str], out: Path) -> None:
 def report_failures(failed: list[tuple[str, str]]) -> None:
     """One line per failed item on stderr; exit status 1 if any failed."""
     for name, message in failed:
-        click.echo(f"failed: {name}: {message}", err=True)
+        click.echo(shorten(f"failed: {name}: {message}"), err=True)
     if failed:
         raise SystemExit(1)

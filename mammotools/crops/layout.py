@@ -267,13 +267,13 @@ def two_class_table(table: ClassTable) -> tuple[ClassTable, list[int]]:
     return out, lut
 
 
-def write_records_manifest(out: Path, key: str, fields: list[str], table: ClassTable) -> list[dict]:
+def write_records_manifest(out: Path, key: str, fields: list[str], table: ClassTable, shape: object = None) -> list[dict]:
     """``out/manifest.csv`` from the ``key`` lists of every ``out/records/*.json``: ``fields``,
     then ``pixels_<class>`` per class; returns the rows. A damaged record is left out (its item
     is redone on the next run)."""
     rows: list[dict] = []
     for path in sorted((out / "records").glob("*.json")):
-        record = read_record(out, path.stem)
+        record = read_record(out, path.stem, shape)
         if record is not None and isinstance(record.get(key), list):
             rows.extend(record[key])
     buf = io.StringIO()

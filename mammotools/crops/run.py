@@ -35,7 +35,7 @@ from mammotools.defaults import (
 )
 from mammotools.errors import InputError
 from mammotools.files import atomic_write_bytes, atomic_write_text
-from mammotools.records import files_present, forget, leftovers, read_record
+from mammotools.records import CROPS_RECORD, files_present, forget, leftovers, read_record
 from mammotools.runner import Outcome, choose_workers, run_tracked
 from mammotools.split import TRAIN, VAL, load_or_draw_split, read_subjects_csv, subject_from_name
 
@@ -96,7 +96,7 @@ def make_crops(
     summary = CropSummary(notes=summary_notes)
     todo = []
     for job in jobs:
-        record = read_record(out, job.name)
+        record = read_record(out, job.name, CROPS_RECORD)
         current = (job.split, job.source_fingerprint)
         if (
             record is not None
@@ -179,4 +179,4 @@ def _prepare_out(out: Path, recorded: dict, table: ClassTable, overwrite: bool, 
 
 def write_crop_manifest(out: Path, table: ClassTable) -> list[dict]:
     """Write manifest.csv from all image records; return the crop rows."""
-    return write_records_manifest(out, "crops", CROP_FIELDS, table)
+    return write_records_manifest(out, "crops", CROP_FIELDS, table, CROPS_RECORD)

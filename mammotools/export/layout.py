@@ -27,7 +27,7 @@ from pathlib import Path
 from mammotools.classes import ClassTable, load_class_table
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text, read_csv_rows, remove_stale_temporaries
-from mammotools.records import read_record
+from mammotools.records import EXPORT_RECORD, read_record
 from mammotools.split import SPLIT_FILE, read_split
 
 MANIFEST_FIELDS = ["name", "subject", "width", "height", "source", "annotations", "entry_id"]
@@ -125,6 +125,11 @@ def open_export_dataset(path: str | Path) -> ExportDataset:
 
 
 def _exported_image(row: dict[str, str], table: ClassTable, manifest: Path, line: int) -> ExportedImage:
+    name = row.get("name") or ""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
+        raise InputError(
+            f"{manifest}:{line}: image name {name[:80]!r} is not a file name export-qupath writes; re-run export-qupath"
+        )
     try:
         pixels = {c.name: int(row.get(f"pixels_{c.slug}") or 0) for c in table}
         overlaps = {}
@@ -179,7 +184,8 @@ def prepare_export_folder(out: Path, table: ClassTable, overwrite: bool) -> None
             shutil.rmtree(out / sub, ignore_errors=True)
     # The class table first: it marks the folder as a dataset, so a run stopped right after
     # (a full disk) leaves a folder that the rerun recognises and completes.
-    atomic_write_text(out / "classes.json", table.to_json())
+    if not ((out / "classes.json").is_file() and (out / "classes.json").read_text("utf-8") == table.to_json()):
+        atomic_write_text(out / "classes.json", table.to_json())  # unchanged: not rewritten (a read-only copy reruns)
     for sub in SUBFOLDERS:
         (out / sub).mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
@@ -202,7 +208,7 @@ def write_manifest(out: Path, table: ClassTable, names: set[str] | None = None) 
     """
     records = []
     for path in sorted((out / "records").glob("*.json")):
-        record = read_record(out, path.stem) if names is None or path.stem in names else None
+        record = read_record(out, path.stem, EXPORT_RECORD) if names is None or path.stem in names else None
         if record is not None:
             records.append(record)
     buf = io.StringIO()
@@ -213,7 +219,9 @@ def write_manifest(out: Path, table: ClassTable, names: set[str] | None = None) 
         pixels = r.get("pixels", {})
         writer.writerow([r.get(k, "") for k in MANIFEST_FIELDS] + [pixels.get(c.name, 0) for c in table] + [overlaps])
     target = out / "manifest.csv"
-    atomic_write_bytes(target, buf.getvalue().encode("utf-8"))
+    data = buf.getvalue().encode("utf-8")
+    if not (target.is_file() and target.read_bytes() == data):  # unchanged: not rewritten (a read-only copy reruns)
+        atomic_write_bytes(target, data)
     return target
 
 

@@ -25,7 +25,7 @@ from mammotools.errors import InputError, MammoError, MissingFileError
 from mammotools.files import image_stem, safe_file_name
 from mammotools.locate import ImageIndex, distinct_names
 from mammotools.qupath import SourceImage, nothing_to_read, open_source, read_annotations
-from mammotools.records import read_record
+from mammotools.records import EXPORT_RECORD, pngs_complete, read_record
 
 SUBJECT_KEYS = ("subject", "patient", "patient_id", "patientid", "subject_id")
 MAX_LISTED = 8  # how many names an error message lists before "..."
@@ -320,7 +320,7 @@ def _split_done(jobs: list[ImageJob], out: Path, overwrite: bool) -> tuple[list[
     """
     todo, done, stale = [], [], []
     for job in jobs:
-        record = read_record(out, job.name)
+        record = read_record(out, job.name, EXPORT_RECORD)
         if record is None or overwrite:
             todo.append(job)
         elif record.get("fingerprint") != job.fingerprint:
@@ -339,7 +339,8 @@ def _split_done(jobs: list[ImageJob], out: Path, overwrite: bool) -> tuple[list[
 
 
 def _outputs_present(out: Path, record: dict) -> bool:
+    """Every output of the record there and whole (a PNG cut short by a crash is redone)."""
     name = record["name"]
     paths = [out / "images" / f"{name}.png", out / "labels" / f"{name}.png"]
     paths += [out / "masks" / name / f"{slug}.png" for slug in record.get("regions", [])]
-    return all(p.is_file() for p in paths)
+    return pngs_complete(paths)

@@ -95,13 +95,14 @@ def _read_texts(path: Path) -> list[tuple[str, str]]:
                 members = [m for m in zf.infolist() if not m.is_dir() and m.filename.lower().endswith((".json", ".geojson"))]
                 if not members:
                     raise InputError(f"{path}: the zip archive holds no .geojson or .json file")
-                for m in members:
-                    if m.file_size > MAX_TEXT_BYTES:
-                        raise InputError(f"{path}!{m.filename}: more than {MAX_TEXT_BYTES >> 20} MiB unpacked; {TOO_LARGE}")
-                texts = []
+                if sum(m.file_size for m in members) > MAX_TEXT_BYTES:
+                    raise InputError(f"{path}: more than {MAX_TEXT_BYTES >> 20} MiB unpacked; {TOO_LARGE}")
+                texts, left = [], MAX_TEXT_BYTES  # the bound holds for the whole archive, whatever its headers say
                 for m in members:
                     with zf.open(m) as fh:
-                        texts.append((m.filename, _bounded(fh, f"{path}!{m.filename}").decode("utf-8-sig")))
+                        raw = _bounded(fh, str(path), left)
+                    left -= len(raw)
+                    texts.append((m.filename, raw.decode("utf-8-sig")))
                 return texts
         with path.open("rb") as fh:
             magic = fh.read(2)
@@ -119,13 +120,14 @@ def _read_texts(path: Path) -> list[tuple[str, str]]:
         raise InputError(f"{path}: not UTF-8 text; is this really a GeoJSON export?") from None
 
 
-def _bounded(fh: Any, where: str) -> bytes:
-    """All of a decompressing stream, refused as soon as it passes MAX_TEXT_BYTES (a bomb costs
-    that much reading, not its whole unpacked size)."""
+def _bounded(fh: Any, where: str, limit: int | None = None) -> bytes:
+    """All of a decompressing stream, refused as soon as it passes ``limit`` (MAX_TEXT_BYTES: a
+    bomb costs that much reading, not its whole unpacked size)."""
+    limit = MAX_TEXT_BYTES if limit is None else limit
     chunks, total = [], 0
     while chunk := fh.read(8 * 1024**2):
         total += len(chunk)
-        if total > MAX_TEXT_BYTES:
+        if total > limit:
             raise InputError(f"{where}: more than {MAX_TEXT_BYTES >> 20} MiB unpacked; {TOO_LARGE}")
         chunks.append(chunk)
     return b"".join(chunks)
@@ -243,8 +245,8 @@ def _classification(value: object, where: str, index: int) -> tuple[str | None, 
                 name = f"{parent_name}: {name}"
     color: tuple[int, int, int] | None = None
     rgb = value.get("color")
-    if isinstance(rgb, list) and len(rgb) == 3:
-        color = (int(rgb[0]), int(rgb[1]), int(rgb[2]))
+    if isinstance(rgb, list) and len(rgb) == 3 and all(isinstance(c, int) and not isinstance(c, bool) for c in rgb):
+        color = (min(max(rgb[0], 0), 255), min(max(rgb[1], 0), 255), min(max(rgb[2], 0), 255))  # odd colours: not ours to fail on
     elif isinstance(value.get("colorRGB"), int):
         packed = value["colorRGB"] & 0xFFFFFF
         color = (packed >> 16, (packed >> 8) & 0xFF, packed & 0xFF)

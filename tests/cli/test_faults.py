@@ -275,3 +275,86 @@ def test_the_progress_counts_every_image_of_the_input(tmp_path: Path) -> None:
     code, out = cli("export-qupath", proj, "--images", tmp_path / "images", "--out", tmp_path / "ds")
     assert code == 1 and "Exporting 2 image(s)" in out and "1 exported" in out and "1 failed" in out
     assert "failed: bad" in out and "not all numbers" in out
+
+
+# --- found by a hostile review ------------------------------------------------------------------
+
+
+def test_an_edited_export_manifest_cannot_send_outputs_elsewhere(tmp_path: Path) -> None:
+    proj = project(tmp_path / "p", n=2)
+    assert cli("export-qupath", proj, "--images", tmp_path / "p" / "images", "--out", tmp_path / "ds")[0] == 0
+    manifest = tmp_path / "ds" / "manifest.csv"
+    manifest.write_text(manifest.read_text().replace("\ncase0_L_CC,", "\n../../ds/labels/case0_L_CC,", 1))
+    code, out = cli("make-crops", tmp_path / "ds", "--size", "64", "--out", tmp_path / "crops")
+    assert_one_line(code, out, "manifest.csv:2", "not a file name export-qupath writes")
+    assert not (tmp_path / "ds" / "labels" / "case0_L_CC.json").exists() and not (tmp_path / "crops").exists()
+
+
+def test_the_lock_does_not_depend_on_tmpdir(tmp_path: Path) -> None:
+    from mammotools.files import output_lock
+
+    out = tmp_path / "crops"
+    with output_lock(out):
+        probe = subprocess.run(
+            [sys.executable, "-m", "mammotools", "make-crops", str(tmp_path / "nothing"), "--size", "64", "--out", str(out)],
+            capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmp_path)},
+        )  # fmt: skip
+    assert probe.returncode == 1 and "another mammotools run" in probe.stderr
+
+
+def test_a_killed_worker_is_one_line(tmp_path: Path) -> None:
+    from mammotools.errors import ResourceError
+    from mammotools.runner import run_all
+
+    with pytest.raises(ResourceError, match="a worker process was killed"):
+        run_all(os._exit, [3, 4, 5], (), 2, lambda *a: None)
+
+
+def test_damaged_records_and_cut_outputs_are_redone(tmp_path: Path) -> None:
+    import json
+
+    proj = project(tmp_path / "p", n=2)
+    args = ("export-qupath", proj, "--images", tmp_path / "p" / "images", "--out", tmp_path / "ds")
+    assert cli(*args)[0] == 0
+    clean = files_of(tmp_path / "ds")
+    record = tmp_path / "ds" / "records" / "case0_L_CC.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "regions": 5}))
+    image = tmp_path / "ds" / "images" / "case1_L_CC.png"
+    image.write_bytes(image.read_bytes()[:5000])
+    code, out = cli(*args)
+    assert code == 0 and "2 exported" in out, out
+    assert files_of(tmp_path / "ds") == clean
+    assert cli("make-crops", tmp_path / "ds", "--size", "64", "--out", tmp_path / "c")[0] == 0
+    clean = files_of(tmp_path / "c")
+    (tmp_path / "c" / "records" / "case0_L_CC.json").write_text('{"name": "case0_L_CC", "crops": 5}')
+    code, out = cli("make-crops", tmp_path / "ds", "--size", "64", "--out", tmp_path / "c")
+    assert code == 0 and "1 image(s) cropped" in out, out
+    assert files_of(tmp_path / "c") == clean
+
+
+def test_a_complete_export_reruns_on_a_read_only_copy(tmp_path: Path) -> None:
+    proj = project(tmp_path / "p", n=2)
+    args = ("export-qupath", proj, "--images", tmp_path / "p" / "images", "--out", tmp_path / "ds")
+    assert cli(*args)[0] == 0
+    with read_only(tmp_path / "ds"):
+        code, out = cli(*args)
+    assert code == 0 and "0 exported, 2 skipped" in out, out
+
+
+def test_warning_and_failure_lines_are_cut(capsys: pytest.CaptureFixture[str]) -> None:
+    from mammotools.cli.options import report_failures, report_warnings
+
+    report_warnings(["x" * 10_000_000], Path("out"))
+    with pytest.raises(SystemExit):
+        report_failures([("img", "y" * 10_000_000)])
+    err = capsys.readouterr().err
+    assert len(err) < 5000 and err.count("characters cut") == 2
+
+
+def test_negative_seeds_are_refused_up_front(tmp_path: Path) -> None:
+    for args in (["make-crops", tmp_path, "--size", "64", "--seed", "-1", "--out", tmp_path / "c"],
+                 ["make-crops", tmp_path, "--size", "64", "--split-seed", "-1", "--out", tmp_path / "c"],
+                 ["augment", tmp_path, "--seed", "-1", "--out", tmp_path / "a"]):  # fmt: skip
+        code, out = cli(*args)
+        assert code == 2 and "Invalid value" in out, out
+    assert not (tmp_path / "c").exists() and not (tmp_path / "a").exists()
