@@ -114,8 +114,6 @@ def parse_info(path: Path) -> list[MiasEntry]:
                 f"{path}:{number}: radius {int(radius):,} px for {ref}, larger than the image (MIAS images are 1024 px); "
                 "fix the line"
             )
-        if x is not None and y is not None and max(int(x), int(y)) > MAX_RADIUS:
-            raise InputError(f"{path}:{number}: centre ({x}, {y}) for {ref} is far outside a 1024 px MIAS image; fix the line")
         entries.append(MiasEntry(ref, tissue, abnormality, severity, as_int(x), as_int(y), as_int(radius), number))
     if not entries:
         raise InputError(f"{path}: no 'mdbNNN ...' lines; is this the mini-MIAS Info.txt?")
