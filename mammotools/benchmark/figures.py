@@ -140,22 +140,29 @@ def training_curves(runs: dict[str, tuple[Path, list[str]]], path: Path, quick: 
     for ax in (loss_ax, miou_ax):
         ax.grid(alpha=0.3)
     miou_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle(("QUICK benchmark: " if quick else "") + "training curves (first seed)", fontsize=10)
+    fig.suptitle(("QUICK benchmark: " if quick else "") + "training curves (first seed; with folds, the first fold)", fontsize=10)
     return _save(fig, path)
 
 
-def _display(path: Path, gray: bool) -> np.ndarray:
-    """An image file as RGB uint8 for display, its longer side at most PICTURE_SIDE px."""
+def _display(path: Path, gray: bool, palette: bytes | None = None) -> np.ndarray:
+    """An image file as RGB uint8 for display, its longer side at most PICTURE_SIDE px: an image
+    (``gray``: contrast-stretched; an 8-bit RGB photograph as it is), or a label map in its class
+    colours (its own palette, or ``palette`` for a grayscale map of label values)."""
     from PIL import Image
 
     with Image.open(path) as im:
-        if gray:
+        if gray and im.mode == "RGB":
+            rgb = im.copy()  # a colour photograph (Cityscapes): shown as taken
+        elif gray:
             array = np.asarray(im)
             if array.ndim == 3:
                 array = array.mean(axis=2)
             lo, hi = np.percentile(array, (0.5, 99.5))
             array = np.clip((array.astype(np.float64) - lo) / max(hi - lo, 1e-9), 0, 1)
             rgb = Image.fromarray((array * 255).astype(np.uint8)).convert("RGB")
+        elif im.mode == "L" and palette is not None:  # label values without a palette (Cityscapes' labelIds)
+            colours = np.frombuffer(palette, np.uint8).reshape(256, 3)
+            rgb = Image.fromarray(colours[np.asarray(im)])
         else:
             rgb = im.convert("RGB")  # a palette PNG: its own class colours
         scale = PICTURE_SIDE / max(rgb.size)
@@ -172,7 +179,7 @@ def side_by_side(
     plt = _pyplot()
     from matplotlib.patches import Patch
 
-    panels = [("image", _display(image, True)), ("truth", _display(truth, False))]
+    panels = [("image", _display(image, True)), ("truth", _display(truth, False, table.palette()))]
     panels += [(model, _display(p, False)) for model, p in predictions.items()]
     columns = min(len(panels), 5)
     rows = -(-len(panels) // columns)

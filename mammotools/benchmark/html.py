@@ -103,8 +103,9 @@ def report_page(
                 for r in rows
             ],
         ),
-        f'<p class="note">Mean ± standard deviation over {over_words(record)}. Classes absent from both truth and '
-        "prediction are left out of the means.</p>",
+        '<p class="note">'
+        + (f"Mean ± standard deviation over {over_words(record)}. " if runs_per_model(record) > 1 else "One run per model. ")
+        + "Classes absent from both truth and prediction are left out of the means.</p>",
         _img(charts["metrics"], "the figures per model"),
         "<h2>Per class</h2>",
     ]
@@ -129,7 +130,10 @@ def report_page(
         if record.get("dataset_kind") != "cityscapes":
             parts.append('<p class="note">The paper\'s Table 10 is on its own mammograms and classes, not these.</p>')
         else:
-            parts.append('<p class="note">The paper\'s Table 9: the same Cityscapes validation scenes and 19 classes.</p>')
+            parts.append(
+                '<p class="note">The paper\'s Table 9: Cityscapes val (its 500 scenes), 19 classes; '
+                "ours: this folder's val scenes.</p>"
+            )
     else:
         parts.append("<p>The paper reports none of these models for this task.</p>")
     parts.append("<h2>Paired comparison per validation image</h2>")

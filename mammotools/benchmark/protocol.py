@@ -134,6 +134,11 @@ def choose_crops(crop_sets: list[CropDataset], model: str, input_size: int, scal
         size = crops.size or 0
         if round(size * scale) >= input_size:
             return crops
+    if crop_sets and crop_sets[0].kind == "cityscapes":
+        raise InputError(
+            f"{model} takes {input_size} px inputs, more than the scenes' shorter side ({crop_sets[0].size} px"
+            f"{'' if scale == 1 else f' at --scale {scale:g}'}); give a smaller --input-size, or a larger --scale"
+        )
     if scale == 1:
         sizes = ", ".join(f"{c.size} px" for c in crop_sets)
     else:

@@ -216,6 +216,20 @@ def _train_seconds(run: Path, stages: tuple[str, ...], upto: str) -> tuple[float
     return seconds, epochs
 
 
+def _current(eval_dir: Path, best: Path, expected: list[list[str]]) -> bool:
+    """Whether an earlier evaluation can be reused: complete (metrics.json, written last), newer
+    than the model, and of the same images with the same truth."""
+    metrics_file = eval_dir / "metrics.json"
+    if not all((eval_dir / n).is_file() for n in ("metrics.json", "confusion.csv", "per_image.csv")):
+        return False
+    if metrics_file.stat().st_mtime < best.stat().st_mtime:
+        return False
+    try:
+        return json.loads(metrics_file.read_text("utf-8")).get("scored") == expected
+    except (ValueError, OSError):
+        return False
+
+
 def _parameters(model: str, classes: int, config: Any) -> int:
     from mammotools.models import build_model
 
@@ -236,7 +250,7 @@ def run_benchmark(
     Every check (data, models, sizes, weights, earlier runs in ``out``) comes before anything is
     written, so a refused benchmark leaves ``out`` as it was."""
     from mammotools.models import MODELS
-    from mammotools.train import evaluate_run, start_runtime, stop_runtime, train_run
+    from mammotools.train import evaluate_run, scored_identity, start_runtime, stop_runtime, train_run
 
     events = events or Events()
     out, dataset_path = Path(out), Path(dataset_path)
@@ -322,7 +336,9 @@ def run_benchmark(
                     eval_dir = run_dir / f"eval-{model}"
                     metrics_file = eval_dir / "metrics.json"
                     best = run_dir / "stages" / model / BEST
-                    fresh = metrics_file.is_file() and metrics_file.stat().st_mtime >= best.stat().st_mtime
+                    names = scored.fold_images(fold) if fold else scored.val
+                    expected = scored_identity([(n, scored.files[n][1]) for n in names])
+                    fresh = _current(eval_dir, best, expected)
                     if not fresh:
                         evaluate_run(run_dir, scored.path, eval_dir, device=settings.device, stage=model)
                     metrics = json.loads(metrics_file.read_text("utf-8"))

@@ -45,6 +45,10 @@ def open_sources(kind: str, dataset_path: Path, crop_paths: list[Path], folds: i
         raise InputError(f"--dataset {kind!r}: choose one of {', '.join(KINDS)}")
     if kind == CITYSCAPES:
         return _cityscapes(dataset_path, crop_paths, folds)
+    from mammotools.data import is_cityscapes
+
+    if is_cityscapes(dataset_path):
+        raise InputError(f"{dataset_path}: a Cityscapes folder; add --dataset cityscapes (and leave out --crops)")
     dataset = open_export_dataset(dataset_path)
     crop_sets = open_crop_sets(crop_paths, dataset)
     files = {n: (dataset.image_path(n), dataset.label_path(n)) for n in dataset.names_in(TRAIN) + dataset.names_in(VAL)}

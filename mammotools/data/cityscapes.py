@@ -95,21 +95,49 @@ def _label_counts(path: Path) -> np.ndarray:
     return np.bincount(label.ravel(), minlength=256)
 
 
-@functools.lru_cache(maxsize=4)
-def _open(root: Path, signature: tuple[int, int]) -> CropDataset:
+def _check_pair(image: Path, label: Path) -> int:
+    """The shorter side of a scene, after checking from the headers that its label map is an
+    8-bit grayscale PNG of the image's size (one clear line otherwise)."""
+    from PIL import Image
+
     from mammotools.images import read_image_size
 
+    width, height = read_image_size(image)
+    try:
+        with Image.open(label) as im:
+            mode, size = im.mode, im.size
+    except OSError as exc:
+        raise InputError(f"{label}: cannot be read ({exc}); {LAYOUT_HINT} (gtFine_labelIds.png files)") from None
+    if mode != "L":
+        raise InputError(f"{label}: a {mode} image, not the 8-bit label ids (use the *_gtFine_labelIds.png files)")
+    if size != (width, height):
+        raise InputError(
+            f"{label}: {size[0]}x{size[1]} but its image {image.name} is {width}x{height}; give the pair as released"
+        )
+    return min(width, height)
+
+
+@functools.lru_cache(maxsize=4)
+def _open(root: Path, signature: tuple[int, int]) -> CropDataset:
     table = cityscapes_table()
     files: list[CropFile] = []
     sizes = []
+    sides = {side: _scenes(root, side) for side in (TRAIN, VAL)}
+    both = sorted({city for _, city, _, _ in sides[TRAIN]} & {city for _, city, _, _ in sides[VAL]})
+    if both:
+        raise InputError(
+            f"{root}: the city {both[0]!r} has scenes in both train and val, so some would be trained on and then scored; "
+            "Cityscapes' val cities are its own: keep each city on one side"
+        )
     for side in (TRAIN, VAL):
-        scenes = _scenes(root, side)
+        scenes = sides[side]
+        for _, _, image, label in scenes:  # headers only: every pair checked before anything trains
+            sizes.append(_check_pair(image, label))
         with ThreadPoolExecutor(max_workers=4) as pool:  # cv2 decodes without the GIL
             counts = list(pool.map(_label_counts, [label for *_, label in scenes])) if side == TRAIN else []
         for i, (name, city, image, label) in enumerate(scenes):
             pixels = {c.name: int(counts[i][c.label]) for c in table} if counts else {c.name: 0 for c in table}
             files.append(CropFile(name, side, name, name, city, "original", 8, pixels, image, label))
-        sizes.append(min(read_image_size(scenes[0][2])))
     settings = {"kind": KIND, "settings": {"size": min(sizes)}, "dataset": str(root)}
     return CropDataset(root, KIND, table, settings, files)
 

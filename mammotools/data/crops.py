@@ -138,6 +138,11 @@ def check_crop_size(dataset: CropDataset, in_size: int, scale: float = 1.0) -> N
     """Refuse a dataset whose crops (resized by ``scale``) are smaller than the model's input,
     naming the size to make."""
     size = dataset.size
+    if size is not None and dataset.kind == "cityscapes" and min(scaled_shape((size, size), scale)) < in_size:
+        raise InputError(
+            f"{dataset.path}: the scenes' shorter side ({size} px{scale_words(scale)}) is smaller than the model's input "
+            f"({in_size} px); give a smaller --input-size, or a larger --scale"
+        )
     if size is not None and min(scaled_shape((size, size), scale)) < in_size:
         need = crop_size_needed(in_size, scale)
         raise InputError(

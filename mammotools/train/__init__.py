@@ -3,7 +3,7 @@ epochs (loop.py), checkpoints (checkpoint.py), scoring whole images (evaluation.
 the paper's stages (run.py). No click: the command line is in mammotools.cli."""
 
 from mammotools.train.config import RECIPES, TrainConfig, make_config, read_config
-from mammotools.train.evaluate import EvaluationSummary, evaluate_run
+from mammotools.train.evaluate import EvaluationSummary, evaluate_run, scored_identity
 from mammotools.train.loop import Reporter, StageResult
 from mammotools.train.run import RunSummary, final_model, train_run
 from mammotools.train.runtime import Runtime, start_runtime, stop_runtime
@@ -20,6 +20,7 @@ __all__ = [
     "final_model",
     "make_config",
     "read_config",
+    "scored_identity",
     "start_runtime",
     "stop_runtime",
     "train_run",

@@ -142,6 +142,8 @@ def check_config(config: TrainConfig) -> None:
         raise InputError("seed, momentum and input_size must be >= 0, val_batch >= 1, workers >= 0 (or -1: chosen)")
     if not MIN_SCALE <= config.scale <= MAX_SCALE:
         raise InputError(f"scale {config.scale}: give {MIN_SCALE} <= scale <= {MAX_SCALE} (1 = the images' own resolution)")
+    if config.folds != 0 and config.fold == 0:
+        raise InputError(f"--folds {config.folds}: give --fold k too, the fold held out (1..{config.folds})")
     if config.folds == 0 and config.fold != 0:
         raise InputError(f"fold {config.fold}: give --folds K too (the number of folds), or leave --fold out")
     if config.folds != 0 and (config.folds < 2 or not 1 <= config.fold <= config.folds):

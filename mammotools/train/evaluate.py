@@ -64,7 +64,13 @@ def _dataset_images(path: Path, folds: int = 0, fold: int = 0) -> tuple[list[Eva
             f"{path}: no split.csv: the run's validation subjects are not known here; give the export dataset the crops came from"
         )
     if folds:
-        sides = fold_sides(read_split(path / SPLIT_FILE), folds, fold)
+        try:
+            sides = fold_sides(read_split(path / SPLIT_FILE), folds, fold)
+        except InputError:
+            raise InputError(
+                f"{path}: the run was trained on fold {fold} of {folds} of its dataset's subjects, and this dataset "
+                "cannot be split so; give the export dataset the run's crops were cut from"
+            ) from None
         names = sorted(n for n, side in sides.items() if side == VAL)
     else:
         names = dataset.names_in(VAL)
@@ -111,6 +117,16 @@ def _check_split(run_crops: Path, images: list[EvalImage], folds: int = 0, fold:
             f"{len(seen)} validation image(s) ({', '.join(seen[:5])}) were training images of the run (the split in "
             f"{split_file}); give the export dataset the run's crops were cut from, with its split.csv"
         )
+
+
+def scored_identity(images: list[tuple[str, Path]]) -> list[list[str]]:
+    """[name, size:mtime of its truth] of each scored image: an evaluation is current only for
+    the same images with the same truth (metrics.json's "scored")."""
+    identity = []
+    for name, label in images:
+        stat = label.stat()
+        identity.append([name, f"{stat.st_size}:{stat.st_mtime_ns}"])
+    return identity
 
 
 def evaluate_run(
@@ -181,15 +197,16 @@ def evaluate_run(
         "fold": config.fold,
     }
     seconds = time.perf_counter() - start
-    written = {**metrics, "images": len(images), "seconds": seconds, "settings": settings}
-    atomic_write_text(out / "metrics.json", json.dumps(written, indent=1))
     write_confusion_csv(out / "confusion.csv", confusion, classes)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["name", "pixels", "pixel_accuracy", "mean_iou", "mean_dice", *[f"iou_{c}" for c in classes]])
     writer.writerows(["" if v is None else v for v in row] for row in rows)
     atomic_write_bytes(out / "per_image.csv", buf.getvalue().encode("utf-8"))
+    scored = scored_identity([(item.name, item.label_path) for item in images])
+    written = {**metrics, "images": len(images), "seconds": seconds, "settings": settings, "scored": scored}
+    atomic_write_text(out / "metrics.json", json.dumps(written, indent=1))  # last: it marks the evaluation complete
     return EvaluationSummary(out, len(images), metrics, seconds)
 
 
-__all__ = ["EvaluationSummary", "evaluate_run"]
+__all__ = ["EvaluationSummary", "evaluate_run", "scored_identity"]

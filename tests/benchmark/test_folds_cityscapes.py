@@ -105,3 +105,27 @@ def test_cli_options(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "leave out --folds" in result.output and "Traceback" not in result.output
     result = runner.invoke(main, ["train", str(root), "--model", "fcn32", "--fold", "2", "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and "give --folds K too" in result.output
+    result = runner.invoke(main, ["train", str(root), "--model", "fcn32", "--folds", "2", "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "give --fold k too" in result.output
+
+
+def test_a_changed_validation_set_is_scored_again(tmp_path: Path) -> None:
+    root = make_cityscapes(tmp_path / "cs")
+    out = tmp_path / "bench"
+    run_benchmark(root, [], out, _quick(dataset="cityscapes"))
+    for kind, suffix in (("leftImg8bit", "_leftImg8bit.png"), ("gtFine", "_gtFine_labelIds.png")):
+        src = root / kind / "val" / "frankfurt" / f"frankfurt_000000_000019{suffix}"
+        (src.parent / src.name.replace("000000", "000002")).write_bytes(src.read_bytes())
+    again = run_benchmark(root, [], out, _quick(dataset="cityscapes"))
+    assert again.trained == [] and again.entries[0].metrics["images"] == 3
+    (out / "runs" / "fcn32-seed0" / "eval-fcn32" / "per_image.csv").unlink()  # an evaluation stopped before its end
+    third = run_benchmark(root, [], out, _quick(dataset="cityscapes"))
+    assert third.entries[0].metrics["images"] == 3 and (out / "runs" / "fcn32-seed0" / "eval-fcn32" / "per_image.csv").is_file()
+
+
+def test_a_cityscapes_folder_without_the_option_says_so(tmp_path: Path) -> None:
+    root = make_cityscapes(tmp_path / "cs")
+    with pytest.raises(InputError, match="add --dataset cityscapes"):
+        run_benchmark(root, [], tmp_path / "b", _quick())
+    with pytest.raises(InputError, match="smaller --input-size, or a larger --scale"):
+        run_benchmark(root, [], tmp_path / "b", _quick(dataset="cityscapes", overrides={"workers": 0, "input_size": 128}))

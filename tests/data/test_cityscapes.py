@@ -85,3 +85,36 @@ def test_train_and_evaluate_on_cityscapes(tmp_path: Path) -> None:
     prediction = np.asarray(Image.open(tmp_path / "eval" / "predictions" / "frankfurt_000000_000019.png"))
     assert prediction.shape == ids.shape and set(np.unique(prediction)) <= {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24,
                                                                            25, 26, 27, 28, 31, 32, 33}  # fmt: skip
+
+
+def test_every_pair_is_checked_before_training(tmp_path: Path) -> None:
+    root = make_cityscapes(tmp_path / "cs")
+    label = root / "gtFine/val/frankfurt/frankfurt_000001_000019_gtFine_labelIds.png"
+    Image.open(label).resize((320, 160)).save(label)
+    with pytest.raises(InputError, match="320x160 but its image"):
+        open_cityscapes(root)
+    root = make_cityscapes(tmp_path / "cs2")
+    label = root / "gtFine/train/aachen/aachen_000001_000019_gtFine_labelIds.png"
+    Image.open(label).convert("RGB").save(label)
+    with pytest.raises(InputError, match="not the 8-bit label ids"):
+        open_cityscapes(root)
+    root = make_cityscapes(tmp_path / "cs3")
+    for kind, suffix in (("leftImg8bit", "_leftImg8bit.png"), ("gtFine", "_gtFine_labelIds.png")):
+        (root / kind / "val" / "aachen").mkdir()
+        src = root / kind / "train" / "aachen" / f"aachen_000000_000019{suffix}"
+        (root / kind / "val" / "aachen" / src.name).write_bytes(src.read_bytes())
+    with pytest.raises(InputError, match="'aachen' has scenes in both train and val"):
+        open_cityscapes(root)
+
+
+def test_the_truth_is_shown_in_the_class_colours(tmp_path: Path) -> None:
+    from mammotools.benchmark.figures import _display
+    from mammotools.data.cityscapes import cityscapes_table
+
+    root = make_cityscapes(tmp_path / "cs")
+    label = root / "gtFine/val/frankfurt/frankfurt_000000_000019_gtFine_labelIds.png"
+    shown = _display(label, False, cityscapes_table().palette())
+    ids = np.asarray(Image.open(label))
+    assert tuple(shown[ids == 26][0]) == (0, 0, 142) and tuple(shown[ids == 23][0]) == (70, 130, 180)  # car, sky
+    image = _display(root / "leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png", True)
+    assert not np.array_equal(image[..., 0], image[..., 2])  # in colour, not grey
