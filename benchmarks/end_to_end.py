@@ -22,18 +22,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-from shapely.geometry import mapping
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_masks import H, W, workload
-
+H, W = 5120, 4096  # as benchmarks/export_masks.py
 TARGET = 2.5  # s per full-field image, the three steps together
 
 
 def make_inputs(folder: Path, n: int) -> None:
-    """N images with their GeoJSON exports (the same annotations, other pixels)."""
+    """N images with their GeoJSON exports (the same annotations, other pixels). Run in a child
+    process: a command's peak memory (ru_maxrss) starts from its parent's at fork, so the
+    process that starts the commands must stay small."""
+    import cv2
+    import numpy as np
+    from shapely.geometry import mapping
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from export_masks import workload
+
     features = [
         {"type": "Feature", "geometry": mapping(g), "properties": {"objectType": "annotation", "classification": {"name": c}}}
         for c, geoms in workload().items()
@@ -49,15 +52,31 @@ def make_inputs(folder: Path, n: int) -> None:
         (folder / f"mammo{i:03d}.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
 
 
+# Runs the command and prints the largest resident size of it and of its worker processes.
+PEAK = (
+    "import atexit, resource, sys\n"
+    "def peak():\n"
+    "    own, kids = (resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
+    "    sys.stderr.write(f'\\nPEAK_KB {max(own, kids)}\\n')\n"
+    "atexit.register(peak)\n"
+    "from mammotools.cli import main\n"
+    "sys.argv = ['mammotools', *sys.argv[1:]]\n"
+    "main()\n"
+)
+
+
 def run_step(args: list[str]) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak MB) of one command in a child process."""
+    """(wall s, CPU s, peak MB of the command or its largest worker) of one command in a child process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mammotools", *args], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", PEAK, *args], capture_output=True, text=True)
     wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"mammotools {' '.join(args)} failed:\n{done.stderr[-2000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, after.ru_maxrss / 1024  # ru_maxrss of children: the largest so far
+    peak_kb = int(done.stderr.rsplit("PEAK_KB", 1)[1].split()[0])
+    return wall, cpu, peak_kb / 1024
 
 
 def disk_mb(folder: Path) -> float:
@@ -69,14 +88,18 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=10)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--make-inputs", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.make_inputs:
+        make_inputs(Path(args.make_inputs), args.images)
+        return
     n = args.images
     workers = ["--workers", str(args.workers)]
     rows: dict[str, list[tuple[float, float, float, float]]] = {}
     shares: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        make_inputs(root / "in", n)
+        subprocess.run([sys.executable, __file__, "--make-inputs", str(root / "in"), "--images", str(n)], check=True)
         for _ in range(args.runs):
             for name in ("ds", "c900", "aug"):
                 shutil.rmtree(root / name, ignore_errors=True)
