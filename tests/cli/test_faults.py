@@ -228,31 +228,10 @@ def test_values_without_sense_are_refused(tmp_path: Path) -> None:
     from mammotools.errors import InputError
     from mammotools.importers.mias import parse_info
 
+    masks = ["import-masks", tmp_path, "--images", tmp_path, "--values", "1=Background", "--out", tmp_path / "o"]
     for args in (
-        [
-            "import-masks",
-            tmp_path,
-            "--images",
-            tmp_path,
-            "--values",
-            "1=Background",
-            "--out",
-            tmp_path / "o",
-            "--tolerance",
-            "nan",
-        ],
-        [
-            "import-masks",
-            tmp_path,
-            "--images",
-            tmp_path,
-            "--values",
-            "1=Background",
-            "--out",
-            tmp_path / "o",
-            "--tolerance",
-            "1e9",
-        ],
+        [*masks, "--tolerance", "nan"],
+        [*masks, "--tolerance", "1e9"],
         ["make-crops", tmp_path, "--size", "64", "--per-image", "100000000", "--out", tmp_path / "c"],
         ["export-qupath", tmp_path, "--sigma", "200", "--out", tmp_path / "d"],
     ):

@@ -302,12 +302,11 @@ def test_one_unreadable_image_in_a_folder_fails_alone(tmp_path: Path) -> None:
     assert "bad.dcm" in summary.failed[0][1]
 
 
-def test_dicom_window_is_recorded_and_can_be_skipped(tmp_path: Path) -> None:
+def windowed_mammogram(path: Path, width: int) -> None:
+    """An 8x8 12-bit MG DICOM with a VOI window of ``width`` (centre 2000), and an empty export beside it."""
     pydicom = pytest.importorskip("pydicom")
     from pydicom.dataset import FileMetaDataset
 
-    folder = tmp_path / "scans"
-    folder.mkdir()
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = pydicom.uid.DigitalMammographyXRayImageStorageForPresentation
     meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
@@ -317,10 +316,16 @@ def test_dicom_window_is_recorded_and_can_be_skipped(tmp_path: Path) -> None:
     ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, "MG"
     ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 8, 8, 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.WindowCenter, ds.WindowWidth = 2000, 1000
+    ds.WindowCenter, ds.WindowWidth = 2000, width
     ds.PixelData = (np.arange(64, dtype=np.uint16) * 60).tobytes()
-    ds.save_as(folder / "w.dcm", enforce_file_format=True)
-    (folder / "w.geojson").write_text("[]")
+    ds.save_as(path, enforce_file_format=True)
+    path.with_suffix(".geojson").write_text("[]")
+
+
+def test_dicom_window_is_recorded_and_can_be_skipped(tmp_path: Path) -> None:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    windowed_mammogram(folder / "w.dcm", 1000)
     summary = export_dataset(folder, tmp_path / "a", settings=EXACT)
     assert any("VOI window applied" in w for w in summary.warnings)
     raw = export_dataset(folder, tmp_path / "b", settings=ExportSettings(sigma=0, dicom_voi=False))
@@ -345,25 +350,10 @@ def test_rotated_entry_is_exported_as_quPath_shows_it(tmp_path: Path) -> None:
 
 
 def test_dicom_window_width_zero_fails_alone_pointing_at_no_dicom_voi(tmp_path: Path) -> None:
-    pydicom = pytest.importorskip("pydicom")
-    from pydicom.dataset import FileMetaDataset
-
     folder = tmp_path / "scans"
     folder.mkdir()
-    for name, width in (("bad", 0), ("good", 1000)):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = pydicom.uid.DigitalMammographyXRayImageStorageForPresentation
-        meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-        meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-        ds = pydicom.Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, "MG"
-        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 8, 8, 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.WindowCenter, ds.WindowWidth = 2000, width
-        ds.PixelData = (np.arange(64, dtype=np.uint16) * 60).tobytes()
-        ds.save_as(folder / f"{name}.dcm", enforce_file_format=True)
-        (folder / f"{name}.geojson").write_text("[]")
+    windowed_mammogram(folder / "bad.dcm", 0)
+    windowed_mammogram(folder / "good.dcm", 1000)
     summary = export_dataset(folder, tmp_path / "a", settings=EXACT)
     assert summary.exported == ["good"] and [n for n, _ in summary.failed] == ["bad"]
     assert "bad.dcm" in summary.failed[0][1] and "--no-dicom-voi" in summary.failed[0][1]
