@@ -117,3 +117,14 @@ def test_the_scheduler_option_and_variable(tmp_path: Path, cluster: object, monk
     monkeypatch.delenv("MAMMOTOOLS_SCHEDULER")
     result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "c"), "--workers", "1"])
     assert outputs(tmp_path / "a") == outputs(tmp_path / "b") == outputs(tmp_path / "c")
+
+
+def test_an_unreachable_scheduler_writes_nothing(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mammotools.cli import main
+
+    make_dataset(tmp_path)
+    args = ["export-qupath", str(tmp_path / "project"), "--images", str(tmp_path / "images"), "--out", str(tmp_path / "x")]
+    result = CliRunner().invoke(main, [*args, "--scheduler", "tcp://127.0.0.1:9"])
+    assert result.exit_code == 1 and "no Dask scheduler answers there" in result.output and not (tmp_path / "x").exists()

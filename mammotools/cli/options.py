@@ -182,6 +182,12 @@ def cluster_option(fn: F) -> F:
         from mammotools.runner import use_scheduler
 
         if scheduler:
+            from mammotools.cluster import check_scheduler
+
+            try:
+                check_scheduler(scheduler)  # before anything is written
+            except MammoError as exc:
+                raise click.ClickException(shorten(str(exc))) from None
             kwargs = {k: v.resolve() if isinstance(v, Path) else v for k, v in kwargs.items()}
         with use_scheduler(scheduler or None):
             return fn(*args, **kwargs)
