@@ -129,10 +129,9 @@ def remove_dead_siblings(target: Path) -> int:
 def output_lock(out: Path) -> Iterator[None]:
     """Hold the lock of the output folder ``out`` for the block: a second mammotools run writing
     to the same folder on this machine is refused, naming the process that holds it. The lock is
-    an advisory ``flock`` on a file in the temporary folder (nothing is written into ``out``); the
-    system releases it when the process ends, however it ends (kill -9 too). The folder is fixed
-    (``/tmp/mammotools-locks``, whatever TMPDIR says, or ``MAMMOTOOLS_LOCK_DIR``) and shared by
-    every user of the machine, like /tmp itself."""
+    an advisory ``flock`` on a file in a fixed folder (``LOCK_DIR``, whatever TMPDIR says, or
+    ``MAMMOTOOLS_LOCK_DIR``), shared by every user of the machine like /tmp itself; nothing is
+    written into ``out``. The system releases it when the process ends, however it ends."""
     import fcntl
     import hashlib
 
