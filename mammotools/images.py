@@ -106,6 +106,48 @@ def encode_png(array: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_checked(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | None:
+    """(width, height, bits, channels) of a plain gray or RGB 8/16-bit PNG whose every chunk is
+    whole (its CRC checks, IDAT present, IEND last), without decoding its pixels: about 30x
+    cheaper than a decode for a full-field mammogram, and what a copy of its bytes needs.
+
+    None for any other PNG (palette, alpha, other depths: decode it with :func:`read_image`);
+    :class:`InputError` for a PNG cut short or corrupt."""
+    import struct
+    import zlib
+
+    p = _existing(path)
+    data = p.read_bytes()
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    view, pos, header, idat = memoryview(data), len(PNG_SIGNATURE), None, False
+    while True:
+        if pos + 12 > len(data):
+            raise InputError(f"{p}: PNG file is truncated (no IEND chunk); {_AGAIN}")
+        (length,) = struct.unpack(">I", view[pos : pos + 4])
+        kind = bytes(view[pos + 4 : pos + 8])
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            raise InputError(f"{p}: PNG file is truncated (its {kind.decode('latin-1')} chunk is cut short); {_AGAIN}")
+        if zlib.crc32(view[pos + 4 : end]) != struct.unpack(">I", view[end : end + 4])[0]:
+            raise InputError(f"{p}: PNG file is corrupt (a {kind.decode('latin-1')} chunk fails its checksum); {_AGAIN}")
+        if header is None:
+            if kind != b"IHDR" or length != 13:
+                return None
+            header = struct.unpack(">IIBB", view[pos + 8 : pos + 18])
+        idat |= kind == b"IDAT"
+        pos = end + 4
+        if kind == b"IEND":
+            break
+    width, height, bits, colour = header
+    if not idat or bits not in (8, 16) or colour not in (0, 2) or not width or not height:
+        return None
+    return width, height, bits, 1 if colour == 0 else 3
+
+
 def encode_mask_png(mask: np.ndarray) -> bytes:
     """A 0/255 (H, W) uint8 map as a 1-bit grayscale PNG: 1.8x faster to encode than 8-bit and a
     third smaller for a full-field region (benchmarks/end_to_end.py); OpenCV reads it back as

@@ -497,3 +497,27 @@ def test_real_mini_mias_pgm() -> None:
     assert image.shape == (1024, 1024) and image.dtype == np.uint8
     assert read_image_size(path) == (1024, 1024)
     np.testing.assert_array_equal(image, np.asarray(Image.open(path)))
+
+
+def test_png_checked_reads_headers_and_checksums_only(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from mammotools.images import png_checked
+
+    gray = tmp_path / "g.png"
+    cv2.imwrite(str(gray), (np.arange(30 * 40).reshape(30, 40) * 3).astype(np.uint16))
+    assert png_checked(gray) == (40, 30, 16, 1)
+    rgb = tmp_path / "c.png"
+    cv2.imwrite(str(rgb), np.zeros((5, 6, 3), np.uint8))
+    assert png_checked(rgb) == (6, 5, 8, 3)
+    palette = tmp_path / "p.png"
+    Image.new("P", (4, 4)).save(palette)
+    assert png_checked(palette) is None  # decoded by read_image instead
+    data = bytearray(gray.read_bytes())
+    data[60] ^= 0xFF  # a flipped byte inside the image data
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    with pytest.raises(InputError, match="fails its checksum"):
+        png_checked(tmp_path / "bad.png")
+    (tmp_path / "cut.png").write_bytes(gray.read_bytes()[:-20])
+    with pytest.raises(InputError, match="truncated"):
+        png_checked(tmp_path / "cut.png")

@@ -20,7 +20,7 @@ import numpy as np
 from mammotools.errors import InputError
 from mammotools.export.layout import write_masks_folder
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
-from mammotools.images import encode_mask_png, encode_png, read_image
+from mammotools.images import encode_mask_png, encode_png, png_checked, read_image
 from mammotools.masks import label_pixel_counts, merge_region_maps, overlap_counts, region_maps
 from mammotools.palette import encode_label_png
 
@@ -46,13 +46,20 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
             f"{job.image_path}: the project's entry has a rotation QuPath does not write (it writes ROTATE_NONE, "
             "ROTATE_90, ROTATE_180 or ROTATE_270); fix the entry's serverBuilder in project.qpproj, or re-add the image in QuPath"
         )
-    image = read_image(job.image_path, voi=settings.dicom_voi, notes=image_warnings)
-    if rotation:  # QuPath showed (and the annotator drew on) the image turned clockwise
-        image = np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
-        image_warnings.append(f"turned {rotation} degrees clockwise, as QuPath shows it (a rotated image server)")
+    # A plain PNG is copied as it is: its header and checksums are all the checks it needs (the
+    # pixels are decoded by make-crops, once). Anything else is decoded here, and encoded.
+    plain = png_checked(job.image_path) if job.image_path.suffix.lower() == ".png" and not rotation else None
+    image = None
+    if plain is not None:
+        width, height, bits, _ = plain
+    else:
+        image = read_image(job.image_path, voi=settings.dicom_voi, notes=image_warnings)
+        if rotation:  # QuPath showed (and the annotator drew on) the image turned clockwise
+            image = np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
+            image_warnings.append(f"turned {rotation} degrees clockwise, as QuPath shows it (a rotated image server)")
+        height, width, bits = image.shape[0], image.shape[1], image.dtype.itemsize * 8
     timings["decode"] = time.perf_counter() - t
-    _check_pixel_type(job, image)
-    height, width = image.shape[:2]
+    _check_pixel_type(job, bits)
     if (width, height) != (job.width, job.height):
         raise InputError(
             f"{job.image_path}: the image is {width}x{height} but the project says {job.width}x{job.height} "
@@ -61,8 +68,7 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
         )
     t = time.perf_counter()
     target = out / "images" / f"{job.name}.png"
-    if job.image_path.suffix.lower() == ".png" and not rotation:
-        # Already lossless PNG and verified by the decode above: copy the bytes, no re-encode.
+    if image is None:  # a plain PNG, checked above: its bytes are copied, not re-encoded
         with atomic_path(target) as tmp:
             shutil.copyfile(job.image_path, tmp)
     else:
@@ -140,12 +146,12 @@ def smoothing_losses(maps: list[RegionMap], sigma: float) -> list[str]:
 PIXEL_BITS = {"UINT8": 8, "INT8": 8, "UINT16": 16, "INT16": 16}
 
 
-def _check_pixel_type(job: ImageJob, image: np.ndarray) -> None:
+def _check_pixel_type(job: ImageJob, bits: int) -> None:
     """Refuse a file whose pixel type is not the one the project was annotated on (an 8-bit copy
     of a 16-bit mammogram has lost its grey levels)."""
     recorded = PIXEL_BITS.get(str(job.source_image.pixel_type).upper())
-    if recorded is not None and recorded != image.dtype.itemsize * 8:
+    if recorded is not None and recorded != bits:
         raise InputError(
-            f"{job.image_path}: holds {image.dtype.itemsize * 8}-bit pixels but the project's image is "
+            f"{job.image_path}: holds {bits}-bit pixels but the project's image is "
             f"{job.source_image.pixel_type}; point --images at the image that was annotated (not a converted copy)"
         )
