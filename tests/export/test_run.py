@@ -334,13 +334,19 @@ def test_dicom_window_is_recorded_and_can_be_skipped(tmp_path: Path) -> None:
     assert np.array_equal(kept.ravel(), np.arange(64) * 60)
 
 
-def test_rotated_entry_is_exported_as_quPath_shows_it(tmp_path: Path) -> None:
-    original = np.arange(20 * 30, dtype=np.uint16).reshape(20, 30)  # 30 wide, 20 high on disk
-    project = write_project(tmp_path, {"r.png": (original, [feature(rect(0, 0, 5, 3), "Tumor")])})
+def rotated_project(root: Path, pixels: np.ndarray, rotation: str) -> Path:
+    """A project of one image r.png (a 5x3 Tumor at the origin) whose entry QuPath shows turned by ``rotation``."""
+    project = write_project(root, {"r.png": (pixels, [feature(rect(0, 0, 5, 3), "Tumor")])})
     data = json.loads((project / "project.qpproj").read_text())
     inner = data["images"][0]["serverBuilder"]
-    data["images"][0]["serverBuilder"] = {"builderType": "rotated", "rotation": "ROTATE_90", "builder": inner}
+    data["images"][0]["serverBuilder"] = {"builderType": "rotated", "rotation": rotation, "builder": inner}
     (project / "project.qpproj").write_text(json.dumps(data))
+    return project
+
+
+def test_rotated_entry_is_exported_as_quPath_shows_it(tmp_path: Path) -> None:
+    original = np.arange(20 * 30, dtype=np.uint16).reshape(20, 30)  # 30 wide, 20 high on disk
+    project = rotated_project(tmp_path, original, "ROTATE_90")
     summary = export_dataset(project, tmp_path / "ds", tmp_path / "images", settings=EXACT)
     assert summary.exported == ["r"] and not summary.failed
     image = cv2.imread(str(tmp_path / "ds" / "images" / "r.png"), cv2.IMREAD_UNCHANGED)
@@ -363,11 +369,7 @@ def test_dicom_window_width_zero_fails_alone_pointing_at_no_dicom_voi(tmp_path: 
 
 def test_a_rotation_qupath_does_not_write_is_refused(tmp_path: Path) -> None:
     original = np.arange(20 * 30, dtype=np.uint16).reshape(20, 30)
-    project = write_project(tmp_path, {"r.png": (original, [feature(rect(0, 0, 5, 3), "Tumor")])})
-    data = json.loads((project / "project.qpproj").read_text())
-    inner = data["images"][0]["serverBuilder"]
-    data["images"][0]["serverBuilder"] = {"builderType": "rotated", "rotation": "ROTATE_45", "builder": inner}
-    (project / "project.qpproj").write_text(json.dumps(data))
+    project = rotated_project(tmp_path, original, "ROTATE_45")
     summary = export_dataset(project, tmp_path / "ds", tmp_path / "images", settings=EXACT)
     assert summary.exported == [] and [n for n, _ in summary.failed] == ["r"]
     assert "rotation QuPath does not write" in summary.failed[0][1]
