@@ -119,12 +119,18 @@ def test_the_scheduler_option_and_variable(tmp_path: Path, cluster: object, monk
     assert outputs(tmp_path / "a") == outputs(tmp_path / "b") == outputs(tmp_path / "c")
 
 
-def test_an_unreachable_scheduler_writes_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["export-qupath", "make-crops", "augment", "predict"])
+def test_an_unreachable_scheduler_writes_nothing(tmp_path: Path, command: str) -> None:
     from click.testing import CliRunner
 
     from mammotools.cli import main
 
     make_dataset(tmp_path)
-    args = ["export-qupath", str(tmp_path / "project"), "--images", str(tmp_path / "images"), "--out", str(tmp_path / "x")]
-    result = CliRunner().invoke(main, [*args, "--scheduler", "tcp://127.0.0.1:9"])
+    args = {
+        "export-qupath": [str(tmp_path / "project"), "--images", str(tmp_path / "images")],
+        "make-crops": [str(tmp_path / "dataset"), "--size", "64"],
+        "augment": [str(tmp_path / "dataset")],
+        "predict": [str(tmp_path / "run"), str(tmp_path / "images")],
+    }[command]
+    result = CliRunner().invoke(main, [command, *args, "--out", str(tmp_path / "x"), "--scheduler", "tcp://127.0.0.1:9"])
     assert result.exit_code == 1 and "no Dask scheduler answers there" in result.output and not (tmp_path / "x").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mammotools.cli.options import FOLDER, Progress, finite, one_writer, report_failures, user_errors
+from mammotools.cli.options import FOLDER, Progress, cluster_option, finite, one_writer, report_failures, user_errors
 from mammotools.defaults import DEVICES, PREDICT_MIN_AREA, PREDICT_TOLERANCE
 
 
@@ -30,10 +30,16 @@ from mammotools.defaults import DEVICES, PREDICT_MIN_AREA, PREDICT_TOLERANCE
 @click.option("--device", type=click.Choice(DEVICES), default="auto", help="auto: a GPU when there is one.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=4, help="Windows per forward pass.")
 @click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), help="Sliding-window overlap (default: the run's).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, help="Threads decoding the next images while the model runs.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    help="Threads decoding the next images while the model runs (with --scheduler, the cluster's workers do it all).",
+)
 @click.option(
     "--dicom-voi/--no-dicom-voi", default=True, help="Apply a DICOM's VOI window, as export-qupath does (the run saw that)."
 )
+@cluster_option
 @user_errors
 @one_writer
 def predict_cmd(

@@ -178,8 +178,8 @@ def predict_images(
 
     An image that cannot be read or written fails alone (``summary.failed``); a run in which
     every image fails raises, and leaves no ``out`` it created."""
-    from mammotools.models import build_model
-    from mammotools.train import final_model, start_runtime
+    from mammotools.runner import scheduler_address
+    from mammotools.train import final_model
 
     start = time.perf_counter()
     settings = settings or PredictSettings()
@@ -191,19 +191,30 @@ def predict_images(
         project_dir = inputs.project.resolve()
         if out.resolve() == project_dir or out.resolve().is_relative_to(project_dir):
             raise InputError(f"--out {out}: is in the input project; predictions go into a new folder, never into the input")
-    runtime = start_runtime(settings.device, config.precision)
-    model = build_model(description["stages"][-1], len(classes), width=config.width, encoder=config.encoder)
-    model.load_state_dict(best["model"])
-    model.to(runtime.device)
+    spec = ModelSpec(
+        run=run.resolve(),
+        stage=description["stages"][-1],
+        digest=_file_digest(run / "stages" / description["stages"][-1] / "best.pt"),  # sha1: the weights used
+        classes=tuple(classes),
+        width=config.width,
+        encoder=config.encoder,
+        precision=config.precision,
+        scale=config.scale,
+        window=int(description["input_size"]),
+        out_size=int(description["output_size"]),
+        overlap=settings.overlap if settings.overlap is not None else config.overlap,
+        settings=settings,
+        out=out.resolve(),
+    )
+    address = scheduler_address()
+    job = None if address else spec.job(best)  # on a cluster, each worker builds the model once
     record = {
         "run": str(run.resolve()),
-        "model": _file_digest(run / "stages" / description["stages"][-1] / "best.pt"),  # sha1: the weights used
+        "model": spec.digest,
         "source": str(Path(source).resolve()),
         "settings": {k: v for k, v in asdict(settings).items() if k in IDENTITY},
     }
     resume, created = _prepare(out, record)
-    job = _Job(model, runtime, classes, config.scale, int(description["input_size"]), int(description["output_size"]),
-               settings.overlap if settings.overlap is not None else config.overlap, settings, out)  # fmt: skip
     summary = PredictSummary(out)
     todo = []
     for item in inputs.images:
@@ -213,21 +224,33 @@ def predict_images(
             todo.append(item)
     if on_plan:
         on_plan(len(todo), len(summary.skipped))
-    with ThreadPoolExecutor(max(1, settings.workers)) as pool:
-        ahead: dict[int, Future[np.ndarray]] = {}
-        for i, item in enumerate(todo):
-            for j in range(i, min(i + 1 + max(1, settings.workers), len(todo))):  # decode the next images meanwhile
-                if j not in ahead:
-                    ahead[j] = pool.submit(_read, todo[j], settings.dicom_voi)
-            try:
-                job.predict(item, ahead.pop(i).result())
-                summary.done.append(item.name)
-                _write_project(out, inputs.images, classes)  # the project opens at any point of a long run
-            except (InputError, OSError, ValueError) as error:
-                text = str(error.strerror if isinstance(error, OSError) and error.strerror else error)
-                summary.failed[item.name] = " ".join(text.split())[:300]
-            if on_image:
-                on_image(item.name)
+
+    def done(item: PredictInput, result: Any, error: str | None) -> None:
+        if error is None:
+            summary.done.append(item.name)
+            _write_project(out, inputs.images, classes)  # the project opens at any point of a long run
+        else:
+            summary.failed[item.name] = " ".join(error.split())[:300]
+        if on_image:
+            on_image(item.name)
+
+    if job is None:
+        from mammotools.cluster import run_on_cluster
+        from mammotools.runner import call_checked, init_worker
+
+        run_on_cluster(str(address), predict_on_worker, todo, (spec,), done, call_checked, init_worker)
+    else:
+        with ThreadPoolExecutor(max(1, settings.workers)) as pool:
+            ahead: dict[int, Future[np.ndarray]] = {}
+            for i, item in enumerate(todo):
+                for j in range(i, min(i + 1 + max(1, settings.workers), len(todo))):  # decode the next images meanwhile
+                    if j not in ahead:
+                        ahead[j] = pool.submit(_read, todo[j], settings.dicom_voi)
+                try:
+                    job.predict(item, ahead.pop(i).result())
+                    done(item, None, None)
+                except (InputError, OSError, ValueError) as error:
+                    done(item, None, _failure(error))
     for item in inputs.images:
         if item.path is None and item.name not in summary.failed:
             summary.failed[item.name] = item.problem or "image not found"
@@ -242,6 +265,70 @@ def predict_images(
     _finish(out, inputs.images, classes, summary)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _failure(error: Exception) -> str:
+    """One image's failure, as its line in the summary."""
+    return str(error.strerror if isinstance(error, OSError) and error.strerror else error)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a process needs to predict with the run: plain data, sent to each Dask worker, which
+    builds the model from the run's files (storage every worker sees) once and keeps it."""
+
+    run: Path
+    stage: str
+    digest: str  # sha1 of the stage's best.pt: a worker that sees other weights refuses
+    classes: tuple[RegionClass, ...]
+    width: float
+    encoder: str
+    precision: str
+    scale: float
+    window: int
+    out_size: int
+    overlap: float
+    settings: PredictSettings
+    out: Path
+
+    def job(self, best: dict[str, Any] | None = None) -> _Job:
+        """The model on this process's device (``best``: the checkpoint, read already)."""
+        from mammotools.models import build_model
+        from mammotools.train import start_runtime
+
+        if best is None:
+            from mammotools.train import final_model
+
+            weights = self.run / "stages" / self.stage / "best.pt"
+            if not weights.is_file() or _file_digest(weights) != self.digest:
+                raise InputError(
+                    f"{weights}: not the weights this prediction started with, on this Dask worker; every worker must see "
+                    "the run at the same path, unchanged: put it on shared storage"
+                )
+            best = final_model(self.run, self.stage)[1]
+        runtime = start_runtime(self.settings.device, self.precision)
+        model = build_model(self.stage, len(self.classes), width=self.width, encoder=self.encoder)
+        model.load_state_dict(best["model"])
+        model.to(runtime.device)
+        return _Job(
+            model, runtime, list(self.classes), self.scale, self.window, self.out_size, self.overlap, self.settings, self.out
+        )
+
+
+_worker_job: tuple[ModelSpec, _Job] | None = None  # a Dask worker's model, kept between its images
+
+
+def predict_on_worker(item: PredictInput, spec: ModelSpec) -> str:
+    """One image's outputs, on a Dask worker (the model built on its first image)."""
+    global _worker_job
+    if _worker_job is None or _worker_job[0] != spec:
+        _worker_job = None  # the previous model freed before the next is built
+        _worker_job = (spec, spec.job())
+    try:
+        _worker_job[1].predict(item, _read(item, spec.settings.dicom_voi))
+    except (OSError, ValueError) as error:
+        raise InputError(_failure(error)) from None
+    return item.name
 
 
 class _Job:

@@ -179,3 +179,45 @@ def test_probabilities_are_written_as_8_bit_maps(trained: Path, tmp_path: Path) 
     assert len(maps) == len(table)
     total = sum(np.asarray(Image.open(p), dtype=np.int64) for p in maps)
     assert np.abs(total - 255).max() <= len(maps)  # probabilities sum to 1 (rounding per map)
+
+
+def test_on_a_dask_cluster_each_worker_predicts_the_same_outputs(trained: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed", reason="the cluster test needs dask's distributed package")
+    from mammotools.runner import use_scheduler
+
+    images = tmp_path / "images"
+    shutil.copytree(trained / "images", images)
+    (images / "s0_L_CC.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # truncated: fails alone on its worker
+    predict_images(trained / "run", images, tmp_path / "local", SETTINGS)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with use_scheduler(cluster.scheduler_address):
+            summary = predict_images(trained / "run", images, tmp_path / "cluster", SETTINGS)
+        assert list(summary.failed) == ["s0_L_CC"] and len(summary.done) == 5
+        local, remote = digest(tmp_path / "local"), digest(tmp_path / "cluster")
+        same = [k for k in local if k.startswith(("labels/", "annotations/"))]
+        assert len(same) == 10 and {k: remote.get(k) for k in same} == {k: local[k] for k in same}
+
+        def entries(out: Path) -> list[dict]:  # the project's own uri names its folder
+            return json.loads((out / "project.qpproj").read_text())["images"]
+
+        assert len(entries(tmp_path / "cluster")) == 5 and entries(tmp_path / "cluster") == entries(tmp_path / "local")
+        rows = {r["name"]: r["status"] for r in csv.DictReader((tmp_path / "cluster" / "predictions.csv").open())}
+        assert rows == {name: "failed" if name == "s0_L_CC" else "done" for name in rows} and len(rows) == 6
+
+
+def test_a_worker_that_sees_other_weights_refuses_them(trained: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    from mammotools.predict.inputs import PredictInput
+    from mammotools.predict.run import ModelSpec, predict_on_worker
+
+    spec = ModelSpec(
+        run=trained / "run", stage="fcn32", digest="0" * 40, classes=(), width=0.0625, encoder="resnet34", precision="fp32",
+        scale=1.0, window=64, out_size=64, overlap=0.5, settings=SETTINGS, out=tmp_path / "out",
+    )  # fmt: skip
+    item = PredictInput("s1_R_CC", trained / "images" / "s1_R_CC.png")
+    with pytest.raises(InputError, match=r"best.pt: not the weights this prediction started with.*shared storage"):
+        predict_on_worker(item, spec)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="not the weights"):
+        predict_on_worker(item, dataclasses.replace(spec, run=tmp_path / "gone"))
