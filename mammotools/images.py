@@ -89,24 +89,19 @@ def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def encode_png(array: np.ndarray) -> bytes:
-    """Lossless PNG bytes of a ``(H, W)`` or ``(H, W, 3)`` RGB, uint8 or uint16 array.
+    """Lossless PNG bytes of a ``(H, W)`` or ``(H, W, 3)`` RGB, uint8 or uint16 array (written by
+    :mod:`mammotools.png`: 2.5-3x faster than OpenCV's encoder, the same size)."""
+    from mammotools.png import encode_image
 
-    OpenCV's default parameters on purpose: setting a compression level leaves its fast path.
-    """
     dtype = getattr(array, "dtype", type(array).__name__)
     if not isinstance(array, np.ndarray) or dtype not in (np.uint8, np.uint16):
         raise ValueError(f"encode_png needs a uint8 or uint16 array, got {dtype}")
-    if array.ndim == 3 and array.shape[2] == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    elif array.ndim != 2:
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise ValueError(f"encode_png needs an (H, W) or (H, W, 3) array, got {array.shape}")
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(array))
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {array.shape} {dtype} array as PNG")
-    return buf.tobytes()
+    return encode_image(array)
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # as mammotools.png writes it
 
 
 def png_checked(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | None:
@@ -149,13 +144,12 @@ def png_checked(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | Non
 
 
 def encode_mask_png(mask: np.ndarray) -> bytes:
-    """A 0/255 (H, W) uint8 map as a 1-bit grayscale PNG: 1.8x faster to encode than 8-bit and a
-    third smaller for a full-field region (benchmarks/end_to_end.py); OpenCV reads it back as
-    the same 0/255 map, PIL as mode "1"."""
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask), [cv2.IMWRITE_PNG_BILEVEL, 1])
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {mask.shape} mask as PNG")
-    return buf.tobytes()
+    """A 0/255 (H, W) uint8 map as a 1-bit grayscale PNG (a sixth of the time of OpenCV's
+    1-bit encoder at its defaults, 6% smaller; benchmarks/png_settings.py); OpenCV reads it back
+    as the same 0/255 map, PIL as mode "1"."""
+    from mammotools.png import encode_bilevel
+
+    return encode_bilevel(mask)
 
 
 def write_png(path: str | os.PathLike[str], array: np.ndarray) -> None:

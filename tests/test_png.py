@@ -1,0 +1,74 @@
+"""The PNG writer: every kind of file the pipeline writes reads back with the exact pixels in
+OpenCV and Pillow, across strip boundaries and with the zlib fallback; whole chunks (CRCs)."""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from mammotools import png
+from mammotools.images import png_checked
+
+
+def decoded(data: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+@pytest.mark.parametrize("shape, dtype", [((517, 333), np.uint16), ((61, 47, 3), np.uint16), ((61, 47, 3), np.uint8),
+                                          ((300, 1), np.uint8), ((1, 1), np.uint16)])  # fmt: skip
+@pytest.mark.parametrize("strip", [png.STRIP_BYTES, 1, 999])  # one strip; one row each; strips of some rows
+def test_images_read_back_exactly(shape: tuple, dtype: type, strip: int, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setattr(png, "STRIP_BYTES", strip)
+    rng = np.random.default_rng(len(shape) + strip)
+    array = rng.integers(0, np.iinfo(dtype).max, shape, endpoint=True).astype(dtype)
+    array[: shape[0] // 2] //= 7  # smoother rows too: the Up filter's differences wrap both ways
+    data = png.encode_image(array)
+    back = decoded(data)
+    assert np.array_equal(back if array.ndim == 2 else back[..., ::-1], array)  # OpenCV gives BGR
+    if dtype == np.uint8 or array.ndim == 2:
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), array)
+    (tmp_path / "a.png").write_bytes(data)
+    channels = 1 if array.ndim == 2 else 3
+    assert png_checked(tmp_path / "a.png") == (shape[1], shape[0], 8 * array.itemsize, channels)  # every CRC checks
+
+
+def test_a_mask_is_1_bit_and_a_label_map_a_palette(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    mask = np.where(rng.random((203, 99)) > 0.6, 255, 0).astype(np.uint8)  # width not a multiple of 8
+    for strip in (png.STRIP_BYTES, 50):
+        monkeypatch.setattr(png, "STRIP_BYTES", strip)
+        data = png.encode_bilevel(mask)
+        assert data[24:26] == bytes([1, png.GRAY])  # IHDR: bit depth 1, gray
+        assert np.array_equal(decoded(data), mask)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), mask > 0)
+    label = rng.integers(0, 12, (150, 77)).astype(np.uint8)
+    palette = bytes(range(256)) * 3
+    image = Image.open(io.BytesIO(png.encode_palette(label, palette)))
+    assert image.mode == "P" and np.array_equal(np.asarray(image), label)
+    assert bytes(image.getpalette()[:768]) == palette
+
+
+def test_without_isal_zlib_writes_the_same_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    array = np.random.default_rng(1).integers(0, 4096, (120, 90)).astype(np.uint16)
+    fast = png.encode_image(array)
+    monkeypatch.setattr(png, "_deflate", zlib)
+    slow = png.encode_image(array)
+    assert np.array_equal(decoded(slow), array) and np.array_equal(decoded(fast), array)
+
+
+def test_what_cannot_be_a_png_is_refused() -> None:
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        png.encode_image(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, 3\)"):
+        png.encode_image(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match="1 to 2\\*\\*31-1 pixels"):
+        png.encode_image(np.zeros((0, 4), np.uint8))
+    with pytest.raises(ValueError, match="768 bytes"):
+        png.encode_palette(np.zeros((4, 4), np.uint8), b"\0" * 10)
+    with pytest.raises(ValueError, match="mask must be"):
+        png.encode_bilevel(np.zeros((4, 4), np.uint16))
