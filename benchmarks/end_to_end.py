@@ -5,7 +5,12 @@ wall seconds per image, CPU seconds per image (the steadier figure on a loaded m
 memory of the command, disk written per image, and export-qupath's share of time spent decoding
 and encoding images (from its per-image records), next to the 2.5 s per image target.
 
-    python benchmarks/end_to_end.py [--images 10] [--runs 3] [--workers 0]
+Beside it, in the same run, the baseline: the same commands from mammotools as it was before
+the cohort-scale work (``--baseline REV``, default the commit the issue measured; taken from
+this repository's git history into a temporary folder; ``--baseline none`` skips it). The runs
+alternate, so both see the same load.
+
+    python benchmarks/end_to_end.py [--images 10] [--runs 3] [--workers 0] [--baseline REV|none]
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from pathlib import Path
 
 H, W = 5120, 4096  # as benchmarks/export_masks.py
 TARGET = 2.5  # s per full-field image, the three steps together
+BASELINE = "6b09945"  # main before the cohort-scale work: OpenCV's PNG encoder, 8-bit masks, PNGs decoded twice
+REPO = Path(__file__).resolve().parents[1]
 
 
 def make_inputs(folder: Path, n: int) -> None:
@@ -65,14 +72,17 @@ PEAK = (
 )
 
 
-def run_step(args: list[str]) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak MB of the command or its largest worker) of one command in a child process."""
+def run_step(args: list[str], package: Path | None = None) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak MB of the command or its largest worker) of one command in a child
+    process; ``package``: a folder holding another mammotools to run instead of this one."""
+    env = dict(os.environ, PYTHONPATH=str(package)) if package else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", PEAK, *args], capture_output=True, text=True)
+    # cwd: not this checkout, whose mammotools/ would come first on the path of `python -c`
+    done = subprocess.run([sys.executable, "-c", PEAK, *args], capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"mammotools {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+        raise SystemExit(f"mammotools {' '.join(args)} failed ({package or 'this checkout'}):\n{done.stderr[-2000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     peak_kb = int(done.stderr.rsplit("PEAK_KB", 1)[1].split()[0])
@@ -83,40 +93,38 @@ def disk_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--images", type=int, default=10)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=0)
-    ap.add_argument("--make-inputs", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.make_inputs:
-        make_inputs(Path(args.make_inputs), args.images)
-        return
-    n = args.images
-    workers = ["--workers", str(args.workers)]
-    rows: dict[str, list[tuple[float, float, float, float]]] = {}
-    shares: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        subprocess.run([sys.executable, __file__, "--make-inputs", str(root / "in"), "--images", str(n)], check=True)
-        for _ in range(args.runs):
-            for name in ("ds", "c900", "aug"):
-                shutil.rmtree(root / name, ignore_errors=True)
-            steps = (
-                ("export-qupath", ["export-qupath", str(root / "in"), "--out", str(root / "ds"), *workers], root / "ds"),
-                ("make-crops --size 900",
-                 ["make-crops", str(root / "ds"), "--size", "900", "--out", str(root / "c900"), *workers], root / "c900"),
-                ("augment", ["augment", str(root / "c900"), "--out", str(root / "aug"), *workers], root / "aug"),
-            )  # fmt: skip
-            for label, command, out in steps:
-                wall, cpu, peak = run_step(command)
-                rows.setdefault(label, []).append((wall / n, cpu / n, peak, disk_mb(out) / n))
-            records = [json.loads(p.read_text()) for p in (root / "ds" / "records").glob("*.json")]
-            coding = sum(r["timings"]["decode"] + r["timings"]["encode_image"] + r["timings"]["encode_maps"] for r in records)
-            shares.append(coding / sum(sum(r["timings"].values()) for r in records))
-    print(f"{n} images of {W}x{H} px, 16-bit, 14 classes; {args.runs} run(s), medians; machine: "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; --workers {args.workers}")  # fmt: skip
+def baseline_package(rev: str, folder: Path) -> Path:
+    """The mammotools package of commit ``rev``, unpacked into ``folder``."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "mammotools"], capture_output=True)
+    if archive.returncode != 0:
+        raise SystemExit(f"--baseline {rev}: not in this repository's history ({archive.stderr.decode().strip()}); "
+                         "give a commit, or --baseline none")  # fmt: skip
+    folder.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+def one_run(root: Path, n: int, workers: list[str], package: Path | None, rows: dict, shares: list[float]) -> None:
+    """The three commands once, into fresh folders; per-step figures appended to ``rows``."""
+    for name in ("ds", "c900", "aug"):
+        shutil.rmtree(root / name, ignore_errors=True)
+    steps = (
+        ("export-qupath", ["export-qupath", str(root / "in"), "--out", str(root / "ds"), *workers], root / "ds"),
+        ("make-crops --size 900",
+         ["make-crops", str(root / "ds"), "--size", "900", "--out", str(root / "c900"), *workers], root / "c900"),
+        ("augment", ["augment", str(root / "c900"), "--out", str(root / "aug"), *workers], root / "aug"),
+    )  # fmt: skip
+    for label, command, out in steps:
+        wall, cpu, peak = run_step(command, package)
+        rows.setdefault(label, []).append((wall / n, cpu / n, peak, disk_mb(out) / n))
+    records = [json.loads(p.read_text()) for p in (root / "ds" / "records").glob("*.json")]
+    coding = sum(r["timings"]["decode"] + r["timings"]["encode_image"] + r["timings"]["encode_maps"] for r in records)
+    shares.append(coding / sum(sum(r["timings"].values()) for r in records))
+
+
+def report(title: str, rows: dict, shares: list[float]) -> tuple[float, float]:
+    """Print the per-step medians; return the total (wall, CPU) seconds per image."""
+    print(title)
     print(f"  {'step':<24}{'wall s/image':>14}{'CPU s/image':>13}{'peak MB':>9}{'disk MB/image':>15}")
     total_wall = total_cpu = total_disk = 0.0
     for label, values in rows.items():
@@ -124,9 +132,46 @@ def main() -> None:
         total_wall, total_cpu, total_disk = total_wall + wall, total_cpu + cpu, total_disk + disk
         print(f"  {label:<24}{wall:>14.2f}{cpu:>13.2f}{peak:>9.0f}{disk:>15.1f}")
     print(f"  {'total':<24}{total_wall:>14.2f}{total_cpu:>13.2f}{'':>9}{total_disk:>15.1f}")
-    verdict = "met" if total_wall <= TARGET else "MISSED"
-    print(f"  target <= {TARGET} s per image, end to end: {verdict} ({total_wall:.2f} s)")
     print(f"  export-qupath: decoding and encoding images is {100 * statistics.median(shares):.0f}% of its per-image time")
+    return total_wall, total_cpu
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--baseline", default=BASELINE, help="a commit of this repository to compare with, or none")
+    ap.add_argument("--make-inputs", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.make_inputs:
+        make_inputs(Path(args.make_inputs), args.images)
+        return
+    n = args.images
+    load_before = os.getloadavg()[0]  # other work on the machine; the commands' own load comes on top
+    workers = ["--workers", str(args.workers)]
+    ours: tuple[dict, list[float]] = ({}, [])
+    base: tuple[dict, list[float]] = ({}, [])
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        package = baseline_package(args.baseline, root / "baseline") if args.baseline != "none" else None
+        subprocess.run([sys.executable, __file__, "--make-inputs", str(root / "in"), "--images", str(n)], check=True)
+        for _ in range(args.runs):
+            one_run(root, n, workers, None, *ours)
+            if package is not None:
+                one_run(root, n, workers, package, *base)
+    print(
+        f"{n} images of {W}x{H} px, 16-bit, 14 classes; {args.runs} run(s), medians; machine: {os.cpu_count()} cores, "
+        f"load average {load_before:.1f} before the runs ({os.getloadavg()[0]:.1f} after); --workers {args.workers}"
+    )
+    import mammotools
+
+    wall, cpu = report(f"mammotools (this checkout, {Path(mammotools.__file__).parent})", *ours)
+    if package is not None:
+        base_wall, base_cpu = report(f"baseline: mammotools at {args.baseline}, before the cohort-scale work", *base)
+        print(f"speed-up end to end: {base_wall / wall:.2f}x wall, {base_cpu / cpu:.2f}x CPU")
+    verdict = "met" if wall <= TARGET else "MISSED"
+    print(f"target <= {TARGET} s per image, end to end: {verdict} ({wall:.2f} s)")
 
 
 if __name__ == "__main__":
