@@ -67,8 +67,12 @@ def write_crop_variants(job: AugmentJob, out: Path, seed: int, table: ClassTable
     image = read_image(src_image) if job.variants or job.bits else None
     bits: int | str = checked_bits(job.bits or None, image, src_image) if image is not None else ""
 
-    def record(file: str, variant: str, variant_seed: int | str, label_map: np.ndarray) -> None:
-        counts = cv2.calcHist([label_map], [0], None, [256], [0, 256]).ravel()
+    def count(label_map: np.ndarray) -> np.ndarray:
+        return cv2.calcHist([label_map], [0], None, [256], [0, 256]).ravel()
+
+    counts_before = count(label)  # what an intensity variant or a mirror keeps
+
+    def record(file: str, variant: str, variant_seed: int | str, counts: np.ndarray) -> None:
         outputs.append(
             {
                 "file": file,
@@ -87,7 +91,7 @@ def write_crop_variants(job: AugmentJob, out: Path, seed: int, table: ClassTable
         for src, kind in ((src_image, "images"), (src_label, "labels")):
             with atomic_path(out / job.split / kind / f"{job.crop}.png") as tmp:
                 shutil.copyfile(src, tmp)
-        record(job.crop, "original", "", label)
+        record(job.crop, "original", "", counts_before)
     if job.variants and image is not None:
         for name in job.variants:
             variant_seed = crop_seed(seed, f"{job.crop}/{name}", 0)  # by name: the order of --variants does not matter
@@ -96,7 +100,7 @@ def write_crop_variants(job: AugmentJob, out: Path, seed: int, table: ClassTable
             file = f"{job.crop}_{name}"
             atomic_write_bytes(out / job.split / "images" / f"{file}.png", encode_png(new_image))
             atomic_write_bytes(out / job.split / "labels" / f"{file}.png", encode_label_png(new_label, palette))
-            record(file, name, variant_seed, new_label if VARIANTS[name].geometric else label)
+            record(file, name, variant_seed, count(new_label) if VARIANTS[name].recounts else counts_before)
     result = {"crop": job.crop, "split": job.split, "stamp": source_stamp(job), "outputs": outputs}
     atomic_write_text(out / "records" / f"{job.crop}.json", json.dumps(result, indent=1))
     return result

@@ -40,6 +40,9 @@ class Variant:
     geometric: bool
     description: str
     apply: Callable[[np.ndarray, np.ndarray, np.random.Generator, int, int], Pair]
+    # whether the label map's pixel counts can change: a rotation's corners do; a mirror only
+    # rearranges the pixels, an intensity variant leaves the map as it is
+    recounts: bool = False
 
 
 def _to_dtype(values: np.ndarray, like: np.ndarray, peak: int) -> np.ndarray:
@@ -141,8 +144,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("contrast_down", False, f"contrast x{CONTRAST_DOWN} around the mean", _contrast(CONTRAST_DOWN)),
         Variant("flip_lr", True, "mirror left-right", _flip(1)),
         Variant("flip_ud", True, "mirror top-bottom", _flip(0)),
-        Variant("rotate_cw", True, f"rotate {ROTATION_DEGREES:g} degrees clockwise", _rotate(ROTATION_DEGREES)),
-        Variant("rotate_ccw", True, f"rotate {ROTATION_DEGREES:g} degrees anticlockwise", _rotate(-ROTATION_DEGREES)),
+        Variant("rotate_cw", True, f"rotate {ROTATION_DEGREES:g} degrees clockwise", _rotate(ROTATION_DEGREES), True),
+        Variant("rotate_ccw", True, f"rotate {ROTATION_DEGREES:g} degrees anticlockwise", _rotate(-ROTATION_DEGREES), True),
     )
 }
 

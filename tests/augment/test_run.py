@@ -10,8 +10,10 @@ import pytest
 from conftest import make_dataset
 
 from mammotools.augment import VARIANTS, apply_variant, augment_dataset, parse_variants
+from mammotools.classes import load_class_table
 from mammotools.crops import CropSettings, make_crops
 from mammotools.errors import InputError
+from mammotools.palette import read_label_png
 
 
 def marked_pair() -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +76,13 @@ def test_only_training_crops_are_augmented(tmp_path: Path) -> None:
         assert p.read_bytes() == (tmp_path / "b" / "train" / "images" / p.name).read_bytes()
     with pytest.raises(InputError, match="neither a crop dataset"):
         augment_dataset(tmp_path / "c" / "train", tmp_path / "x", parse_variants(None))
+    # each row's pixel counts are those of the label file it names (kept, not recounted, where a
+    # variant cannot change them)
+    table = load_class_table(tmp_path / "a" / "classes.json")
+    for row in manifest:
+        label = read_label_png(tmp_path / "a" / row["split"] / "labels" / f"{row['file']}.png")
+        counts = {k.removeprefix("pixels_"): int(v) for k, v in row.items() if k.startswith("pixels_")}
+        assert counts == {c.slug: int((label == c.label).sum()) for c in table}, row["file"]
 
 
 def test_whole_images_of_an_export_dataset(tmp_path: Path) -> None:
