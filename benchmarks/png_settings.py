@@ -5,7 +5,8 @@ a full-size 8-bit label map with 6 values (palette PNG, encode_label_png); the f
 mammogram of benchmarks/end_to_end.py (encode_png); a 900x900 crop of it (make-crops); that crop after
 the noise, rotate_cw and clahe variants (augment); a 900x900 label crop. The reference for each kind is
 OpenCV's PNG encoder at its default settings (1-bit for masks, PLTE added for labels: how the project
-wrote them with OpenCV); also timed: the project's own function as it is now, cv2.imencode over
+wrote them with OpenCV); also timed: the project's own function as it is now (mammotools.png), its
+ISA-L deflate at levels 0-3 with no row filter and with Up, its zlib fallback, cv2.imencode over
 compression levels x zlib strategies, then filter choices at the 2-3 best points. Every output is
 decoded (cv2.imdecode, IMREAD_UNCHANGED; palette PNGs with PIL, as read_label_png does) and checked
 equal to its input. One thread (cv2.setNumThreads(1)), as in a worker process. Medians of N encodes
@@ -31,6 +32,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from mammotools import png
 from mammotools.augment.variants import apply_variant
 from mammotools.classes import default_class_table
 from mammotools.images import encode_mask_png, encode_png
@@ -169,6 +171,20 @@ def bench_kind(kind: str, array: np.ndarray, how: str, runs: int) -> list[Row]:
         ref, now = (lambda: imencode(array, [])), (lambda: encode_png(array))
     cur = measure(ref, decode, array, runs, seen, "OpenCV default" + (" 1-bit" if bilevel else " + PLTE" if labels else ""))
     rows = [cur, measure(now, decode, array, runs, seen, f"mammotools {how}, now")]
+    # mammotools.png's own choices: ISA-L's levels (0-3) by row filter, and the zlib fallback at level 1
+    ours = png.encode_palette if labels else png.encode_bilevel if bilevel else png.encode_image
+    extra = (palette,) if labels else ()
+    for filt, filt_name in ((png.NONE, "NONE"), (png.UP, "UP")):
+        for level in (0, 1, 2, 3):
+            rows.append(measure(lambda f=filt, lv=level: ours(array, *extra, row_filter=f, level=lv), decode, array, runs, seen,
+                                f"ISA-L L{level} filter={filt_name}"))  # fmt: skip
+    deflate, png._deflate = png._deflate, zlib
+    try:
+        for filt, filt_name in ((png.NONE, "NONE"), (png.UP, "UP")):
+            rows.append(measure(lambda f=filt: ours(array, *extra, row_filter=f, level=1), decode, array, runs, seen,
+                                f"zlib L1 filter={filt_name} (no isal)"))  # fmt: skip
+    finally:
+        png._deflate = deflate
     if bilevel:
         rows.append(measure(lambda: imencode(array, []), cv_decode, array, runs, seen, "OpenCV default 8-bit"))
 

@@ -37,9 +37,10 @@ GRAY, RGB, PALETTE = 0, 2, 3  # PNG colour types
 NONE, UP = 0, 2  # PNG row filters
 
 
-def encode_image(array: np.ndarray) -> bytes:
+def encode_image(array: np.ndarray, row_filter: int = UP, level: int = LEVEL) -> bytes:
     """PNG bytes of a ``(H, W)`` gray or ``(H, W, 3)`` RGB array, uint8 or uint16 (8 or 16 bits
-    per sample, big-endian in the file as PNG wants), Up-filtered."""
+    per sample, big-endian in the file as PNG wants), Up-filtered (``row_filter``, ``level``:
+    other choices, for benchmarks/png_settings.py)."""
     if array.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"a PNG image must be uint8 or uint16, got {array.dtype}")
     if array.ndim == 2:
@@ -54,19 +55,20 @@ def encode_image(array: np.ndarray) -> bytes:
         strips = (s.astype(">u2").view(np.uint8).reshape(len(s), -1) for s in _strips(array))
     else:
         strips = (s.reshape(len(s), -1) for s in _strips(array))
-    return _png(w, h, 8 * array.itemsize, color, strips, UP)
+    return _png(w, h, 8 * array.itemsize, color, strips, row_filter, level)
 
 
-def encode_bilevel(mask: np.ndarray) -> bytes:
+def encode_bilevel(mask: np.ndarray, row_filter: int = NONE, level: int = LEVEL) -> bytes:
     """A 0/non-0 ``(H, W)`` uint8 map as a 1-bit gray PNG (non-0 -> white): OpenCV reads it back
     as 0/255, Pillow as mode "1"."""
     if mask.dtype != np.uint8 or mask.ndim != 2:
         raise ValueError(f"a mask must be (H, W) uint8, got {mask.shape} {mask.dtype}")
     h, w = mask.shape
-    return _png(w, h, 1, GRAY, (np.packbits(s != 0, axis=1) for s in _strips(np.ascontiguousarray(mask))), NONE)
+    rows = (np.packbits(s != 0, axis=1) for s in _strips(np.ascontiguousarray(mask)))
+    return _png(w, h, 1, GRAY, rows, row_filter, level)
 
 
-def encode_palette(label: np.ndarray, palette: bytes) -> bytes:
+def encode_palette(label: np.ndarray, palette: bytes, row_filter: int = NONE, level: int = LEVEL) -> bytes:
     """An ``(H, W)`` uint8 map as an 8-bit palette PNG: the values are the palette indices,
     ``palette`` 768 bytes (256 RGB colours)."""
     if label.dtype != np.uint8 or label.ndim != 2:
@@ -74,7 +76,7 @@ def encode_palette(label: np.ndarray, palette: bytes) -> bytes:
     if len(palette) != 768:
         raise ValueError("a palette holds 256 RGB entries (768 bytes)")
     h, w = label.shape
-    return _png(w, h, 8, PALETTE, _strips(np.ascontiguousarray(label)), NONE, palette)
+    return _png(w, h, 8, PALETTE, _strips(np.ascontiguousarray(label)), row_filter, level, palette)
 
 
 def _strips(array: np.ndarray) -> Iterator[np.ndarray]:
@@ -84,12 +86,14 @@ def _strips(array: np.ndarray) -> Iterator[np.ndarray]:
         yield array[start : start + rows]
 
 
-def _png(width: int, height: int, depth: int, color: int, strips: Iterator[np.ndarray], row_filter: int,
+def _png(width: int, height: int, depth: int, color: int, strips: Iterator[np.ndarray], row_filter: int, level: int,
          palette: bytes | None = None) -> bytes:  # fmt: skip
     """The PNG of ``strips``: blocks of rows as bytes, ``(n, bytes per row)`` uint8, in order."""
     if not (0 < width < 1 << 31 and 0 < height < 1 << 31):
         raise ValueError(f"a PNG is 1 to 2**31-1 pixels wide and high, not {width}x{height}")
-    compressor = _deflate.compressobj(LEVEL)
+    if row_filter not in (NONE, UP):
+        raise ValueError(f"row filter {row_filter}: this writer filters rows by None (0) or Up (2)")
+    compressor = _deflate.compressobj(level)
     idat: list[bytes] = []
     above: np.ndarray | None = None  # the last row of the previous strip
     for block in strips:
