@@ -104,12 +104,12 @@ def baseline_package(rev: str, folder: Path) -> Path:
     return folder
 
 
-def one_run(root: Path, n: int, workers: list[str], package: Path | None, rows: dict, shares: list[float]) -> None:
-    """The three commands once, into fresh folders; per-step figures appended to ``rows``."""
+def one_run(inputs: Path, root: Path, n: int, workers: list[str], package: Path | None, rows: dict, shares: list[float]) -> None:
+    """The three commands once, into fresh folders under ``root``; per-step figures appended to ``rows``."""
     for name in ("ds", "c900", "aug"):
         shutil.rmtree(root / name, ignore_errors=True)
     steps = (
-        ("export-qupath", ["export-qupath", str(root / "in"), "--out", str(root / "ds"), *workers], root / "ds"),
+        ("export-qupath", ["export-qupath", str(inputs), "--out", str(root / "ds"), *workers], root / "ds"),
         ("make-crops --size 900",
          ["make-crops", str(root / "ds"), "--size", "900", "--out", str(root / "c900"), *workers], root / "c900"),
         ("augment", ["augment", str(root / "c900"), "--out", str(root / "aug"), *workers], root / "aug"),
@@ -120,6 +120,42 @@ def one_run(root: Path, n: int, workers: list[str], package: Path | None, rows: 
     records = [json.loads(p.read_text()) for p in (root / "ds" / "records").glob("*.json")]
     coding = sum(r["timings"]["decode"] + r["timings"]["encode_image"] + r["timings"]["encode_maps"] for r in records)
     shares.append(coding / sum(sum(r["timings"].values()) for r in records))
+
+
+def same_pixels(ours: Path, base: Path) -> str:
+    """Whether both runs wrote the same PNG files with the same pixels (and the same other files,
+    but records and timings), in words."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    def files(root: Path) -> set[str]:
+        return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "records" not in p.parts}
+
+    names = files(ours)
+    if names != files(base):
+        return f"DIFFERENT file lists ({len(names ^ files(base))} names differ)"
+    differ = []
+    for name in sorted(names):
+        a, b = ours / name, base / name
+        if name.endswith(".png"):
+            with Image.open(a) as ia, Image.open(b) as ib:
+                palette = ia.mode == "P" or ib.mode == "P"
+                same = not palette or (ia.mode == ib.mode and ia.getpalette() == ib.getpalette())
+            if palette:  # label maps: the same values and colours
+                same = same and np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+            else:  # as OpenCV reads them (a 1-bit mask and an 8-bit one are both 0/255)
+                same = same and np.array_equal(cv2.imread(str(a), cv2.IMREAD_UNCHANGED), cv2.imread(str(b), cv2.IMREAD_UNCHANGED))
+        elif name.endswith((".json", ".csv")):  # settings and manifests name their own folder
+            same = a.read_text().replace(str(ours), "OUT") == b.read_text().replace(str(base), "OUT")
+        else:
+            same = a.read_bytes() == b.read_bytes()
+        if not same:
+            differ.append(name)
+    pngs = sum(n.endswith(".png") for n in names)
+    if differ:
+        return f"{len(differ)} of {len(names)} files DIFFER, e.g. {differ[:3]}"
+    return f"the same {len(names)} files; all {pngs} PNGs decode to the same pixels (and palettes)"
 
 
 def report(title: str, rows: dict, shares: list[float]) -> tuple[float, float]:
@@ -157,9 +193,10 @@ def main() -> None:
         package = baseline_package(args.baseline, root / "baseline") if args.baseline != "none" else None
         subprocess.run([sys.executable, __file__, "--make-inputs", str(root / "in"), "--images", str(n)], check=True)
         for _ in range(args.runs):
-            one_run(root, n, workers, None, *ours)
+            one_run(root / "in", root / "ours", n, workers, None, *ours)
             if package is not None:
-                one_run(root, n, workers, package, *base)
+                one_run(root / "in", root / "base", n, workers, package, *base)
+        same = same_pixels(root / "ours", root / "base") if package is not None else ""
     print(
         f"{n} images of {W}x{H} px, 16-bit, 14 classes; {args.runs} run(s), medians; machine: {os.cpu_count()} cores, "
         f"load average {load_before:.1f} before the runs ({os.getloadavg()[0]:.1f} after); --workers {args.workers}"
@@ -170,6 +207,7 @@ def main() -> None:
     if package is not None:
         base_wall, base_cpu = report(f"baseline: mammotools at {args.baseline}, before the cohort-scale work", *base)
         print(f"speed-up end to end: {base_wall / wall:.2f}x wall, {base_cpu / cpu:.2f}x CPU")
+        print(f"outputs against the baseline's: {same}")
     verdict = "met" if wall <= TARGET else "MISSED"
     print(f"target <= {TARGET} s per image, end to end: {verdict} ({wall:.2f} s)")
 
