@@ -4,7 +4,10 @@ OpenCV and Pillow, across strip boundaries and with the zlib fallback; whole chu
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -72,3 +75,64 @@ def test_what_cannot_be_a_png_is_refused() -> None:
         png.encode_palette(np.zeros((4, 4), np.uint8), b"\0" * 10)
     with pytest.raises(ValueError, match="mask must be"):
         png.encode_bilevel(np.zeros((4, 4), np.uint16))
+
+
+JAVA_READER = """
+import java.io.File;
+import java.awt.image.*;
+import javax.imageio.ImageIO;
+
+public class ReadPng {
+    public static void main(String[] args) throws Exception {
+        for (String name : args) {
+            BufferedImage im = ImageIO.read(new File(name));
+            Raster r = im.getRaster();
+            long sum = 0, weighted = 0;
+            for (int y = 0; y < im.getHeight(); y++)
+                for (int x = 0; x < im.getWidth(); x++)
+                    for (int b = 0; b < r.getNumBands(); b++) {
+                        int v = r.getSample(x, y, b);
+                        sum += v;
+                        weighted += (long) v * ((y * 31L + x * 7L + b) % 1009);
+                    }
+            System.out.println(im.getWidth() + " " + im.getHeight() + " " + r.getNumBands() + " "
+                + r.getSampleModel().getSampleSize(0) + " " + sum + " " + weighted);
+        }
+    }
+}
+"""
+
+
+def java_sums(array: np.ndarray) -> str:
+    """What ReadPng prints for the array: width height bands bits sum weighted-sum."""
+    a = array.astype(np.int64) if array.ndim == 3 else array.astype(np.int64)[..., None]
+    h, w, bands = a.shape
+    y, x, b = np.meshgrid(np.arange(h), np.arange(w), np.arange(bands), indexing="ij")
+    bits = {np.dtype(np.uint16): 16, np.dtype(np.uint8): 8, np.dtype(bool): 1}[array.dtype]
+    return f"{w} {h} {bands} {bits} {a.sum()} {(a * ((y * 31 + x * 7 + b) % 1009)).sum()}"
+
+
+def test_java_imageio_reads_the_pixels_written(tmp_path: Path) -> None:
+    """QuPath opens PNGs through ImageJ, which reads them with Java's ImageIO: the same values."""
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("no java on this machine (QuPath's runtime reads PNGs with javax.imageio)")
+    rng = np.random.default_rng(5)
+    gray16 = rng.integers(0, 4096, (37, 45)).astype(np.uint16)
+    rgb8 = rng.integers(0, 256, (21, 19, 3)).astype(np.uint8)
+    mask = np.where(rng.random((33, 50)) > 0.5, 255, 0).astype(np.uint8)
+    label = rng.integers(0, 14, (29, 31)).astype(np.uint8)
+    files = {
+        "gray16.png": (png.encode_image(gray16), gray16),
+        "rgb8.png": (png.encode_image(rgb8), rgb8),
+        "mask.png": (png.encode_bilevel(mask), mask > 0),  # 1-bit samples: 0/1
+        "label.png": (png.encode_palette(label, bytes(range(256)) * 3), label),  # palette indices
+    }
+    for name, (data, _) in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "ReadPng.java").write_text(JAVA_READER)
+    done = subprocess.run([java, str(tmp_path / "ReadPng.java"), *[str(tmp_path / n) for n in files]],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    expected = [java_sums(array) for _, array in files.values()]
+    assert done.stdout.split("\n")[:4] == expected

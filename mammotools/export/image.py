@@ -115,7 +115,7 @@ def export_image(job: ImageJob, out: Path, table: ClassTable, settings: ExportSe
 def encode_region_masks(maps: list[RegionMap], shape: tuple[int, int]) -> dict[str, bytes]:
     """1-bit PNG bytes of each region's full-size 0/255 map, encoded on OpenCV's thread count.
 
-    OpenCV releases the GIL while encoding, so threads encode masks side by side; a pool worker
+    The PNG writer (NumPy, ISA-L) releases the GIL, so threads encode masks side by side; a pool worker
     has one thread (init_worker), so N workers still use N cores. At most ``threads`` full-size
     maps are in memory at once.
     """
