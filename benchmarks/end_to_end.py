@@ -3,7 +3,9 @@ augment on N synthetic full-field mammograms (4096x5120, 12-bit in 16-bit PNG, 1
 about 17,600 vertices each), each command a separate process. Prints, per step and in total:
 wall seconds per image, CPU seconds per image (the steadier figure on a loaded machine), peak
 memory of the command, disk written per image, and export-qupath's share of time spent decoding
-and encoding images (from its per-image records), next to the 2.5 s per image target.
+and encoding images (from its per-image records), and each step's share of time spent decoding
+and encoding images (profiled in one process on two of the images), next to the 2.5 s per image
+target.
 
 Beside it, in the same run, the baseline: the same commands from mammotools as it was before
 the cohort-scale work (``--baseline REV``, default the commit the issue measured; taken from
@@ -122,6 +124,41 @@ def one_run(inputs: Path, root: Path, n: int, workers: list[str], package: Path 
     shares.append(coding / sum(sum(r["timings"].values()) for r in records))
 
 
+CODING = {"encode_png", "encode_mask_png", "encode_label_png", "read_image", "read_label_png", "png_checked"}
+
+
+def coding_shares(inputs: Path, root: Path) -> None:
+    """In this process, one thread: the three steps on ``inputs`` under cProfile; print as JSON
+    each step's share of time in mammotools' PNG/image encoders and decoders (CODING, which do
+    not call one another). Run in a child per package, like the commands."""
+    import cProfile
+    import pstats
+
+    import cv2
+
+    from mammotools.augment import augment_dataset
+    from mammotools.augment.run import parse_variants
+    from mammotools.crops import CropSettings, make_crops
+    from mammotools.export import export_dataset
+
+    cv2.setNumThreads(1)  # so that every encode runs on the profiled thread
+    steps = {
+        "export-qupath": lambda: export_dataset(inputs, root / "ds", workers=1),
+        "make-crops --size 900": lambda: make_crops(root / "ds", root / "c900", CropSettings(size=900), workers=1),
+        "augment": lambda: augment_dataset(root / "c900", root / "aug", parse_variants(None), workers=1),
+    }
+    shares = {}
+    for label, step in steps.items():
+        profile = cProfile.Profile()
+        start = time.perf_counter()
+        profile.runcall(step)
+        total = time.perf_counter() - start
+        stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+        coding = sum(v[3] for (file, _, name), v in stats.items() if name in CODING and "mammotools" in file)
+        shares[label] = coding / total
+    print(json.dumps(shares))
+
+
 def same_pixels(ours: Path, base: Path) -> str:
     """Whether both runs wrote the same PNG files with the same pixels (and the same other files,
     but records and timings), in words."""
@@ -158,17 +195,18 @@ def same_pixels(ours: Path, base: Path) -> str:
     return f"the same {len(names)} files; all {pngs} PNGs decode to the same pixels (and palettes)"
 
 
-def report(title: str, rows: dict, shares: list[float]) -> tuple[float, float]:
+def report(title: str, rows: dict, shares: list[float], coding: dict[str, float]) -> tuple[float, float]:
     """Print the per-step medians; return the total (wall, CPU) seconds per image."""
     print(title)
-    print(f"  {'step':<24}{'wall s/image':>14}{'CPU s/image':>13}{'peak MB':>9}{'disk MB/image':>15}")
+    print(f"  {'step':<24}{'wall s/image':>14}{'CPU s/image':>13}{'peak MB':>9}{'disk MB/image':>15}{'coding %':>10}")
     total_wall = total_cpu = total_disk = 0.0
     for label, values in rows.items():
         wall, cpu, peak, disk = (statistics.median(v[k] for v in values) for k in range(4))
         total_wall, total_cpu, total_disk = total_wall + wall, total_cpu + cpu, total_disk + disk
-        print(f"  {label:<24}{wall:>14.2f}{cpu:>13.2f}{peak:>9.0f}{disk:>15.1f}")
+        print(f"  {label:<24}{wall:>14.2f}{cpu:>13.2f}{peak:>9.0f}{disk:>15.1f}{100 * coding[label]:>10.0f}")
     print(f"  {'total':<24}{total_wall:>14.2f}{total_cpu:>13.2f}{'':>9}{total_disk:>15.1f}")
-    print(f"  export-qupath: decoding and encoding images is {100 * statistics.median(shares):.0f}% of its per-image time")
+    print(f"  export-qupath's own records: decoding and encoding images is {100 * statistics.median(shares):.0f}% of its "
+          "per-image time")  # fmt: skip
     return total_wall, total_cpu
 
 
@@ -179,9 +217,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--baseline", default=BASELINE, help="a commit of this repository to compare with, or none")
     ap.add_argument("--make-inputs", help=argparse.SUPPRESS)
+    ap.add_argument("--coding-shares", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.make_inputs:
         make_inputs(Path(args.make_inputs), args.images)
+        return
+    if args.coding_shares:
+        coding_shares(*map(Path, args.coding_shares))
         return
     n = args.images
     load_before = os.getloadavg()[0]  # other work on the machine; the commands' own load comes on top
@@ -197,15 +239,33 @@ def main() -> None:
             if package is not None:
                 one_run(root / "in", root / "base", n, workers, package, *base)
         same = same_pixels(root / "ours", root / "base") if package is not None else ""
+        two = root / "in2"  # the coding shares: two images, in one profiled process
+        two.mkdir()
+        for f in sorted((root / "in").iterdir())[:4]:
+            os.link(f, two / f.name)
+        shares_of = {}
+        for tag, pkg in (("ours", None), ("base", package)):
+            if tag == "base" and package is None:
+                continue
+            env = dict(os.environ, PYTHONPATH=str(pkg)) if pkg else None
+            (root / f"profile-{tag}").mkdir()
+            done = subprocess.run([sys.executable, __file__, "--coding-shares", str(two), str(root / f"profile-{tag}")],
+                                  capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())  # fmt: skip
+            if done.returncode != 0:
+                raise SystemExit(f"profiling failed ({pkg or 'this checkout'}):\n{done.stderr[-2000:]}")
+            shares_of[tag] = json.loads(done.stdout.strip().splitlines()[-1])
     print(
         f"{n} images of {W}x{H} px, 16-bit, 14 classes; {args.runs} run(s), medians; machine: {os.cpu_count()} cores, "
         f"load average {load_before:.1f} before the runs ({os.getloadavg()[0]:.1f} after); --workers {args.workers}"
     )
     import mammotools
 
-    wall, cpu = report(f"mammotools (this checkout, {Path(mammotools.__file__).parent})", *ours)
+    print("  coding %: share of the step's time in decoding and encoding images (PNG and other formats), profiled "
+          "in one process on 2 of the images")  # fmt: skip
+    wall, cpu = report(f"mammotools (this checkout, {Path(mammotools.__file__).parent})", *ours, shares_of["ours"])
     if package is not None:
-        base_wall, base_cpu = report(f"baseline: mammotools at {args.baseline}, before the cohort-scale work", *base)
+        title = f"baseline: mammotools at {args.baseline}, before the cohort-scale work"
+        base_wall, base_cpu = report(title, *base, shares_of["base"])
         print(f"speed-up end to end: {base_wall / wall:.2f}x wall, {base_cpu / cpu:.2f}x CPU")
         print(f"outputs against the baseline's: {same}")
     verdict = "met" if wall <= TARGET else "MISSED"
