@@ -1,18 +1,21 @@
 """Writing PNG files fast and losslessly: the rows filtered in NumPy, deflated by ISA-L.
 
 PNG encoding was half of data preparation's time. OpenCV's encoder at its default settings
-takes 15 ms for a 900 px 16-bit crop and 0.43 s for a 4096x5120 mammogram; the same PNG filter
-("Up": each row minus the one above) with ISA-L's deflate at level 1 takes a third of that for
+takes 13-16 ms for a 900 px 16-bit crop and 0.44 s for a 4096x5120 mammogram; the PNG "Up"
+filter (each row minus the one above) with ISA-L's deflate at level 1 takes a third of that for
 the same size (``benchmarks/png_settings.py`` measures every setting against OpenCV's). Region
-masks (1-bit) and label maps (palette) keep their long runs unfiltered and shrink too.
+masks (1-bit) and label maps (palette) keep their long runs unfiltered: 5x and 8-12x faster
+than OpenCV's, masks 6% smaller, label maps 39% larger (94 against 68 KB at full size).
 
 The files are ordinary PNGs (one IHDR, PLTE for a palette, IDAT, IEND; no interlace) that
-OpenCV, Pillow, ImageJ and QuPath read; the pixels round-trip exactly. Where the ``isal``
-package is missing, Python's zlib at level 1 writes the same pixels more slowly. Deflate output
-may differ between CPU types (ISA-L picks its code for the CPU); the pixels never do.
+OpenCV, Pillow, Java's ImageIO (ImageJ, QuPath) read; the pixels round-trip exactly. Where
+the ``isal`` package cannot be imported, Python's zlib at level 1 writes the same pixels in
+larger files, 5-6x slower for 16-bit images. Deflate output may differ between CPU types (ISA-L
+picks its code for the CPU); the pixels never do.
 
-Memory: the rows are filtered and compressed in strips of about 4 MB, so a full-field image
-needs its compressed size plus one strip beside the array.
+Memory: the rows are filtered and compressed in strips of about 4 MB; beside the array, a
+full-field image needs twice its compressed size (the pieces, then the file's bytes) plus one
+strip: 59 MB for a 28 MB 4096x5120 16-bit PNG.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ import numpy as np
 _deflate: types.ModuleType
 try:
     from isal import isal_zlib as _deflate
-except ImportError:  # a platform without its wheel: the same PNG, about 6x slower to compress
+except ImportError:  # isal not importable: the same pixels, slower (see above)
     _deflate = zlib
 
-LEVEL = 1  # ISA-L's levels are 0-3: 1 is as fast as 0 and 30% smaller (benchmarks/png_settings.py)
+LEVEL = 1  # ISA-L's levels are 0-3: 1 is as fast as 0 and 25-40% smaller; 2 and 3 no smaller (benchmarks/png_settings.py)
 STRIP_BYTES = 4 << 20
+MAX_CHUNK = (1 << 31) - 1  # PNG's limit on a chunk's length
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GRAY, RGB, PALETTE = 0, 2, 3  # PNG colour types
 NONE, UP = 0, 2  # PNG row filters
@@ -115,13 +119,17 @@ def _png(width: int, height: int, depth: int, color: int, strips: Iterator[np.nd
     if palette is not None:
         parts.append(_chunk(b"PLTE", palette))
     size = sum(len(piece) for piece in idat)
-    if size >= 1 << 31:
-        raise ValueError(f"{size} compressed bytes do not fit one PNG chunk")
-    crc = zlib.crc32(b"IDAT")
-    for piece in idat:
-        crc = zlib.crc32(piece, crc)
-    parts += [struct.pack(">I", size), b"IDAT", *idat, struct.pack(">I", crc), _chunk(b"IEND", b"")]
-    return b"".join(parts)  # the one copy of the compressed data
+    if size <= MAX_CHUNK:
+        crc = zlib.crc32(b"IDAT")
+        for piece in idat:
+            crc = zlib.crc32(piece, crc)
+        parts += [struct.pack(">I", size), b"IDAT", *idat, struct.pack(">I", crc)]
+    else:  # a chunk holds at most 2**31 - 1 bytes: the stream goes on in the next IDAT
+        data = b"".join(idat)
+        idat.clear()
+        parts += [_chunk(b"IDAT", data[i : i + MAX_CHUNK]) for i in range(0, size, MAX_CHUNK)]
+    parts.append(_chunk(b"IEND", b""))
+    return b"".join(parts)
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:

@@ -136,3 +136,20 @@ def test_java_imageio_reads_the_pixels_written(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     expected = [java_sums(array) for _, array in files.values()]
     assert done.stdout.split("\n")[:4] == expected
+
+
+def test_a_stream_longer_than_a_chunk_goes_on_in_the_next_idat(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(png, "MAX_CHUNK", 1000)  # PNG's limit is 2**31 - 1 bytes
+    array = np.random.default_rng(2).integers(0, 65536, (40, 50)).astype(np.uint16)
+    data = png.encode_image(array)
+    chunks, pos = [], 8
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        chunks.append((data[pos + 4 : pos + 8], length))
+        pos += 12 + length
+    lengths = [n for kind, n in chunks if kind == b"IDAT"]
+    assert len(lengths) > 3 and set(lengths[:-1]) == {1000} and 0 < lengths[-1] <= 1000
+    assert [kind for kind, _ in chunks] == [b"IHDR", *[b"IDAT"] * len(lengths), b"IEND"]
+    assert np.array_equal(decoded(data), array) and np.array_equal(np.asarray(Image.open(io.BytesIO(data))), array)
+    (tmp_path / "a.png").write_bytes(data)
+    assert png_checked(tmp_path / "a.png") == (50, 40, 16, 1)
