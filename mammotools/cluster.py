@@ -9,13 +9,22 @@ run does. Dask retries a task whose worker died on another worker; a task it giv
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError
 from typing import Any
 
-from mammotools.errors import InputError
+from mammotools.errors import InputError, ResourceError
 
 CONNECT_SECONDS = 20
+NO_WORKERS_SECONDS = 300  # a run whose cluster has had no worker this long stops (workers gone, jobs ended)
+POLL_SECONDS = 5
 INSTALL = "pip install 'mammotools[cluster]' (dask's distributed package)"
+
+
+class WorkerProblem(Exception):
+    """Raised in a task for a fault of the worker, not of the item (a run's files missing or
+    changed there): it stops the run, where an item's own error fails only that item."""
 
 
 def connect(address: str) -> Any:
@@ -24,19 +33,30 @@ def connect(address: str) -> Any:
         from distributed import Client
     except ImportError:
         raise InputError(f"--scheduler {address}: running on a Dask cluster needs dask: {INSTALL}") from None
-    try:
-        client = Client(address, timeout=CONNECT_SECONDS)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise InputError(
-            f"--scheduler {address}: no Dask scheduler answers there ({exc.__class__.__name__}); start one "
-            "(`dask scheduler`, then `dask worker ADDRESS` on each machine) or leave out --scheduler"
-        ) from None
+    no_scheduler = (
+        f"--scheduler {address}: no Dask scheduler answers there; start one (`dask scheduler`, then "
+        "`dask worker ADDRESS --nthreads 1` on each machine) or leave out --scheduler"
+    )
+    result: list[Any] = []
+
+    def start() -> None:  # in a thread: a server that is not a Dask scheduler may never answer
+        try:
+            result.append(Client(address, timeout=CONNECT_SECONDS))
+        except Exception as exc:  # whatever the other end did, it is not a scheduler
+            result.append(exc)
+
+    thread = threading.Thread(target=start, name="dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_SECONDS * 2)
+    if not result or isinstance(result[0], Exception):
+        raise InputError(no_scheduler) from None
+    client = result[0]
     try:
         client.wait_for_workers(1, timeout=CONNECT_SECONDS * 3)
     except TimeoutError:
         client.close()
         raise InputError(
-            f"--scheduler {address}: the scheduler has no workers; start some with `dask worker {address}`"
+            f"--scheduler {address}: the scheduler has no workers; start some with `dask worker {address} --nthreads 1`"
         ) from None
     return client
 
@@ -57,21 +77,52 @@ def run_on_cluster(
 ) -> None:
     """Run ``fn(item, *args)`` for every item on the cluster at ``address``; ``done(item, result,
     error)`` in this process as each finishes. ``call_checked`` and ``init_worker``: the
-    runner's, so that a cluster task is what a local worker runs."""
-    from distributed import as_completed
+    runner's, so that a cluster task is what a local worker runs.
+
+    Stops with one line (what is complete is kept) when a task raises :class:`WorkerProblem`,
+    when the scheduler is lost, or when the cluster has had no worker for NO_WORKERS_SECONDS."""
+    from distributed import wait
     from distributed.scheduler import KilledWorker
+
+    def lost(exc: BaseException) -> ResourceError:
+        return ResourceError(
+            f"--scheduler {address}: the Dask scheduler was lost mid-run ({exc.__class__.__name__}); what is complete "
+            "is kept: restart the cluster and run the same command again"
+        )
 
     with connect(address) as client:
         client.run(init_worker, 1)  # one OpenCV thread per worker process, as in the local pool
         futures = {client.submit(call_checked, fn, item, *args, pure=False): item for item in items}
+        pending, idle = set(futures), 0.0
         try:
-            for future in as_completed(futures):
-                item = futures[future]
+            while pending:
                 try:
-                    result, error = future.result()
-                except KilledWorker:
-                    result, error = None, "its Dask worker was lost more than once; run the same command again to complete it"
-                done(item, result, error)
+                    finished = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+                    workers = finished or client.scheduler_info().get("workers")
+                except TimeoutError:
+                    finished, workers = set(), client.scheduler_info().get("workers")
+                except (OSError, CancelledError) as exc:  # CommClosedError and the like: the scheduler is gone
+                    raise lost(exc) from None
+                for future in finished:
+                    pending.discard(future)
+                    if future.status == "cancelled":
+                        raise lost(CancelledError())
+                    try:
+                        result, error = future.result()  # a task's own exception (a full disk there) is raised here
+                    except KilledWorker:
+                        result, error = None, "its Dask worker was lost more than once; run the same command again to complete it"
+                    except WorkerProblem as exc:
+                        raise ResourceError(f"{exc}; what is complete is kept: fix it and run the same command again") from None
+                    done(futures[future], result, error)
+                idle = 0.0 if workers else idle + POLL_SECONDS
+                if idle >= NO_WORKERS_SECONDS:
+                    raise ResourceError(
+                        f"--scheduler {address}: no Dask worker for {NO_WORKERS_SECONDS} s ({len(pending)} item(s) not "
+                        "done); what is complete is kept: start workers and run the same command again"
+                    )
         except BaseException:
-            client.cancel(list(futures))
+            try:
+                client.cancel(list(pending))
+            except Exception:  # the scheduler may be gone already
+                pass
             raise

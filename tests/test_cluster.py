@@ -4,6 +4,7 @@ at most its item, and a rerun completes the same outputs."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -134,3 +135,90 @@ def test_an_unreachable_scheduler_writes_nothing(tmp_path: Path, command: str) -
     }[command]
     result = CliRunner().invoke(main, [command, *args, "--out", str(tmp_path / "x"), "--scheduler", "tcp://127.0.0.1:9"])
     assert result.exit_code == 1 and "no Dask scheduler answers there" in result.output and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("greeting", [b"", b"SSH-2.0-OpenSSH_9.2\r\n" + bytes(range(256)) * 4])
+def test_a_server_that_is_not_a_scheduler_is_one_line_soon(greeting: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port that answers but is not Dask (an HTTP or SSH server) neither hangs nor crashes."""
+    import socket
+
+    from mammotools import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 2)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(greeting)  # then says nothing more, as an HTTP server waiting for a request line
+            held.append(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(InputError, match="no Dask scheduler answers there"):
+        cluster.connect(f"tcp://127.0.0.1:{port}")
+    assert time.monotonic() - start < 10
+    server.close()
+
+
+def test_a_cluster_left_without_workers_stops_the_run_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mammotools import cluster
+    from mammotools.errors import ResourceError
+    from mammotools.runner import call_checked
+
+    monkeypatch.setattr(cluster, "NO_WORKERS_SECONDS", 2)
+    monkeypatch.setattr(cluster, "POLL_SECONDS", 0.5)
+    finished: list[float] = []
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+
+        def done(item: float, result: object, error: str | None) -> None:
+            finished.append(item)
+            if len(finished) == 1:
+                c.scale(0)  # the worker's job ends (a queue's walltime)
+
+        with pytest.raises(ResourceError, match=r"no Dask worker for 2 s \(\d item\(s\) not done\).*start workers and run"):
+            cluster.run_on_cluster(c.scheduler_address, time.sleep, [0.5] * 8, (), done, call_checked, lambda n: None)
+    assert 1 <= len(finished) < 8
+
+
+def test_a_scheduler_lost_mid_run_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from mammotools import cluster
+    from mammotools.errors import ResourceError
+    from mammotools.runner import call_checked
+
+    dask = str(Path(sys.executable).parent / "dask")
+    info = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen([dask, "scheduler", "--scheduler-file", str(info), "--port", "0", "--no-dashboard",
+                                  "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    worker = None
+    try:
+        deadline = time.time() + 60
+        while not info.is_file() and time.time() < deadline:
+            time.sleep(0.2)
+        worker = subprocess.Popen([dask, "worker", "--scheduler-file", str(info), "--nthreads", "1", "--no-dashboard"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        address = json.loads(info.read_text())["address"]
+        finished: list[float] = []
+
+        def done(item: float, result: object, error: str | None) -> None:
+            finished.append(item)
+            if len(finished) == 1:
+                scheduler.kill()
+
+        start = time.monotonic()
+        with pytest.raises(ResourceError, match=r"the Dask scheduler was lost mid-run.*run the same command again"):
+            cluster.run_on_cluster(address, time.sleep, [0.3] * 20, (), done, call_checked, lambda n: None)
+        assert time.monotonic() - start < 120 and len(finished) < 20
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.kill()
+                process.wait()

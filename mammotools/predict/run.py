@@ -22,10 +22,11 @@ import hashlib
 import io
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import numpy as np
 
 from mammotools.annotations import prediction_state
 from mammotools.classes import ClassTable, RegionClass
-from mammotools.errors import InputError, ResourceError
+from mammotools.errors import InputError, MammoError, ResourceError
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, image_bits, read_image
 from mammotools.palette import encode_label_png
@@ -42,6 +43,7 @@ from mammotools.predict.shapes import DEFAULT_MIN_AREA, DEFAULT_TOLERANCE, label
 from mammotools.qupath import project_entry, read_annotations, write_annotations, write_project
 
 SETTINGS_FILE = "prediction.json"
+PROJECT_SECONDS = 10.0  # project.qpproj is rewritten at most this often during a run, and at its end
 
 
 @dataclass
@@ -184,6 +186,11 @@ def predict_images(
     start = time.perf_counter()
     settings = settings or PredictSettings()
     run, out = Path(run), Path(out)
+    address = scheduler_address()
+    if address:  # the workers run elsewhere: every path they see is absolute
+        run, source, out = run.resolve(), Path(source).resolve(), out.resolve()
+        if settings.images_dir:
+            settings = replace(settings, images_dir=str(Path(settings.images_dir).resolve()))
     description, best, config = final_model(run)
     classes = run_classes(run, description)
     inputs = find_inputs(source, settings.images_dir, out.resolve())
@@ -206,7 +213,6 @@ def predict_images(
         settings=settings,
         out=out.resolve(),
     )
-    address = scheduler_address()
     job = None if address else spec.job(best)  # on a cluster, each worker builds the model once
     record = {
         "run": str(run.resolve()),
@@ -225,32 +231,33 @@ def predict_images(
     if on_plan:
         on_plan(len(todo), len(summary.skipped))
 
+    written = [time.perf_counter()]
+
     def done(item: PredictInput, result: Any, error: str | None) -> None:
         if error is None:
             summary.done.append(item.name)
-            _write_project(out, inputs.images, classes)  # the project opens at any point of a long run
+            if time.perf_counter() - written[0] >= PROJECT_SECONDS:  # the project opens at any point of a long run
+                _write_project(out, inputs.images, classes)
+                written[0] = time.perf_counter()
         else:
             summary.failed[item.name] = " ".join(error.split())[:300]
         if on_image:
             on_image(item.name)
 
-    if job is None:
-        from mammotools.cluster import run_on_cluster
-        from mammotools.runner import call_checked, init_worker
+    try:
+        if job is None:
+            from mammotools.cluster import run_on_cluster
+            from mammotools.runner import call_checked, init_worker
 
-        run_on_cluster(str(address), predict_on_worker, todo, (spec,), done, call_checked, init_worker)
-    else:
-        with ThreadPoolExecutor(max(1, settings.workers)) as pool:
-            ahead: dict[int, Future[np.ndarray]] = {}
-            for i, item in enumerate(todo):
-                for j in range(i, min(i + 1 + max(1, settings.workers), len(todo))):  # decode the next images meanwhile
-                    if j not in ahead:
-                        ahead[j] = pool.submit(_read, todo[j], settings.dicom_voi)
-                try:
-                    job.predict(item, ahead.pop(i).result())
-                    done(item, None, None)
-                except (InputError, OSError, ValueError) as error:
-                    done(item, None, _failure(error))
+            run_on_cluster(str(address), predict_on_worker, todo, (spec,), done, call_checked, init_worker)
+        else:
+            _predict_here(job, todo, settings, done)
+    except BaseException:  # stopped (out of GPU memory, a worker's fault, the cluster lost, Ctrl-C): keep what is complete
+        if created and not any((out / "records").glob("*.json")):
+            shutil.rmtree(out, ignore_errors=True)
+        elif summary.done:
+            _write_project(out, inputs.images, classes)
+        raise
     for item in inputs.images:
         if item.path is None and item.name not in summary.failed:
             summary.failed[item.name] = item.problem or "image not found"
@@ -265,6 +272,21 @@ def predict_images(
     _finish(out, inputs.images, classes, summary)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _predict_here(job: _Job, todo: list[PredictInput], settings: PredictSettings, done: Callable) -> None:
+    """Each image in this process, the next ones decoded on threads meanwhile."""
+    with ThreadPoolExecutor(max(1, settings.workers)) as pool:
+        ahead: dict[int, Future[np.ndarray]] = {}
+        for i, item in enumerate(todo):
+            for j in range(i, min(i + 1 + max(1, settings.workers), len(todo))):  # decode the next images meanwhile
+                if j not in ahead:
+                    ahead[j] = pool.submit(_read, todo[j], settings.dicom_voi)
+            try:
+                job.predict(item, ahead.pop(i).result())
+                done(item, None, None)
+            except (InputError, OSError, ValueError) as error:
+                done(item, None, _failure(error))
 
 
 def _failure(error: Exception) -> str:
@@ -302,32 +324,47 @@ class ModelSpec:
             weights = self.run / "stages" / self.stage / "best.pt"
             if not weights.is_file() or _file_digest(weights) != self.digest:
                 raise InputError(
-                    f"{weights}: not the weights this prediction started with, on this Dask worker; every worker must see "
-                    "the run at the same path, unchanged: put it on shared storage"
+                    f"{weights}: {'missing' if not weights.is_file() else 'not the weights this prediction started with'} "
+                    "here (changed since, or another file at that path on this machine); every worker must see the run "
+                    "at the same path, unchanged, on shared storage"
                 )
             best = final_model(self.run, self.stage)[1]
         runtime = start_runtime(self.settings.device, self.precision)
         model = build_model(self.stage, len(self.classes), width=self.width, encoder=self.encoder)
         model.load_state_dict(best["model"])
         model.to(runtime.device)
+        model.eval()
         return _Job(
             model, runtime, list(self.classes), self.scale, self.window, self.out_size, self.overlap, self.settings, self.out
         )
 
 
 _worker_job: tuple[ModelSpec, _Job] | None = None  # a Dask worker's model, kept between its images
+_worker_lock = threading.Lock()  # one image at a time per worker process, whatever its thread count
 
 
 def predict_on_worker(item: PredictInput, spec: ModelSpec) -> str:
-    """One image's outputs, on a Dask worker (the model built on its first image)."""
+    """One image's outputs, on a Dask worker (the model built on its first image).
+
+    A worker that cannot build the model (the run missing or changed there, no GPU for
+    ``--device cuda``) raises :class:`~mammotools.cluster.WorkerProblem`, which stops the run:
+    otherwise it would fail image after image, quickly, while the others work."""
+    import socket
+
+    from mammotools.cluster import WorkerProblem
+
     global _worker_job
-    if _worker_job is None or _worker_job[0] != spec:
-        _worker_job = None  # the previous model freed before the next is built
-        _worker_job = (spec, spec.job())
-    try:
-        _worker_job[1].predict(item, _read(item, spec.settings.dicom_voi))
-    except (OSError, ValueError) as error:
-        raise InputError(_failure(error)) from None
+    with _worker_lock:  # the model is shared by the worker's threads: eval mode, one forward pass at a time
+        if _worker_job is None or _worker_job[0] != spec:
+            _worker_job = None  # the previous model freed before the next is built
+            try:
+                _worker_job = (spec, spec.job())
+            except MammoError as exc:
+                raise WorkerProblem(f"Dask worker on {socket.gethostname()}: {exc}") from None
+        try:
+            _worker_job[1].predict(item, _read(item, spec.settings.dicom_voi))
+        except (OSError, ValueError) as error:
+            raise InputError(_failure(error)) from None
     return item.name
 
 

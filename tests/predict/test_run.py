@@ -205,9 +205,10 @@ def test_on_a_dask_cluster_each_worker_predicts_the_same_outputs(trained: Path, 
         assert rows == {name: "failed" if name == "s0_L_CC" else "done" for name in rows} and len(rows) == 6
 
 
-def test_a_worker_that_sees_other_weights_refuses_them(trained: Path, tmp_path: Path) -> None:
+def test_a_worker_that_sees_other_weights_stops_the_run(trained: Path, tmp_path: Path) -> None:
     import dataclasses
 
+    from mammotools.cluster import WorkerProblem
     from mammotools.predict.inputs import PredictInput
     from mammotools.predict.run import ModelSpec, predict_on_worker
 
@@ -216,8 +217,25 @@ def test_a_worker_that_sees_other_weights_refuses_them(trained: Path, tmp_path: 
         scale=1.0, window=64, out_size=64, overlap=0.5, settings=SETTINGS, out=tmp_path / "out",
     )  # fmt: skip
     item = PredictInput("s1_R_CC", trained / "images" / "s1_R_CC.png")
-    with pytest.raises(InputError, match=r"best.pt: not the weights this prediction started with.*shared storage"):
+    with pytest.raises(WorkerProblem, match=r"Dask worker on .*best.pt: not the weights this prediction started with"):
         predict_on_worker(item, spec)
     assert not (tmp_path / "out").exists()
-    with pytest.raises(InputError, match="not the weights"):
+    with pytest.raises(WorkerProblem, match=r"best\.pt: missing here"):
         predict_on_worker(item, dataclasses.replace(spec, run=tmp_path / "gone"))
+
+
+def test_workers_with_several_threads_predict_what_one_thread_does(trained: Path, tmp_path: Path) -> None:
+    """A worker's threads share its model: one image at a time, in eval mode (a model left in
+    train mode by one thread's image changed another's prediction)."""
+    distributed = pytest.importorskip("distributed", reason="the cluster test needs dask's distributed package")
+    from mammotools.runner import use_scheduler
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(12):
+        shutil.copy(trained / "images" / "s1_L_CC.png", images / f"a{i:02d}.png")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=4, processes=True, dashboard_address=None) as cluster:
+        with use_scheduler(cluster.scheduler_address):
+            predict_images(trained / "run", images, tmp_path / "out", SETTINGS)
+    labels = {p.read_bytes() for p in (tmp_path / "out" / "labels").iterdir()}
+    assert len(labels) == 1  # twelve copies of one image: one label map
