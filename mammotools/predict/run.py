@@ -421,7 +421,7 @@ class _Job:
             shapes[name] = shapes.get(name, 0) + 1
         image_record = {
             "name": item.name,
-            "image": str(item.path),
+            "image": str(Path(item.path).resolve()) if item.path else "",
             "width": size[1],
             "height": size[0],
             "pixels": {c.name: int((label == i).sum()) for i, c in enumerate(classes)},
