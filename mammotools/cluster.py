@@ -9,8 +9,10 @@ run does. Dask retries a task whose worker died on another worker; a task it giv
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -58,7 +60,49 @@ def connect(address: str) -> Any:
         raise InputError(
             f"--scheduler {address}: the scheduler has no workers; start some with `dask worker {address} --nthreads 1`"
         ) from None
+    import mammotools
+
+    try:
+        with _quiet_dask():
+            versions = client.run(_workers_version)
+    except Exception as exc:  # a worker that cannot import mammotools cannot unpickle the call
+        client.close()
+        raise InputError(
+            f"--scheduler {address}: a Dask worker cannot run mammotools ({exc.__class__.__name__}: "
+            f"{str(exc)[:200]}); install mammotools {mammotools.__version__} on every worker: {INSTALL}"
+        ) from None
+    other = {w: v for w, v in versions.items() if v != mammotools.__version__}
+    if other:
+        client.close()
+        worker, version = next(iter(other.items()))
+        raise InputError(
+            f"--scheduler {address}: worker {worker} runs mammotools {version}, this command {mammotools.__version__} "
+            f"({len(other)} worker(s) differ); install the same version everywhere"
+        )
     return client
+
+
+def _workers_version() -> str:
+    """On a worker: the mammotools it runs (a worker without it fails to unpickle this)."""
+    import mammotools
+
+    return mammotools.__version__
+
+
+@contextlib.contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Dask's own log lines (a lost scheduler logs dozens) kept from the terminal during a run:
+    what went wrong is said in one line by run_on_cluster."""
+    names = ["distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
+    loggers = [logging.getLogger(n) for n in names]  # dask's config gives some of them levels of their own
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, before, strict=True):
+            logger.setLevel(level)
 
 
 def check_scheduler(address: str) -> None:
@@ -90,17 +134,18 @@ def run_on_cluster(
             "is kept: restart the cluster and run the same command again"
         )
 
-    with connect(address) as client:
+    with connect(address) as client, _quiet_dask():
         client.run(init_worker, 1)  # one OpenCV thread per worker process, as in the local pool
         futures = {client.submit(call_checked, fn, item, *args, pure=False): item for item in items}
         pending, idle = set(futures), 0.0
         try:
             while pending:
                 try:
-                    finished = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+                    try:
+                        finished = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+                    except TimeoutError:
+                        finished = set()
                     workers = finished or client.scheduler_info().get("workers")
-                except TimeoutError:
-                    finished, workers = set(), client.scheduler_info().get("workers")
                 except (OSError, CancelledError) as exc:  # CommClosedError and the like: the scheduler is gone
                     raise lost(exc) from None
                 for future in finished:
@@ -108,11 +153,15 @@ def run_on_cluster(
                     if future.status == "cancelled":
                         raise lost(CancelledError())
                     try:
-                        result, error = future.result()  # a task's own exception (a full disk there) is raised here
+                        result, error = future.result()
                     except KilledWorker:
                         result, error = None, "its Dask worker was lost more than once; run the same command again to complete it"
                     except WorkerProblem as exc:
-                        raise ResourceError(f"{exc}; what is complete is kept: fix it and run the same command again") from None
+                        raise ResourceError(f"{exc} (the run stopped; what was complete is kept)") from None
+                    except (OSError, CancelledError) as exc:
+                        if future.status == "error":  # the task's own exception: a full disk on the worker
+                            raise
+                        raise lost(exc) from None  # fetching the result failed: the scheduler is gone
                     done(futures[future], result, error)
                 idle = 0.0 if workers else idle + POLL_SECONDS
                 if idle >= NO_WORKERS_SECONDS:

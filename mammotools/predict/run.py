@@ -326,7 +326,7 @@ class ModelSpec:
                 raise InputError(
                     f"{weights}: {'missing' if not weights.is_file() else 'not the weights this prediction started with'} "
                     "here (changed since, or another file at that path on this machine); every worker must see the run "
-                    "at the same path, unchanged, on shared storage"
+                    "at the same path, unchanged, on shared storage (a run retrained since predicts into a new --out)"
                 )
             best = final_model(self.run, self.stage)[1]
         runtime = start_runtime(self.settings.device, self.precision)
@@ -339,8 +339,9 @@ class ModelSpec:
         )
 
 
-_worker_job: tuple[ModelSpec, _Job] | None = None  # a Dask worker's model, kept between its images
+_worker_jobs: dict[tuple, _Job] = {}  # a Dask worker's models, kept between images: the last WORKER_MODELS used
 _worker_lock = threading.Lock()  # one image at a time per worker process, whatever its thread count
+WORKER_MODELS = 2  # two predictions sharing a cluster do not rebuild their models image after image
 
 
 def predict_on_worker(item: PredictInput, spec: ModelSpec) -> str:
@@ -353,16 +354,19 @@ def predict_on_worker(item: PredictInput, spec: ModelSpec) -> str:
 
     from mammotools.cluster import WorkerProblem
 
-    global _worker_job
+    key = (spec.run, spec.digest, spec.out, repr(spec))
     with _worker_lock:  # the model is shared by the worker's threads: eval mode, one forward pass at a time
-        if _worker_job is None or _worker_job[0] != spec:
-            _worker_job = None  # the previous model freed before the next is built
+        job = _worker_jobs.pop(key, None)
+        if job is None:
+            while len(_worker_jobs) >= WORKER_MODELS:
+                del _worker_jobs[next(iter(_worker_jobs))]  # the least recently used, freed before the next is built
             try:
-                _worker_job = (spec, spec.job())
+                job = spec.job()
             except MammoError as exc:
                 raise WorkerProblem(f"Dask worker on {socket.gethostname()}: {exc}") from None
+        _worker_jobs[key] = job  # now the most recently used
         try:
-            _worker_job[1].predict(item, _read(item, spec.settings.dicom_voi))
+            job.predict(item, _read(item, spec.settings.dicom_voi))
         except (OSError, ValueError) as error:
             raise InputError(_failure(error)) from None
     return item.name

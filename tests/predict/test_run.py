@@ -237,5 +237,8 @@ def test_workers_with_several_threads_predict_what_one_thread_does(trained: Path
     with distributed.LocalCluster(n_workers=1, threads_per_worker=4, processes=True, dashboard_address=None) as cluster:
         with use_scheduler(cluster.scheduler_address):
             predict_images(trained / "run", images, tmp_path / "out", SETTINGS)
-    labels = {p.read_bytes() for p in (tmp_path / "out" / "labels").iterdir()}
-    assert len(labels) == 1  # twelve copies of one image: one label map
+    local = tmp_path / "local"
+    predict_images(trained / "run", images, local, SETTINGS)
+    for name in ("labels", "annotations"):
+        out = {p.name: p.read_bytes() for p in (tmp_path / "out" / name).iterdir()}
+        assert len(out) == 12 and out == {p.name: p.read_bytes() for p in (local / name).iterdir()}
