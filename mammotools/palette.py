@@ -16,11 +16,7 @@ def encode_label_png(label: np.ndarray, palette: bytes) -> bytes:
     """PNG bytes of a label map: (H, W) uint8 -> 8-bit palette PNG with ``palette`` (768 bytes RGB)."""
     from mammotools.png import encode_palette
 
-    if label.dtype != np.uint8 or label.ndim != 2:
-        raise ValueError(f"label map must be (H, W) uint8, got {label.shape} {label.dtype}")
-    if len(palette) != 768:
-        raise ValueError("palette must hold 256 RGB entries (768 bytes)")
-    return encode_palette(label, palette)
+    return encode_palette(label, palette)  # it checks the map and the palette
 
 
 def read_label_png(path: str | os.PathLike[str]) -> np.ndarray:

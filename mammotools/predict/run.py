@@ -339,7 +339,7 @@ class ModelSpec:
         )
 
 
-_worker_jobs: dict[tuple, _Job] = {}  # a Dask worker's models, kept between images: the last WORKER_MODELS used
+_worker_jobs: dict[str, _Job] = {}  # a Dask worker's models, kept between images: the last WORKER_MODELS used
 _worker_lock = threading.Lock()  # one image at a time per worker process, whatever its thread count
 WORKER_MODELS = 2  # two predictions sharing a cluster do not rebuild their models image after image
 
@@ -354,7 +354,7 @@ def predict_on_worker(item: PredictInput, spec: ModelSpec) -> str:
 
     from mammotools.cluster import WorkerProblem
 
-    key = (spec.run, spec.digest, spec.out, repr(spec))
+    key = repr(spec)  # every field, settings included: plain data
     with _worker_lock:  # the model is shared by the worker's threads: eval mode, one forward pass at a time
         job = _worker_jobs.pop(key, None)
         if job is None:
