@@ -70,6 +70,7 @@ class Entry:
     parameters: int
     metrics: dict[str, Any]
     fold: int = 0  # 1..K with --folds
+    failed: str = ""  # why training failed (NaN loss, out of memory): the row is marked failed, metrics are {}
 
     @property
     def tag(self) -> str:
