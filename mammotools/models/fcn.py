@@ -12,13 +12,20 @@ Choices, and why:
 * Padding: every 3x3 conv is padded by 1 and fc6 (7x7) by 3, so an input whose sides are
   multiples of 32 (the paper's 256) gives score maps of exactly 1/32, 1/16, 1/8 of it and an
   output of exactly the input size. Long et al. instead pad conv1_1 by 100 and crop.
-* "Bilinear upsampling to the input size" is done as repeated bilinear x2 steps (5 for FCN32,
-  4 for FCN16, 3 for FCN8) of the half-pixel kernel that initialises the transposed
-  convolutions. FCN16's transposed conv starts as the first of FCN32's steps and its pool4 score
-  layer starts at zero, so FCN16 initialised from FCN32 computes exactly FCN32's output when the
-  x2-upsampled pool5 scores are not negative; the paper's ReLU clips negative ones, and near
-  those the two differ. Without that ReLU (``relu_after_upsampling=False``) it is exact
-  everywhere. Likewise FCN8 from FCN16.
+* The final upsampling to the input size is one bilinear step, ``F.interpolate(...,
+  mode="bilinear", align_corners=False)``: Long et al.'s final layer is a fixed bilinear
+  deconvolution (one kernel of twice the stride). A chain of x2 bilinear steps would be a wider,
+  lower kernel (for x32, peak 0.75 against 0.98 per axis, 0.56 against 0.97 in 2D) that damps
+  small isolated responses, small lesions.
+* FCN16 initialised from FCN32 (upscore2 bilinear, the pool4 score layer at zero) computes
+  FCN32's output approximately, no longer exactly: one bilinear x32 step is piecewise linear
+  between the pool5 score centres, and a bilinear x2 step followed by a x16 one cuts the corners
+  at those centres, by at most 1/8 of the scores' second difference along each axis (edges
+  replicated); the two agree exactly only where that second difference is zero. The paper's
+  ReLU after upscore2 adds a difference of its own: it clips negative x2-upsampled scores,
+  which FCN32 keeps (``relu_after_upsampling=False`` leaves it out). Likewise FCN8 from FCN16,
+  with FCN16's fused stride-16 scores in place of the pool5 ones. The learned x2 upsamplings
+  (upscore2, upscore_pool4) stay transposed convs initialised to bilinear x2, as Long et al.'s.
 * pool4/pool3 score layers start at zero (Long et al.); score_fr starts small (normal, std 0.01)
   rather than at zero, because a zero score map behind a ReLU'd transposed conv gets no gradient.
 * Dropout 0.5 after fc6 and fc7, as in VGG and FCN. Transposed convs have no bias, as in FCN.
@@ -32,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mammotools.models.layers import Upsample2x, bilinear_kernel, conv_kaiming_init, scaled, upsample2x
+from mammotools.models.layers import Upsample2x, conv_kaiming_init, resize_to, scaled
 from mammotools.models.sizes import InputSizes, multiples_of
 from mammotools.models.vgg import POOL3, POOL4, fc6_fc7, vgg16_features
 
@@ -49,8 +56,6 @@ class FCN(nn.Module):
     then ``upscore2`` + ``score_pool4`` (stride <= 16) and ``upscore_pool4`` + ``score_pool3``
     (stride 8), Long et al.'s names, so each stage's weights load into the next by name.
     """
-
-    bilinear: torch.Tensor
 
     def __init__(
         self, num_classes: int, width: float = 1.0, *, stride: FcnStride = 32, relu_after_upsampling: bool = True
@@ -70,11 +75,13 @@ class FCN(nn.Module):
         if stride == 8:
             self.upscore_pool4 = Upsample2x(num_classes)
             self.score_pool3 = _zero_conv(scaled(256, width), num_classes)
-        # the fixed bilinear x2 steps up to the input size; not state: rebuilt from num_classes
-        self.register_buffer("bilinear", bilinear_kernel(num_classes), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         INPUT_SIZES.check(f"fcn{self.stride}", x.shape[-2], x.shape[-1])
+        return resize_to(self.coarse_scores(x), (x.shape[-2], x.shape[-1]))
+
+    def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused scores at the model's stride, before the final upsampling: (N, C, H/stride, W/stride)."""
         pool3 = pool4 = x
         for index, layer in enumerate(self.features):
             x = layer(x)
@@ -85,15 +92,10 @@ class FCN(nn.Module):
         x = self.dropout(F.relu(self.fc6(x)))
         x = self.dropout(F.relu(self.fc7(x)))
         scores = self.score_fr(x)  # (N, C, H/32, W/32)
-        steps = 5
         if self.stride <= 16:
             scores = self._activation(self.upscore2(scores)) + self.score_pool4(pool4)  # H/16
-            steps = 4
         if self.stride == 8:
             scores = self._activation(self.upscore_pool4(scores)) + self.score_pool3(pool3)  # H/8
-            steps = 3
-        for _ in range(steps):
-            scores = upsample2x(scores, self.bilinear)
         return scores
 
     def _activation(self, x: torch.Tensor) -> torch.Tensor:

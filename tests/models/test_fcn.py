@@ -12,7 +12,7 @@ from torch import nn
 
 from mammotools.errors import InputError
 from mammotools.models import build_model, init_from_previous_stage
-from mammotools.models.fcn import FCN
+from mammotools.models.fcn import FCN, FcnStride
 from mammotools.models.layers import bilinear_kernel, upsample2x
 
 
@@ -42,7 +42,7 @@ def test_parameter_count_matches_long_et_al(parameter_count: Callable[[nn.Module
     expected = parameter_count(vgg16) - (4096 * 1000 + 1000) + heads
     assert parameter_count(fcn8) == expected == 134_376_863
     # Long et al.'s 134.5M also counts the final x8 upsampling as a (frozen) 16x16 transposed
-    # conv, 21 x 21 x 256 weights; ours is the fixed bilinear kernel, not a parameter.
+    # conv, 21 x 21 x 256 weights; ours is F.interpolate, no parameter.
     assert round((expected + 21 * 21 * 256) / 1e5) == 1345
 
 
@@ -56,6 +56,18 @@ def test_transposed_conv_starts_as_bilinear_interpolation() -> None:
     x = torch.randn(2, 3, 5, 7)
     expected = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
     assert torch.allclose(upsample2x(x, bilinear_kernel(3)), expected, atol=1e-6)  # the edges too
+
+
+def _corner_cut_bound(scores: torch.Tensor) -> float:
+    """How far a bilinear x2 then x(k/2) upsampling of ``scores`` can be from one bilinear xk step.
+
+    1/8 of the largest second difference along each axis, edges replicated (see fcn.py).
+    """
+    p = F.pad(scores, (1, 1, 1, 1), mode="replicate")
+    centre = p[..., 1:-1, 1:-1]
+    along_h = (p[..., 2:, 1:-1] - 2 * centre + p[..., :-2, 1:-1]).abs().amax()
+    along_w = (p[..., 1:-1, 2:] - 2 * centre + p[..., 1:-1, :-2]).abs().amax()
+    return float(along_h + along_w) / 8
 
 
 @pytest.mark.parametrize("relu", [False, True])
@@ -75,10 +87,23 @@ def test_each_stage_starts_from_the_previous_ones_output(relu: bool, seeded: Non
     x = torch.randn(2, 3, 96, 64)
     with torch.no_grad():
         out32, out16, out8 = fcn32(x), fcn16(x), fcn8(x)
+        scores32, scores16 = fcn32.coarse_scores(x), fcn16.coarse_scores(x)
     if not relu:
         assert (out32 < 0).any()  # negative scores too, passed unchanged
-    assert torch.equal(out16, out32)
-    assert torch.equal(out8, out16)
+    # The same map, only upsampled differently: one bilinear x32 step against x2 then x16. They
+    # differ where the pool5 scores bend, by at most 1/8 of their second differences.
+    bound32 = _corner_cut_bound(scores32)
+    assert 0 < (out16 - out32).abs().max() <= bound32 + 1e-5
+    assert (out8 - out16).abs().max() <= _corner_cut_bound(scores16) + 1e-5
+    # where the pool5 scores are affine (rising along the height), the stages agree exactly, but
+    # at the edges: there the replicated scores bend
+    ramp = (torch.arange(3.0).view(1, 1, 3, 1) + 4.0).expand(2, 3, 3, 2)
+    for model in (fcn32, fcn16):
+        model.score_fr.register_forward_hook(lambda module, inputs, output: ramp)
+    with torch.no_grad():
+        out32, out16 = fcn32(x), fcn16(x)
+    assert torch.allclose(out16[..., 24:72, :], out32[..., 24:72, :], atol=1e-5)  # pool5 centres 0.25 .. 1.75
+    assert (out16 - out32).abs().max() == pytest.approx(1 / 8, abs=0.01)  # at the outer centres
 
 
 def test_stages_in_the_wrong_order_are_refused() -> None:
@@ -87,3 +112,29 @@ def test_stages_in_the_wrong_order_are_refused() -> None:
         init_from_previous_stage(build_model("fcn32", 3, width=0.125), fcn16.state_dict())
     with pytest.raises(InputError, match="score_fr"):  # another num_classes
         init_from_previous_stage(fcn16, build_model("fcn32", 4, width=0.125).state_dict())
+
+
+@pytest.mark.parametrize(("stride", "layer"), [(32, "score_fr"), (16, "score_pool4"), (8, "score_pool3")])
+def test_final_upsampling_is_one_bilinear_step(stride: FcnStride, layer: str, seeded: None) -> None:
+    """An impulse in the last score map that reaches the output comes out as F.interpolate's bilinear tent.
+
+    The scores of ``layer`` are replaced by one 1 on its stride-``stride`` grid, the other score
+    layers by zeros (the transposed convs have no bias, so they pass nothing on).
+    """
+    model = FCN(2, 0.125, stride=stride).eval()
+    x = torch.randn(1, 3, 256, 192)
+    side = (256 // stride, 192 // stride)
+    impulse = torch.zeros(1, 2, *side)
+    impulse[0, 1, side[0] // 2, side[1] // 3] = 1.0
+
+    def replace(module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
+        return impulse if module is model.get_submodule(layer) else torch.zeros_like(output)
+
+    for name in ("score_fr", "score_pool4", "score_pool3"):
+        if hasattr(model, name):
+            model.get_submodule(name).register_forward_hook(replace)
+    with torch.no_grad():
+        out = model(x)
+    expected = F.interpolate(impulse, size=(256, 192), mode="bilinear", align_corners=False)
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert out.max() == expected.max() > 0.87  # not damped: (1 - 1/16)^2 at x8, (1 - 1/64)^2 at x32
