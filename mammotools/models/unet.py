@@ -5,9 +5,13 @@ Segmentation", MICCAI 2015 (Fig. 1). Four levels down (two unpadded 3x3 convs + 
 pool), a 1024-channel bottom, four levels up (2x2 transposed conv halving the channels, the
 encoder's map of that level centre-cropped and concatenated, two unpadded 3x3 convs + ReLU), a
 1x1 conv to the class scores. As the paper we reproduce says (section 2.2), every conv and
-transposed conv is followed by ReLU; the final 1x1 conv gives logits, without. Dropout (0.5) at
-the end of the contracting path, as in the original; weights drawn from N(0, 2/fan_in) as the
-original prescribes. 31,031,810 parameters at width 1 with 2 classes.
+transposed conv is followed by ReLU; the final 1x1 conv gives logits, without. Dropout
+(p = 0.5) after the last two contracting stages, as in the authors' Caffe release
+(phseg_v5-train.prototxt: in-place dropout on d3c and d4c): on the 4th level's output (512
+channels, before pool4; in place, so its skip to the expanding path is the dropped map too) and
+on the bottom's (1024 channels), where the paper only says "drop-out layers at the end of the
+contracting path". Weights drawn from N(0, 2/fan_in) as the original prescribes. 31,031,810
+parameters at width 1 with 2 classes.
 
 Input sides must be 16k + 124 px (k >= 4): each level's conv output must halve evenly. The
 output is the input's central (side - 184) px square: 572 -> 388.
@@ -24,6 +28,7 @@ from mammotools.models.sizes import InputSizes
 
 INPUT_SIZES = InputSizes(start=188, step=16, border=184, rule="16k + 124 with k >= 4 (188, 204, ..., 572, ...)")
 CHANNELS = (64, 128, 256, 512, 1024)
+DROPOUT_LEVELS = (3, 4)  # d3c, d4c of the authors' release: the 4th level and the bottom (0-based)
 
 
 class DoubleConv(nn.Sequential):
@@ -53,7 +58,7 @@ class UNet(nn.Module):
             self.down.append(DoubleConv(previous, c))
             previous = c
         self.pool = nn.MaxPool2d(2, 2)
-        self.dropout = nn.Dropout(0.5)
+        self.dropout = nn.ModuleDict({str(level): nn.Dropout(0.5) for level in DROPOUT_LEVELS})
         self.up = nn.ModuleList()
         self.up_conv = nn.ModuleList()
         for c in reversed(channels[:-1]):
@@ -74,8 +79,10 @@ class UNet(nn.Module):
             if level:
                 x = self.pool(x)
             x = block(x)
+            if str(level) in self.dropout:
+                x = self.dropout[str(level)](x)
             skips.append(x)
-        x = self.dropout(skips.pop())
+        x = skips.pop()
         for up, conv in zip(self.up, self.up_conv, strict=True):
             x = F.relu(up(x))
             x = conv(torch.cat([centre_crop(skips.pop(), x.shape[-2:]), x], dim=1))

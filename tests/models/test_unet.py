@@ -51,3 +51,31 @@ def test_invalid_size_names_the_nearest_valid_ones() -> None:
 def test_centre_crop_takes_the_middle() -> None:
     x = torch.arange(36.0).reshape(1, 1, 6, 6)
     assert centre_crop(x, torch.Size([2, 2])).flatten().tolist() == [14.0, 15.0, 20.0, 21.0]
+
+
+def test_dropout_after_the_last_two_contracting_stages(seeded: None) -> None:
+    """As the authors' release (d3c and d4c): 0.5 on the 4th level's output, before pool4 and its skip, and on the bottom."""
+    model = build_model("unet", 2, width=0.125).train()
+    seen: list[tuple[float, torch.Size]] = []
+
+    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        assert isinstance(module, nn.Dropout)
+        seen.append((module.p, inputs[0].shape))
+
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.register_forward_hook(record)
+    model(torch.randn(1, 3, 188, 188))
+    # 188 -> 184 -> 92 -> 88 -> 44 -> 40 -> 20 -> 16 (d3c, 64 channels) -> 8 -> 4 (d4c, 128 channels)
+    assert seen == [(0.5, torch.Size([1, 64, 16, 16])), (0.5, torch.Size([1, 128, 4, 4]))]
+    # in place, as Caffe's: the skip of the 4th level gets the dropped map too, not the one before
+    skips: list[torch.Tensor] = []
+    model.up_conv[0].register_forward_pre_hook(lambda module, inputs: skips.append(inputs[0][:, :64]))
+    x = torch.randn(1, 3, 188, 188)
+    with torch.no_grad():
+        model.eval()(x)
+        model.train()(x)
+    kept, trained = skips[0], skips[1]
+    dropped = (kept > 0) & (trained == 0)
+    assert 0.3 < dropped.sum() / (kept > 0).sum() < 0.7
+    assert torch.allclose(trained[~dropped], 2 * kept[~dropped])  # the others scaled by 1 / (1 - p)
