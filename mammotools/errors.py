@@ -25,3 +25,7 @@ class MissingFileError(MammoError, FileNotFoundError):
 
 class ResourceError(MammoError):
     """The machine cannot do what was asked as asked (GPU memory): the whole run stops, saying what to lower."""
+
+
+class TrainingFailed(MammoError):
+    """Training cannot go on (the loss became NaN or infinite): the stage stops, keeping no such weights."""

@@ -50,7 +50,8 @@ class Job:
     scored: tuple[str, ...]
     crops: Path
     crop_size: int
-    input_size: int
+    input_size: int  # the largest input side of its stages (what its crops must hold)
+    per_stage: bool = False  # each stage trains at the paper's own input (Dilation10: 632, 1024x1400, 1400)
 
 
 def parse_models(text: str | None, registered: dict) -> list[str]:
@@ -171,21 +172,28 @@ def quick_input(chain: str, crop_sets: list[CropDataset], scale: float) -> int:
     return sizes.start
 
 
-def plan_jobs(models: list[str], crop_sets: list[CropDataset], input_size: int, scale: float, quick: bool) -> list[Job]:
+def plan_jobs(
+    models: list[str], crop_sets: list[CropDataset], input_size: int, scale: float, quick: bool, input_width: int = 0
+) -> list[Job]:
     """The training runs of the benchmark, in the order of ``models``.
 
-    input_size: the user's --input-size (0: the paper's input of each model, or --quick's)."""
-    from mammotools.models import MODELS, output_size
+    input_size (input_width): the user's --input-size for every stage (0: each stage's paper
+    input, or --quick's one side)."""
+    from mammotools.models import MODELS, output_size, paper_shape
 
     jobs = []
     for chain, scored in chains(models, {m: MODELS[m].stages for m in MODELS}).items():
+        per_stage = False
         if input_size:
-            side = input_size
+            sides = [input_size, input_width or input_size]
         elif quick:
-            side = quick_input(chain, crop_sets, scale)
+            sides = [quick_input(chain, crop_sets, scale)]
         else:
-            side = MODELS[chain].paper_input
-        output_size(chain, side)  # an input the model cannot take is one clear error, before any training
+            per_stage = True
+            sides = [side for stage in MODELS[chain].stages for side in paper_shape(stage)]
+        for side in sides:
+            output_size(chain, side)  # an input the model cannot take is one clear error, before any training
+        side = max(sides)
         crops = choose_crops(crop_sets, chain, side, scale, _make_hint(side, scale))
-        jobs.append(Job(chain, tuple(scored), crops.path, crops.size or 0, side))
+        jobs.append(Job(chain, tuple(scored), crops.path, crops.size or 0, side, per_stage))
     return jobs

@@ -28,9 +28,10 @@ from typing import Any
 
 from mammotools.benchmark.protocol import QUICK_BATCH, QUICK_EPOCHS, QUICK_SMP_WIDTH, QUICK_WIDTH, Job, plan_jobs
 from mammotools.benchmark.sources import MAMMOGRAPHY, open_sources
-from mammotools.errors import InputError
+from mammotools.errors import InputError, ResourceError, TrainingFailed
 from mammotools.files import atomic_write_text
 
+BUDGET_EPOCH_CAP = 10_000  # epochs per stage under --budget without --epochs: the budget stops training first
 RUN_FILE = "run.json"
 KIND = "mammotools benchmark"
 RUNS = "runs"
@@ -63,7 +64,7 @@ class Entry:
     chain: str
     run: Path
     evaluation: Path
-    input_size: int
+    input_size: int | str  # the stage's training input: a side, or "HEIGHTxWIDTH"
     crops: Path
     train_seconds: float
     epochs: int
@@ -71,6 +72,8 @@ class Entry:
     metrics: dict[str, Any]
     fold: int = 0  # 1..K with --folds
     failed: str = ""  # why training failed (NaN loss, out of memory): the row is marked failed, metrics are {}
+    images_seen: int = 0  # training windows seen, its earlier stages included
+    stopped_by: str = ""  # how its last stage ended: "epochs", "patience" or "budget"
 
     @property
     def tag(self) -> str:
@@ -84,6 +87,7 @@ class BenchmarkResult:
     entries: list[Entry]
     trained: list[str]  # runs trained (or resumed) now
     reused: list[str]  # runs finished by an earlier benchmark
+    failed: list[str] = field(default_factory=list)  # runs whose training failed (NaN loss, out of memory)
     report: Path | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)  # results.json's "models": one per model
 
@@ -94,6 +98,7 @@ class Events:
     def run_start(self, job: Job, repeat: str, config: dict[str, Any]) -> None: ...
     def run_end(self, job: Job, repeat: str, reused: bool) -> None: ...
     def evaluated(self, model: str, repeat: str, metrics: dict[str, Any], reused: bool) -> None: ...
+    def run_failed(self, job: Job, repeat: str, reason: str) -> None: ...
 
 
 def repeats(settings: BenchmarkSettings) -> list[tuple[int, int]]:
@@ -123,7 +128,11 @@ def job_config(job: Job, seed: int, settings: BenchmarkSettings, fold: int = 0) 
         if smp:
             values["encoder"] = "resnet18"
     values.update({k: v for k, v in settings.overrides.items() if v is not None})
-    values.update(input_size=job.input_size, seed=seed, device=settings.device)
+    if settings.overrides.get("budget_minutes") and settings.overrides.get("epochs") is None:
+        values["epochs"] = BUDGET_EPOCH_CAP  # the budget decides when training stops
+    if not job.per_stage and not settings.overrides.get("input_size"):
+        values["input_size"] = job.input_size  # --quick's one side
+    values.update(seed=seed, device=settings.device)
     if fold:
         values.update(folds=settings.folds, fold=fold)
     return make_config(settings.recipe, None, **values)
@@ -203,18 +212,52 @@ def _hardware(device: str) -> dict[str, Any]:
     return info
 
 
-def _train_seconds(run: Path, stages: tuple[str, ...], upto: str) -> tuple[float, int]:
-    """Seconds and epochs of training of ``run``'s stages up to and including ``upto`` (from
-    each stage's log.jsonl): fcn16's cost includes the fcn32 it starts from."""
-    seconds, epochs = 0.0, 0
+@dataclass
+class TrainingCost:
+    """What training a benchmarked stage took, its earlier stages included (fcn16's includes fcn32)."""
+
+    seconds: float = 0.0
+    epochs: int = 0
+    images_seen: int = 0
+    stopped_by: str = ""  # how the stage itself ended (done.json): epochs, patience or budget
+
+
+def training_cost(run: Path, stages: tuple[str, ...], upto: str) -> TrainingCost:
+    """Seconds, epochs and training windows of ``run``'s stages up to and including ``upto``
+    (from each stage's log.jsonl), and how ``upto`` ended (its done.json)."""
+    cost = TrainingCost()
     for stage in stages[: stages.index(upto) + 1]:
         log = run / "stages" / stage / "log.jsonl"
         if log.is_file():
             for line in log.read_text("utf-8").splitlines():
                 if line.strip():
-                    seconds += float(json.loads(line).get("seconds", 0.0))
-                    epochs += 1
-    return seconds, epochs
+                    record = json.loads(line)
+                    cost.seconds += float(record.get("seconds", 0.0))
+                    cost.images_seen += int(record.get("images_seen", 0))
+                    cost.epochs += 1
+    done = run / "stages" / upto / "done.json"
+    if done.is_file():
+        try:
+            cost.stopped_by = str(json.loads(done.read_text("utf-8")).get("stopped_by", ""))
+        except ValueError:
+            pass
+    return cost
+
+
+def _stage_input(description: dict[str, Any], stage: str) -> int | str:
+    """The input a stage trained at, from its run.json: a side (256) or "HEIGHTxWIDTH"."""
+    recorded = description.get("stage_sizes", {}).get(stage)
+    if not recorded:
+        return int(description["input_size"])
+    h, w = recorded["input"]
+    return int(h) if h == w else f"{h}x{w}"
+
+
+def _class_count(run: Path) -> int:
+    try:
+        return len(json.loads((run / "run.json").read_text("utf-8"))["classes"])
+    except (OSError, ValueError, KeyError):
+        return 2
 
 
 def _current(eval_dir: Path, best: Path, expected: list[list[str]]) -> bool:
@@ -261,7 +304,10 @@ def run_benchmark(
         raise InputError("--seeds: give at least one seed, e.g. 0 or 0,1,2")
     scored = open_sources(settings.dataset, dataset_path, [Path(p) for p in crop_paths], settings.folds)
     scale = float(settings.overrides.get("scale") or 1.0)
-    jobs = plan_jobs(settings.models, scored.crop_sets, int(settings.overrides.get("input_size") or 0), scale, settings.quick)
+    jobs = plan_jobs(
+        settings.models, scored.crop_sets, int(settings.overrides.get("input_size") or 0), scale, settings.quick,
+        int(settings.overrides.get("input_width") or 0),
+    )  # fmt: skip
     plan = repeats(settings)
     configs = {(job.chain, seed, fold): job_config(job, seed, settings, fold) for job in jobs for seed, fold in plan}
     pretrained = str(settings.overrides.get("pretrained") or "")
@@ -328,11 +374,22 @@ def run_benchmark(
                 config = configs[(job.chain, seed, fold)]
                 run_dir = out / RUNS / run_name(job.chain, seed, fold)
                 events.run_start(job, words, asdict(config))
-                summary = train_run(job.crops, job.chain, run_dir, config, runtime, True, settings.overwrite, reporter)
+                try:
+                    summary = train_run(job.crops, job.chain, run_dir, config, runtime, True, settings.overwrite, reporter)
+                except (TrainingFailed, ResourceError) as error:  # the row is marked failed; the report still comes out
+                    events.run_failed(job, words, str(error))
+                    result.failed.append(run_dir.name)
+                    for model in job.scored:
+                        result.entries.append(
+                            Entry(model, seed, job.chain, run_dir, run_dir / f"eval-{model}", job.input_size, job.crops,
+                                  0.0, 0, _parameters(model, _class_count(run_dir), config), {}, fold, failed=str(error))
+                        )  # fmt: skip
+                    continue
                 reused = not summary.stages
                 (result.reused if reused else result.trained).append(run_dir.name)
                 events.run_end(job, words, reused)
                 stages = MODELS[job.chain].stages
+                description = json.loads((run_dir / "run.json").read_text("utf-8"))
                 for model in job.scored:
                     eval_dir = run_dir / f"eval-{model}"
                     metrics_file = eval_dir / "metrics.json"
@@ -344,11 +401,12 @@ def run_benchmark(
                         evaluate_run(run_dir, scored.path, eval_dir, device=settings.device, stage=model)
                     metrics = json.loads(metrics_file.read_text("utf-8"))
                     events.evaluated(model, words, metrics, fresh)
-                    seconds, epochs = _train_seconds(run_dir, stages, model)
-                    result.entries.append(
-                        Entry(model, seed, job.chain, run_dir, eval_dir, job.input_size, job.crops, seconds, epochs,
-                              _parameters(model, len(metrics["classes"]), config), metrics, fold)
-                    )  # fmt: skip
+                    cost = training_cost(run_dir, stages, model)
+                    entry = Entry(model, seed, job.chain, run_dir, eval_dir, _stage_input(description, model), job.crops,
+                                  cost.seconds, cost.epochs, _parameters(model, len(metrics["classes"]), config), metrics,
+                                  fold)  # fmt: skip
+                    entry.images_seen, entry.stopped_by = cost.images_seen, cost.stopped_by
+                    result.entries.append(entry)
     finally:
         stop_runtime(runtime)
     from mammotools.benchmark.report import remove_report, write_report
@@ -357,7 +415,7 @@ def run_benchmark(
     result.entries.sort(key=lambda e: (order[e.model], e.seed, e.fold))
     record["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     record["wall_seconds"] = round(time.time() - datetime.fromisoformat(started).timestamp(), 1)
-    record["trained"], record["reused"] = result.trained, result.reused
+    record["trained"], record["reused"], record["failed"] = result.trained, result.reused, result.failed
     remove_report(out)  # an earlier report may show other models, seeds or pictures
     result.report, result.rows = write_report(out, scored, result.entries, record, settings)
     atomic_write_text(out / RUN_FILE, json.dumps(record, indent=1))

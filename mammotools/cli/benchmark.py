@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mammotools.cli.options import FILE, FOLDER, one_writer, user_errors
+from mammotools.cli.options import FILE, FOLDER, INPUT_SIZE, budget_minutes, input_size_values, one_writer, user_errors
 from mammotools.cli.training import LazyChoice, ProgressReporter, _pct, _recipes
 from mammotools.defaults import DEVICES, PRECISIONS
 
@@ -59,7 +59,19 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate (default: the recipe's).")
 @click.option("--width", type=click.FloatRange(min=0, min_open=True), help="Channel width of the paper models.")
 @click.option("--encoder", help="smp models: the encoder (e.g. resnet18; default resnet34, --quick resnet18).")
-@click.option("--input-size", type=click.IntRange(min=16), help="One input side for every model (default: each model's).")
+@click.option(
+    "--input-size",
+    type=INPUT_SIZE,
+    help="One input for every model and stage: a side (256) or HEIGHTxWIDTH (default: each stage's paper input).",
+)
+@click.option(
+    "--budget",
+    "budget_minutes",
+    type=float,
+    callback=budget_minutes,
+    help="Equal training budget: wall-clock minutes per model (a staged run's stages share it equally); "
+    "training stops when it is spent (--epochs, if given, still caps it).",
+)
 @click.option("--scale", type=click.FloatRange(0.05, 4.0), help="Resize crops and images by this before the models.")
 @click.option("--pretrained", type=FILE, help="Local ImageNet weights for the first stage of every model.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", help="auto: a GPU when there is one.")
@@ -99,6 +111,7 @@ def benchmark_cmd(
 
     if values.get("pretrained") is not None:
         values["pretrained"] = str(values["pretrained"])
+    input_size_values(values)
     settings = BenchmarkSettings(
         models=parse_models(models, MODELS),
         seeds=seeds,
@@ -114,11 +127,17 @@ def benchmark_cmd(
 
     class Say(Events):
         def run_start(self, job: Any, repeat: str, config: dict[str, Any]) -> None:
+            inputs = f"each stage's paper input (up to {job.input_size} px)" if job.per_stage else f"{job.input_size} px inputs"
+            budget = config.get("budget_minutes") or 0
+            length = f"a budget of {budget:g} min" if budget else f"{config['epochs']} epoch(s) per stage"
             click.echo(
-                f"== {job.chain} (scores {', '.join(job.scored)}), {repeat}: {job.input_size} px inputs from "
-                f"{job.crops} ({job.crop_size} px crops), width {config['width']:g}, {config['epochs']} epoch(s) per stage",
+                f"== {job.chain} (scores {', '.join(job.scored)}), {repeat}: {inputs} from "
+                f"{job.crops} ({job.crop_size} px crops), width {config['width']:g}, {length}",
                 err=True,
             )
+
+        def run_failed(self, job: Any, repeat: str, reason: str) -> None:
+            click.echo(f"   {job.chain}, {repeat}: TRAINING FAILED: {reason}", err=True)
 
         def run_end(self, job: Any, repeat: str, reused: bool) -> None:
             if reused:

@@ -132,6 +132,42 @@ def finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     return value
 
 
+class InputSizeType(click.ParamType):
+    """``256`` (a square input) or ``1024x1400`` (height x width) -> (height, width)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).lower().replace(" ", "").split("x")
+        try:
+            sides = [int(p) for p in parts]
+        except ValueError:
+            sides = []
+        if len(sides) not in (1, 2) or min(sides, default=0) < 16:
+            self.fail(f"{value!r}: give a side in px (e.g. 256) or HEIGHTxWIDTH (e.g. 1024x1400), each at least 16", param, ctx)
+        return (sides[0], sides[-1])
+
+
+INPUT_SIZE = InputSizeType()
+
+
+def input_size_values(values: dict[str, Any]) -> None:
+    """Turn a parsed ``input_size`` (height, width) in ``values`` into the settings input_size / input_width."""
+    shape = values.pop("input_size", None)
+    if shape is not None:
+        values["input_size"] = shape[0]
+        values["input_width"] = shape[1] if shape[1] != shape[0] else 0
+
+
+def budget_minutes(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """--budget: minutes, finite and > 0."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value}: give the minutes of training per model, a number > 0 (e.g. 20)")
+    return value
+
+
 def class_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """``FROM=TO`` values -> (from, to) pairs."""
     pairs = []

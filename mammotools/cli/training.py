@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from mammotools.cli.options import FILE, FOLDER, user_errors
+from mammotools.cli.options import FILE, FOLDER, INPUT_SIZE, budget_minutes, input_size_values, user_errors
 from mammotools.defaults import CLASS_WEIGHTINGS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TASKS
 
 TRAIN_DEFAULTS_NOTE = "(default: the recipe's)"
@@ -108,7 +108,18 @@ def _pct(value: float | None) -> str:
     "--width", type=click.FloatRange(min=0, min_open=True), help="Channel width factor of the paper models (1 = the paper's)."
 )
 @click.option("--encoder", help="smp models: the encoder (e.g. resnet34).")
-@click.option("--input-size", type=click.IntRange(min=16), help="Model input side in px (default: the paper's for the model).")
+@click.option(
+    "--input-size",
+    type=INPUT_SIZE,
+    help="Model input in px for every stage: a side (256) or HEIGHTxWIDTH (1024x1400) (default: each stage's paper input).",
+)
+@click.option(
+    "--budget",
+    "budget_minutes",
+    type=float,
+    callback=budget_minutes,
+    help="Wall-clock minutes of training for the run, shared equally by its stages (default: none; --epochs caps it).",
+)
 @click.option(
     "--scale",
     type=click.FloatRange(0.05, 4.0),
@@ -145,6 +156,7 @@ def train_cmd(
     from mammotools.train import make_config, start_runtime, stop_runtime, train_run
 
     renamed = {"compile_model": "compile"}
+    input_size_values(values)
     overrides = {renamed.get(k, k): v for k, v in values.items()}
     if overrides.get("pretrained") is not None:
         overrides["pretrained"] = str(overrides["pretrained"])

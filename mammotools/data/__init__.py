@@ -10,13 +10,15 @@ only training and inference import this package.
 from mammotools.data.cityscapes import is_cityscapes, open_cityscapes, open_training_data
 from mammotools.data.crops import CropSegmentationSet, TaskClasses, check_crop_size, task_classes, training_sets
 from mammotools.data.folds import fold_crops
-from mammotools.data.transforms import OUTSIDE_IMAGE, Augment, resize_image, scale_image
+from mammotools.data.transforms import OUTSIDE_IMAGE, Augment, Size, as_shape, resize_image, scale_image
 
 __all__ = [
     "OUTSIDE_IMAGE",
     "Augment",
     "CropSegmentationSet",
+    "Size",
     "TaskClasses",
+    "as_shape",
     "check_crop_size",
     "fold_crops",
     "is_cityscapes",

@@ -18,6 +18,8 @@ from mammotools.crops import CropDataset, CropFile, checked_bits
 from mammotools.data.transforms import (
     NO_AUGMENT,
     Augment,
+    Size,
+    as_shape,
     label_lookup,
     resize_image,
     resize_label,
@@ -78,8 +80,8 @@ class CropSegmentationSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self,
         files: list[CropFile],
         lut: np.ndarray,
-        in_size: int,
-        out_size: int,
+        in_size: Size,
+        out_size: Size,
         train: bool,
         seed: int = 0,
         augment: Augment | None = None,
@@ -104,11 +106,13 @@ class CropSegmentationSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         image = read_image(f.image_path)
         label = read_label_png(f.label_path)
         bits = checked_bits(f.bits, image, f.image_path, "rerun the command that made it with --overwrite")
-        if min(scaled_shape(label.shape, self.scale)) < self.in_size:
-            need = crop_size_needed(self.in_size, self.scale)
+        side = max(as_shape(self.in_size))
+        if min(scaled_shape(label.shape, self.scale)) < side:
+            need = crop_size_needed(side, self.scale)
             raise InputError(
                 f"{f.image_path}: {label.shape[1]}x{label.shape[0]} is smaller than the model's input "
-                f"({self.in_size} px{scale_words(self.scale)}); make crops of at least that size (`make-crops --size {need}`)"
+                f"({size_words(self.in_size)}{scale_words(self.scale)}); make crops of at least that size "
+                f"(`make-crops --size {need}`)"
             )
         image, label = resize_image(image, self.scale), resize_label(label, self.scale)
         rng = np.random.default_rng([self.seed, epoch, index])
@@ -130,13 +134,20 @@ def crop_size_needed(in_size: int, scale: float = 1.0) -> int:
     return suggest_size(need)
 
 
+def size_words(size: Size) -> str:
+    """``256 px`` or ``1024x1400 px`` (height x width)."""
+    h, w = as_shape(size)
+    return f"{h} px" if h == w else f"{h}x{w} px"
+
+
 def scale_words(scale: float) -> str:
     return "" if scale == 1 else f" at --scale {scale:g}"
 
 
-def check_crop_size(dataset: CropDataset, in_size: int, scale: float = 1.0) -> None:
-    """Refuse a dataset whose crops (resized by ``scale``) are smaller than the model's input,
-    naming the size to make."""
+def check_crop_size(dataset: CropDataset, in_size: Size, scale: float = 1.0) -> None:
+    """Refuse a dataset whose crops (resized by ``scale``) are smaller than the model's input
+    (its longer side, for a non-square input), naming the size to make."""
+    in_size = max(as_shape(in_size))
     size = dataset.size
     if size is not None and dataset.kind == "cityscapes" and min(scaled_shape((size, size), scale)) < in_size:
         raise InputError(
@@ -154,8 +165,8 @@ def check_crop_size(dataset: CropDataset, in_size: int, scale: float = 1.0) -> N
 def training_sets(
     dataset: CropDataset,
     lut: np.ndarray,
-    in_size: int,
-    out_size: int,
+    in_size: Size,
+    out_size: Size,
     seed: int,
     augment: Augment | None = None,
     scale: float = 1.0,

@@ -96,17 +96,27 @@ def resize_label(label: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-def random_window(rng: np.random.Generator, shape: tuple[int, int], size: int) -> tuple[int, int]:
-    """Top-left corner of a ``size`` x ``size`` window drawn uniformly inside ``shape``."""
+Size = int | tuple[int, int]  # a square side, or (height, width)
+
+
+def as_shape(size: Size) -> tuple[int, int]:
+    """(height, width) of a window given as a side or a (height, width) pair."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def random_window(rng: np.random.Generator, shape: tuple[int, int], size: Size) -> tuple[int, int]:
+    """Top-left corner of a ``size`` window (a side, or (height, width)) drawn uniformly inside ``shape``."""
     h, w = shape
-    return int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    wh, ww = as_shape(size)
+    return int(rng.integers(0, h - wh + 1)), int(rng.integers(0, w - ww + 1))
 
 
-def centre_crop(array: np.ndarray, size: int) -> np.ndarray:
-    """The central ``size`` x ``size`` part of a (..., H, W) array (the unpadded U-Net's output region)."""
+def centre_crop(array: np.ndarray, size: Size) -> np.ndarray:
+    """The central ``size`` part (a side, or (height, width)) of a (..., H, W) array (the unpadded U-Net's output region)."""
     h, w = array.shape[-2:]
-    r, c = (h - size) // 2, (w - size) // 2
-    return array[..., r : r + size, c : c + size]
+    sh, sw = as_shape(size)
+    r, c = (h - sh) // 2, (w - sw) // 2
+    return array[..., r : r + sh, c : c + sw]
 
 
 def training_item(
@@ -115,22 +125,24 @@ def training_item(
     bits: int,
     lut: np.ndarray,
     rng: np.random.Generator,
-    in_size: int,
-    out_size: int,
+    in_size: Size,
+    out_size: Size,
     augment: Augment,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One (model input, target) pair: (3, in_size, in_size) float32, (out_size, out_size) int64.
+    """One (model input, target) pair: (3, in_h, in_w) float32, (out_h, out_w) int64; sizes are
+    a side or (height, width).
 
     The window is drawn at random for training (``augment`` not NO_AUGMENT) and centred for
-    validation; the target is the window's central ``out_size`` square.
+    validation; the target is the window's central ``out_size`` part.
     """
     h, w = label.shape
+    ih, iw = as_shape(in_size)
     if rng is not None and augment != NO_AUGMENT:
-        r0, c0 = random_window(rng, (h, w), in_size)
+        r0, c0 = random_window(rng, (h, w), (ih, iw))
     else:
-        r0, c0 = (h - in_size) // 2, (w - in_size) // 2
-    image = image[r0 : r0 + in_size, c0 : c0 + in_size]
-    target = lut[label[r0 : r0 + in_size, c0 : c0 + in_size]]
+        r0, c0 = (h - ih) // 2, (w - iw) // 2
+    image = image[r0 : r0 + ih, c0 : c0 + iw]
+    target = lut[label[r0 : r0 + ih, c0 : c0 + iw]]
     x = scale_image(image, bits)
     if augment.flip_p and rng.random() < augment.flip_p:
         x = np.ascontiguousarray(x[..., ::-1])
@@ -146,6 +158,6 @@ def training_item(
         factor = np.float32(rng.uniform(*augment.contrast_range))
         mean = np.float32(x.mean())
         x = np.clip((x - mean) * factor + mean, -0.5, 0.5).astype(np.float32)
-    if out_size != in_size:
+    if as_shape(out_size) != (ih, iw):
         target = np.ascontiguousarray(centre_crop(target, out_size))
     return x, target

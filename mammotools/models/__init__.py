@@ -14,12 +14,25 @@ except for ``unet`` (H' = H - 184).
 """
 
 from mammotools.models.dilation import freeze_front, unfreeze_front
-from mammotools.models.registry import MODELS, ModelSpec, build_model, get_spec, input_sizes, output_size, valid_input_size
+from mammotools.models.inputs import IMAGENET, NORMALIZATIONS, PAPER, with_input_normalization
+from mammotools.models.registry import (
+    MODELS,
+    ModelSpec,
+    build_model,
+    get_spec,
+    input_sizes,
+    output_size,
+    paper_shape,
+    valid_input_size,
+)
 from mammotools.models.sizes import InputSizes
 from mammotools.models.weights import init_from_previous_stage, load_pretrained
 
 __all__ = [
+    "IMAGENET",
     "MODELS",
+    "NORMALIZATIONS",
+    "PAPER",
     "InputSizes",
     "ModelSpec",
     "build_model",
@@ -29,6 +42,8 @@ __all__ = [
     "input_sizes",
     "load_pretrained",
     "output_size",
+    "paper_shape",
     "unfreeze_front",
     "valid_input_size",
+    "with_input_normalization",
 ]

@@ -69,7 +69,7 @@ MODELS: dict[str, ModelSpec] = {
             "dilation",
             1024,
             "vgg16",
-            "Dilation10 front + identity-initialised context module; front frozen (trained on 1024x1400 crops)",
+            "Dilation10 front + identity-initialised context module; front frozen (trained on 1024x1400 inputs)",
             ("dilation10-front", "dilation10-context"),
         ),
         _spec(
@@ -111,6 +111,18 @@ _FAMILY_SIZES: dict[str, InputSizes] = {
     "dilation": dilation.INPUT_SIZES,
     "deeplab": deeplab.INPUT_SIZES,
 }
+
+
+# Stages the paper trains on non-square inputs (height, width): Dilation10's context stage,
+# "1024 x 1400 pixels" (section 2.3; read as height x width, as --input-size takes it).
+_PAPER_SHAPES: dict[str, tuple[int, int]] = {"dilation10-context": (1024, 1400)}
+
+
+def paper_shape(name: str) -> tuple[int, int]:
+    """(height, width) of the input the paper trains model (or stage) ``name`` at: 632 x 632 for
+    the Dilation10 front end, 1024 x 1400 for its context stage, 1400 x 1400 for the global one."""
+    spec = get_spec(name)
+    return _PAPER_SHAPES.get(name, (spec.paper_input, spec.paper_input))
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -181,7 +181,7 @@ def predict_images(
     An image that cannot be read or written fails alone (``summary.failed``); a run in which
     every image fails raises, and leaves no ``out`` it created."""
     from mammotools.runner import scheduler_address
-    from mammotools.train import final_model
+    from mammotools.train import final_model, run_normalization, stage_window
 
     start = time.perf_counter()
     settings = settings or PredictSettings()
@@ -207,8 +207,9 @@ def predict_images(
         encoder=config.encoder,
         precision=config.precision,
         scale=config.scale,
-        window=int(description["input_size"]),
-        out_size=int(description["output_size"]),
+        window=stage_window(description)[0],
+        out_size=stage_window(description)[1],
+        normalization=run_normalization(description),
         overlap=settings.overlap if settings.overlap is not None else config.overlap,
         settings=settings,
         out=out.resolve(),
@@ -312,10 +313,11 @@ class ModelSpec:
     overlap: float
     settings: PredictSettings
     out: Path
+    normalization: str = "paper"  # how the run's model is fed (models.inputs)
 
     def job(self, best: dict[str, Any] | None = None) -> _Job:
         """The model on this process's device (``best``: the checkpoint, read already)."""
-        from mammotools.models import build_model
+        from mammotools.models import build_model, with_input_normalization
         from mammotools.train import start_runtime
 
         if best is None:
@@ -332,7 +334,7 @@ class ModelSpec:
         runtime = start_runtime(self.settings.device, self.precision)
         model = build_model(self.stage, len(self.classes), width=self.width, encoder=self.encoder)
         model.load_state_dict(best["model"])
-        model.to(runtime.device)
+        model = with_input_normalization(model, self.normalization).to(runtime.device)
         model.eval()
         return _Job(
             model, runtime, list(self.classes), self.scale, self.window, self.out_size, self.overlap, self.settings, self.out

@@ -9,6 +9,7 @@ epochs (AdamW, one warm-up epoch, cosine decay) and is the default: on the DDSM 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ class TrainConfig:
     task: str = "regions"
     width: float = 1.0  # channel width factor of the paper models (1 = the paper's)
     encoder: str = "resnet34"  # smp models only
-    input_size: int = 0  # 0: the model's paper input size
+    input_size: int = 0  # input height (or side) in px for every stage; 0: each stage's paper input
+    input_width: int = 0  # input width in px when not square (--input-size 1024x1400); 0: = input_size
+    budget_minutes: float = 0.0  # wall-clock training minutes for the whole run (all stages); 0: no budget
     scale: float = 1.0  # the model sees crops and images resized by this (0.5: half resolution, twice the context)
     seed: int = 0
     folds: int = 0  # cross-validation by subject: K folds (0: the dataset's own hold-out)
@@ -134,6 +137,14 @@ def check_config(config: TrainConfig) -> None:
     for key, value in positive.items():
         if not value > 0:
             raise InputError(f"{key} {value}: must be positive")
+    for key in ("lr", "weight_decay", "momentum", "gamma", "warmup_epochs", "scale", "width", "budget_minutes", "overlap"):
+        value = getattr(config, key)
+        if not math.isfinite(value):
+            raise InputError(f"{key} {value}: must be a finite number")
+    if config.budget_minutes < 0:
+        raise InputError(f"budget_minutes {config.budget_minutes}: give minutes > 0 (or 0: no budget, train --epochs)")
+    if config.input_width < 0 or (config.input_width and not config.input_size):
+        raise InputError(f"input_width {config.input_width}: give --input-size HEIGHTxWIDTH (e.g. 1024x1400)")
     if not 0 <= config.overlap < 1:
         raise InputError(f"overlap {config.overlap}: give 0 <= overlap < 1")
     if config.patience < 0 or config.warmup_epochs < 0 or config.weight_decay < 0 or config.step_epochs < 1:

@@ -29,11 +29,11 @@ from mammotools.errors import InputError
 from mammotools.export import open_export_dataset
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.metrics import scores, write_confusion_csv
-from mammotools.models import build_model
+from mammotools.models import build_model, with_input_normalization
 from mammotools.palette import encode_label_png
 from mammotools.split import SPLIT_FILE, TRAIN, VAL, fold_sides, read_split
 from mammotools.train.evaluation import EvalImage, evaluate_images
-from mammotools.train.run import final_model
+from mammotools.train.run import final_model, run_normalization, stage_window
 from mammotools.train.runtime import start_runtime
 
 
@@ -156,7 +156,7 @@ def evaluate_run(
     runtime = start_runtime(device, config.precision)
     model = build_model(stage, len(classes), width=config.width, encoder=config.encoder)
     model.load_state_dict(best["model"])
-    model.to(runtime.device)
+    model = with_input_normalization(model, run_normalization(description)).to(runtime.device)
     out = Path(out) if out else run / f"eval-{dataset_path.resolve().name}"
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     palette = ClassTable(
@@ -177,7 +177,7 @@ def evaluate_run(
         if on_image:
             on_image(item.name)
 
-    window, out_size = int(description["input_size"]), int(description["output_size"])
+    window, out_size = stage_window(description, stage)
     matrix = evaluate_images(
         model, images, lut, len(classes), window, out_size, runtime.device,
         overlap if overlap is not None else config.overlap, batch_size or config.val_batch, runtime.amp_dtype, record,
@@ -193,6 +193,7 @@ def evaluate_run(
         "window": window,
         "output": out_size,
         "scale": config.scale,
+        "input_normalization": run_normalization(description),
         "folds": config.folds,
         "fold": config.fold,
     }

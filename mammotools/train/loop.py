@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from mammotools.data import CropSegmentationSet
 from mammotools.defaults import IGNORE_LABEL
+from mammotools.errors import TrainingFailed
 from mammotools.files import atomic_write_text
 from mammotools.metrics import scores
 from mammotools.train import checkpoint
@@ -57,7 +58,7 @@ class Silent:
 
 @dataclass
 class StageResult:
-    """How a stage ended."""
+    """How a stage ended (``stopped_by``: "epochs", "patience" or "budget")."""
 
     stage: str
     best_epoch: int
@@ -65,6 +66,27 @@ class StageResult:
     epochs_run: int
     stopped_early: bool
     history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_by: str = "epochs"
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(r["seconds"] for r in self.history))
+
+    @property
+    def images_seen(self) -> int:
+        return int(sum(r.get("images_seen", 0) for r in self.history))
+
+
+@dataclass(frozen=True)
+class StageSize:
+    """A stage's training input (height, width), output, and the square window (and its output)
+    the whole images are scored with (the input's shorter side: fully convolutional models take
+    any valid window)."""
+
+    input: tuple[int, int]
+    output: tuple[int, int]
+    window: int
+    window_out: int
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
@@ -91,6 +113,22 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % 2**63
+
+
+BUDGET_WARMUP = 0.05  # under a budget, the share of it a warm-up takes (recipes that warm up)
+
+
+def budget_factor(config: TrainConfig, progress: float) -> float:
+    """The learning-rate multiplier at ``progress`` (0..1) of a stage's time budget: the recipe's
+    schedule run on the budget's clock (warm-up over its first 5%, then cosine to zero at its end;
+    step: x gamma every step_epochs / epochs of it)."""
+    warmup = BUDGET_WARMUP if config.warmup_epochs > 0 else 0.0
+    if progress < warmup:
+        return 0.01 + 0.99 * progress / warmup
+    if config.schedule == "step":
+        return float(config.gamma ** math.floor(progress * config.epochs / config.step_epochs))
+    rest = (progress - warmup) / max(1e-9, 1.0 - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, rest)))
 
 
 def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Any:
@@ -126,12 +164,22 @@ def train_stage(
     class_weights: torch.Tensor | None,
     config: TrainConfig,
     runtime: Runtime,
-    in_size: int,
-    out_size: int,
+    size: StageSize,
     resume: bool = False,
     reporter: Reporter | None = None,
+    normalization: str = "paper",
+    budget_seconds: float = 0.0,
 ) -> StageResult:
-    """Train ``model`` for one stage into ``stage_dir`` (checkpoint.pt, best.pt, log.jsonl)."""
+    """Train ``model`` for one stage into ``stage_dir`` (checkpoint.pt, best.pt, log.jsonl).
+
+    ``normalization``: how the model is fed (models.inputs; the saved weights are ``model``'s own).
+    ``budget_seconds``: the stage's share of a time budget (0: none): the stage stops once its
+    wall-clock time (training and validation, resumed time included) reaches it, mid-epoch if
+    need be (that epoch is then validated and kept), and the learning-rate schedule runs on
+    that clock. A non-finite loss stops the stage with :class:`TrainingFailed`; no weights of
+    that epoch are kept."""
+    from mammotools.models import with_input_normalization
+
     reporter = reporter or Silent()
     device = runtime.device
     model.to(device)
@@ -152,10 +200,11 @@ def train_stage(
         scaler.load_state_dict(state["scaler"])
         start, best, best_epoch = state["epoch"] + 1, state["best_miou"], state["best_epoch"]
         since_best, history = state["since_best"], state["history"]
-    net: torch.nn.Module = model
+    net: torch.nn.Module = with_input_normalization(model, normalization)
+    fed = net  # what validation calls: the model with its input normalisation, not DDP-wrapped
     if runtime.distributed:
         ids = [device.index] if device.type == "cuda" else None
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
     if config.compile:
         net = torch.compile(net)  # type: ignore[assignment]  # a callable module
     workers = loader_workers(config.workers)
@@ -173,10 +222,13 @@ def train_stage(
     )
     weight = class_weights.to(device) if class_weights is not None else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_LABEL)
-    stopped = False
+    stopped, stopped_by = False, "epochs"
+    spent = float(sum(r["seconds"] for r in history))  # this stage's time so far (a resume keeps it)
     for epoch in range(start, config.epochs):
         if config.patience and since_best >= config.patience:
-            stopped = True
+            stopped, stopped_by = True, "patience"
+            break
+        if budget_seconds and spent >= budget_seconds:
             break
         started = time.perf_counter()
         torch.manual_seed(epoch_seed(config.seed, epoch))  # dropout and any other torch randomness
@@ -192,14 +244,23 @@ def train_stage(
             y = y.to(device, non_blocking=True)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            if budget_seconds:
+                progress = (spent + time.perf_counter() - started) / budget_seconds
+                if progress >= 1.0:
+                    break  # the budget is spent: this partial epoch is validated and kept
+                for group in optimizer.param_groups:
+                    group["lr"] = group["initial_lr"] * budget_factor(config, progress)
             with runtime.autocast():
                 logits = net(x)
             loss = loss_fn(logits.float(), y)
+            if (step + 1) % REPORT_EVERY == 0 and not bool(torch.isfinite(loss.detach())):
+                raise _diverged(stage, epoch, float(loss.detach()), config)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            scheduler.step()
+            if not budget_seconds:
+                scheduler.step()
             total_loss += loss.detach() * len(x)
             seen += len(x)
             window_images += len(x)
@@ -212,9 +273,11 @@ def train_stage(
         if runtime.distributed:  # the epoch's loss over every rank's share
             torch.distributed.all_reduce(totals)
         epoch_loss = float(totals[0]) / max(float(totals[1]), 1.0)
+        if not math.isfinite(epoch_loss):
+            raise _diverged(stage, epoch, epoch_loss, config)
         matrix = evaluate_images(
-            model, val_images[runtime.rank :: runtime.world_size], lut, len(class_names), in_size, out_size, device,
-            config.overlap, config.val_batch, runtime.amp_dtype, scale=config.scale,
+            fed, val_images[runtime.rank :: runtime.world_size], lut, len(class_names), size.window, size.window_out,
+            device, config.overlap, config.val_batch, runtime.amp_dtype, scale=config.scale,
         )  # fmt: skip
         matrix.all_reduce()
         metrics = scores(matrix.to_numpy(), class_names)
@@ -231,8 +294,10 @@ def train_stage(
             "val_classes": metrics["classes"],
             "train_seconds": train_seconds,
             "images_per_s": seen * runtime.world_size / max(train_seconds, 1e-9),
+            "images_seen": seen * runtime.world_size,
             "seconds": time.perf_counter() - started,
         }
+        spent += record["seconds"]
         history.append(record)
         if miou > best:
             best, best_epoch, since_best = miou, epoch, 0
@@ -257,4 +322,13 @@ def train_stage(
             atomic_write_text(stage_dir / LOG, "".join(json.dumps(r) + "\n" for r in history))
         barrier(runtime)
         reporter.epoch_end(record)
-    return StageResult(stage, best_epoch, best, len(history), stopped, history)
+    if budget_seconds and spent >= budget_seconds:
+        stopped_by = "budget"
+    return StageResult(stage, best_epoch, best, len(history), stopped, history, stopped_by)
+
+
+def _diverged(stage: str, epoch: int, loss: float, config: TrainConfig) -> TrainingFailed:
+    return TrainingFailed(
+        f"{stage}: the training loss became {loss} in epoch {epoch + 1}; no weights of that epoch are kept. "
+        f"Lower --lr (now {config.lr:g}) or --weight-decay (now {config.weight_decay:g}), and check the crops' labels"
+    )

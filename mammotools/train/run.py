@@ -29,11 +29,21 @@ from mammotools.crops import CropDataset
 from mammotools.data import TaskClasses, fold_crops, open_training_data, task_classes, training_sets
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_write_text
-from mammotools.models import MODELS, build_model, freeze_front, init_from_previous_stage, load_pretrained, output_size
+from mammotools.models import (
+    IMAGENET,
+    MODELS,
+    PAPER,
+    build_model,
+    freeze_front,
+    init_from_previous_stage,
+    load_pretrained,
+    output_size,
+    paper_shape,
+)
 from mammotools.train import checkpoint
 from mammotools.train.config import TrainConfig, read_config, save_config
 from mammotools.train.evaluation import EvalImage
-from mammotools.train.loop import Reporter, StageResult, train_stage
+from mammotools.train.loop import Reporter, StageResult, StageSize, train_stage
 from mammotools.train.runtime import Runtime, main_first, seed_everything
 
 RUN_FILE, CONFIG_FILE, DONE = "run.json", "config.json", "done.json"
@@ -104,9 +114,15 @@ def train_run(
     if config.folds:
         dataset = fold_crops(dataset, config.folds, config.fold)
     classes = task_classes(dataset, config.task)
-    in_size = config.input_size or spec.paper_input
-    out_size = output_size(model_name, in_size)
+    sizes = {stage: stage_size(stage, config) for stage in spec.stages}
+    final = sizes[spec.stages[-1]]
     weights, weight_list = class_weights(classes, dataset, config.class_weights)
+    if weights is not None and not bool((weights > 0).any()):
+        raise InputError(
+            f"{dataset.path}: every class weight is 0 (the training crops hold a single class, or none): "
+            "nothing to learn; cut crops from images with several classes, or pass --class-weights none"
+        )
+    normalization = IMAGENET if config.pretrained and spec.backbone is not None else PAPER
     description = {
         "model": model_name,
         "stages": list(spec.stages),
@@ -114,13 +130,22 @@ def train_run(
         "classes": classes.names,
         "table": class_colours(dataset, classes),
         "lut": classes.lut.tolist(),
-        "input_size": in_size,
-        "output_size": out_size,
+        "input_size": final.window,
+        "output_size": final.window_out,
+        "stage_sizes": {
+            stage: {"input": list(s.input), "output": list(s.output), "window": s.window, "window_output": s.window_out}
+            for stage, s in sizes.items()
+        },
+        "input_normalization": normalization,
         "scale": config.scale,
         "class_weights": weight_list,
     }
     summary = RunSummary(out)
-    train_set, val_files = training_sets(dataset, classes.lut, in_size, out_size, config.seed, scale=config.scale)
+    train_sets = {}
+    for stage, size in sizes.items():  # every stage's crops checked before anything is written
+        train_sets[stage], val_files = training_sets(
+            dataset, classes.lut, size.input, size.output, config.seed, scale=config.scale
+        )
     val_images = [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in val_files]
     if not val_images:
         raise InputError(f"{dataset.path}: no validation files; the split put every subject in training")
@@ -152,16 +177,34 @@ def train_run(
             if runtime.is_main:
                 stage_dir.mkdir(parents=True, exist_ok=True)
         stage_resume = resume and (stage_dir / checkpoint.CHECKPOINT).is_file()
+        budget = config.budget_minutes * 60.0 / len(spec.stages)  # each stage an equal share of the run's
         result = train_stage(
-            stage, stage_dir, model, train_set, val_images, classes.names, classes.lut, weights, config, runtime,
-            in_size, out_size, stage_resume, reporter,
+            stage, stage_dir, model, train_sets[stage], val_images, classes.names, classes.lut, weights, config, runtime,
+            sizes[stage], stage_resume, reporter, normalization, budget,
         )  # fmt: skip
         summary.stages.append(result)
         if runtime.is_main:
-            done = {"best_epoch": result.best_epoch, "best_mean_iou": result.best_miou, "epochs": result.epochs_run}
-            atomic_write_text(stage_dir / DONE, json.dumps({**done, "stopped_early": result.stopped_early}, indent=1))
+            done: dict[str, Any] = {"best_epoch": result.best_epoch, "best_mean_iou": result.best_miou}
+            done |= {"epochs": result.epochs_run}
+            done |= {"stopped_early": result.stopped_early, "stopped_by": result.stopped_by, "seconds": result.seconds}
+            done |= {"images_seen": result.images_seen, "budget_seconds": budget, "input": list(sizes[stage].input)}
+            atomic_write_text(stage_dir / DONE, json.dumps(done, indent=1))
         previous = checkpoint.load(stage_dir / checkpoint.BEST)["model"]  # every rank: written before the last barrier
     return summary
+
+
+def stage_size(stage: str, config: TrainConfig) -> StageSize:
+    """The input a stage trains at: --input-size (HEIGHTxWIDTH) for every stage when given, else
+    the paper's for that stage (Dilation10: 632, 1024 x 1400, 1400); its output, and the square
+    window whole images are scored with (the input's shorter side). An input the model cannot
+    take is one :class:`InputError` naming the nearest valid sizes."""
+    if config.input_size:
+        shape = (config.input_size, config.input_width or config.input_size)
+    else:
+        shape = paper_shape(stage)
+    out = (output_size(stage, shape[0]), output_size(stage, shape[1]))
+    window = min(shape)
+    return StageSize(shape, out, window, output_size(stage, window))
 
 
 def _check_run_folder(out: Path, description: dict[str, Any], config: TrainConfig, resume: bool, overwrite: bool) -> None:
@@ -215,6 +258,22 @@ def _identity(config: TrainConfig) -> dict[str, Any]:
 
 def _all_done(out: Path, description: dict[str, Any]) -> bool:
     return all((out / "stages" / s / DONE).is_file() for s in description["stages"])
+
+
+def stage_window(description: dict[str, Any], stage: str | None = None) -> tuple[int, int]:
+    """(window, output) whole images are scored with by ``stage`` (None: the last) of a run's
+    run.json: the stage's own (Dilation10's stages train at different inputs); runs written
+    before stage sizes were recorded: the run's one size."""
+    stage = stage or description["stages"][-1]
+    recorded = description.get("stage_sizes", {}).get(stage)
+    if recorded:
+        return int(recorded["window"]), int(recorded["window_output"])
+    return int(description["input_size"]), int(description["output_size"])
+
+
+def run_normalization(description: dict[str, Any]) -> str:
+    """How a run's models are fed (models.inputs): recorded in run.json; older runs: the paper's scaling."""
+    return str(description.get("input_normalization", PAPER))
 
 
 def final_model(run: Path, stage: str | None = None) -> tuple[dict[str, Any], dict[str, Any], TrainConfig]:

@@ -18,7 +18,7 @@ from mammotools.models import build_model
 from mammotools.train import make_config, start_runtime, stop_runtime, train_run
 from mammotools.train.checkpoint import load
 from mammotools.train.evaluation import EvalImage
-from mammotools.train.loop import train_stage
+from mammotools.train.loop import StageSize, train_stage
 
 TINY = {"width": 0.0625, "input_size": 64, "batch_size": 4, "workers": 0, "val_batch": 2}
 
@@ -115,7 +115,8 @@ def _ddp_worker(rank: int, world: int, port: int, crops: str, out: str) -> None:
     stage_dir = Path(out) / "stage"
     stage_dir.mkdir(parents=True, exist_ok=True)
     images = [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in val]
-    train_stage("fcn32", stage_dir, model, train_set, images, classes.names, classes.lut, None, config, runtime, 64, 64)
+    train_stage("fcn32", stage_dir, model, train_set, images, classes.names, classes.lut, None, config, runtime,
+                StageSize((64, 64), (64, 64), 64, 64))
     torch.save(model.state_dict(), Path(out) / f"rank{rank}.pt")
     stop_runtime(runtime)
 
@@ -148,3 +149,105 @@ def test_a_batch_of_padding_only_is_skipped(tmp_path: Path) -> None:
     train_run(tmp_path / "c", "fcn32", tmp_path / "r", config, start_runtime("cpu", "fp32"))
     record = json.loads((tmp_path / "r" / "stages" / "fcn32" / "log.jsonl").read_text().splitlines()[0])
     assert record["train_loss"] == record["train_loss"]  # not NaN
+
+
+def test_each_dilation10_stage_has_the_papers_own_input() -> None:
+    from mammotools.train.run import stage_size
+
+    paper = make_config("fast", None)
+    sizes = {s: stage_size(s, paper) for s in ("dilation10-front", "dilation10-context", "dilation10-global")}
+    assert [sizes[s].input for s in sizes] == [(632, 632), (1024, 1400), (1400, 1400)]
+    assert sizes["dilation10-context"].window == 1024  # whole images are scored by square windows of its shorter side
+    given = make_config("fast", None, input_size=64, input_width=96)
+    assert {stage_size(s, given).input for s in sizes} == {(64, 96)}
+    assert stage_size("unet", make_config("fast", None)).output == (388, 388)
+
+
+def test_a_dilation10_run_trains_each_stage_at_its_own_input(crops: Path, tmp_path: Path) -> None:
+    """The stage sizes reach the data: run.json and each stage's done.json record them, and a
+    non-square --input-size trains on (height, width) windows."""
+    import json
+
+    seen: list[tuple[int, ...]] = []
+    original = torch.nn.Module.__call__
+
+    config = make_config("fast", None, epochs=1, **{**TINY, "input_size": 48, "input_width": 64})
+    with pytest.MonkeyPatch.context() as patch:
+
+        def spy(self: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+            if self.training and type(self).__name__ == "Dilation10" and args:
+                seen.append(tuple(args[0].shape[-2:]))
+            return original(self, *args, **kwargs)
+
+        patch.setattr(torch.nn.Module, "__call__", spy)
+        train_run(crops, "dilation10-context", tmp_path / "d", config, start_runtime("cpu", "fp32"))
+    assert seen and set(seen) == {(48, 64)}
+    run = json.loads((tmp_path / "d" / "run.json").read_text())
+    assert run["stage_sizes"]["dilation10-front"]["input"] == [48, 64]
+    assert run["input_size"] == 48 and run["input_normalization"] == "paper"
+    done = json.loads((tmp_path / "d" / "stages" / "dilation10-context" / "done.json").read_text())
+    assert done["input"] == [48, 64] and done["images_seen"] > 0
+
+
+def test_pretrained_runs_are_fed_as_imagenet_weights_expect(crops: Path, tmp_path: Path) -> None:
+    """With ImageNet weights the model sees (x - mean) / std of x in [0, 1]; without, the paper's
+    value / peak - 0.5; the run records which and evaluate applies the same."""
+    import json
+
+    import torchvision
+
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    inputs: dict[str, list[torch.Tensor]] = {}
+    original = torch.nn.Module.__call__
+
+    def spy(self: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        if type(self).__name__ == "DeepLabV3" and args:
+            inputs.setdefault(current, []).append(args[0].detach().clone())
+        return original(self, *args, **kwargs)
+
+    runtime = start_runtime("cpu", "fp32")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.nn.Module, "__call__", spy)
+        for current, pretrained in (("scratch", ""), ("imagenet", str(weights))):
+            config = make_config("fast", None, epochs=1, pretrained=pretrained, **{**TINY, "width": 1.0})
+            train_run(crops, "deeplabv3-r18", tmp_path / current, config, runtime)
+    scratch, imagenet = inputs["scratch"][0], inputs["imagenet"][0]
+    assert scratch.min() >= -0.5 and scratch.max() <= 0.5
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    back = imagenet * std + mean - 0.5  # the same pipeline values, before ImageNet's normalisation
+    assert back.min() >= -0.5 - 1e-5 and back.max() <= 0.5 + 1e-5
+    assert imagenet.abs().max() > 1.0 > scratch.abs().max()  # on ImageNet's scale, about 4.4 times wider
+    assert json.loads((tmp_path / "imagenet" / "run.json").read_text())["input_normalization"] == "imagenet"
+    assert json.loads((tmp_path / "scratch" / "run.json").read_text())["input_normalization"] == "paper"
+    from mammotools.train import evaluate_run
+
+    inputs.clear()
+    current = "evaluate"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.nn.Module, "__call__", spy)
+        evaluate_run(tmp_path / "imagenet", crops, tmp_path / "eval", "cpu")
+    assert min(float(x.min()) for x in inputs["evaluate"]) < -1.5  # padding and dark pixels: (0 - 0.485) / 0.229
+
+
+def test_a_budget_stops_training_and_the_run_says_so(crops: Path, tmp_path: Path) -> None:
+    import json
+
+    config = make_config("fast", None, epochs=10_000, patience=0, budget_minutes=0.002, **TINY)  # 0.12 s
+    summary = train_run(crops, "fcn16", tmp_path / "b", config, start_runtime("cpu", "fp32"))
+    assert [s.stopped_by for s in summary.stages] == ["budget", "budget"]
+    assert all(s.epochs_run <= 2 for s in summary.stages)
+    done = json.loads((tmp_path / "b" / "stages" / "fcn32" / "done.json").read_text())
+    assert done["stopped_by"] == "budget" and done["budget_seconds"] == pytest.approx(0.06)
+    assert (tmp_path / "b" / "stages" / "fcn16" / "best.pt").is_file()  # the partial epoch is validated and kept
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_no_nan_weights(crops: Path, tmp_path: Path) -> None:
+    from mammotools.errors import TrainingFailed
+
+    config = make_config("fast", None, epochs=2, lr=1e30, warmup_epochs=0.0, **TINY)
+    with pytest.raises(TrainingFailed, match=r"fcn32: the training loss became nan in epoch 1.*Lower --lr"):
+        train_run(crops, "fcn32", tmp_path / "n", config, start_runtime("cpu", "fp32"))
+    assert not (tmp_path / "n" / "stages" / "fcn32" / "best.pt").exists()
+    assert not (tmp_path / "n" / "stages" / "fcn32" / "done.json").exists()
