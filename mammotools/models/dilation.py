@@ -17,11 +17,21 @@ crops (1024 x 1400 and 1400 px, i.e. 128-175 feature pixels) and our 1500 px cro
 basic module's 67 feature pixels (536 px) would see a third of the crop. At the front stage's
 632 px the large module sees mostly padding, but the front stage trains without it.
 
-Identity initialisation (Yu & Koltun, eq. 4): every layer's kernel is the identity (1 at the
-centre tap of channel c -> c), biases zero, so at initialisation the module returns its input
-through the ReLUs: max(scores, 0) of the front's scores, i.e. the scores themselves wherever
-they are not negative (the ReLU after each layer is Yu & Koltun's; it makes the pass-through
-exact only for non-negative scores; the class with the highest positive score is unchanged).
+Initialisation, as fyu/dilation (Yu & Koltun's Caffe code) does it:
+
+* Context module: identity plus noise (Yu & Koltun, eq. 5; their ``identity`` filler with
+  std 0.01): each layer's kernel is 1 at the centre tap of channel c -> c and N(0, 0.01^2)
+  everywhere else, biases zero. Followed as the reference has it, at a price: at
+  initialisation the module returns its input through the ReLUs only approximately,
+  max(scores, 0) of the front's scores up to that noise (0.1 to 0.15 of their norm for 4
+  classes: each layer adds the noise of its 9C - 1 taps, ten layers in a row).
+  ``ContextModule(..., noise_std=0)`` gives the pure identity of eq. 4, through which the
+  pass-through is exact for non-negative scores (the ReLU after each layer is Yu & Koltun's; it
+  clips negative ones).
+* Front end: VGG16's layers He-initialised (torchvision's VGG init; fyu/dilation starts them
+  from ImageNet weights, :func:`mammotools.models.load_pretrained`), the 1x1 score layer
+  ``final`` drawn from N(0, 0.001^2) with zero bias, the reference's std, so the front's first
+  scores are small.
 
 Padding: every conv is padded by its dilation (fc6 by 12), so each map keeps 1/8 of the input
 side and the scores, bilinearly upsampled x8, come out at the input size (Yu & Koltun's Caffe
@@ -42,6 +52,8 @@ from mammotools.models.vgg import fc6_fc7, vgg16_features
 
 INPUT_SIZES: InputSizes = multiples_of(8)
 CONTEXT_DILATIONS = (1, 1, 2, 4, 8, 16, 32, 64, 1)  # the 3x3 layers; a 1x1 layer follows
+CONTEXT_NOISE_STD = 0.01  # fyu/dilation's identity filler: N(0, 0.01^2) off the identity taps
+FINAL_STD = 0.001  # fyu/dilation's front-end score layer: gaussian, std 0.001
 
 
 class FrontEnd(nn.Module):
@@ -58,7 +70,7 @@ class FrontEnd(nn.Module):
         self.dropout = nn.Dropout(0.5)
         self.final = nn.Conv2d(self.fc7.out_channels, num_classes, 1)
         conv_kaiming_init(self)
-        nn.init.normal_(self.final.weight, std=0.01)  # small scores at first, as VGG's fc8
+        nn.init.normal_(self.final.weight, std=FINAL_STD)  # small scores at first, as fyu/dilation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
@@ -68,18 +80,19 @@ class FrontEnd(nn.Module):
 
 
 class ContextModule(nn.Module):
-    """Dilation10's context module, identity-initialised. (N, C, h, w) -> (N, C, h, w).
+    """Dilation10's context module, identity-initialised plus noise. (N, C, h, w) -> (N, C, h, w).
 
     ``layers`` holds the nine 3x3 convs (dilations :data:`CONTEXT_DILATIONS`, each + ReLU),
-    ``final`` the 1x1 conv (no ReLU).
+    ``final`` the 1x1 conv (no ReLU). ``noise_std``: std of the normal noise off the identity
+    taps (the reference's 0.01; 0 for the pure identity).
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, noise_std: float = CONTEXT_NOISE_STD) -> None:
         super().__init__()
         self.layers = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=d, dilation=d) for d in CONTEXT_DILATIONS)
         self.final = nn.Conv2d(channels, channels, 1)
         for conv in (*self.layers, self.final):
-            identity_init(conv)
+            identity_init(conv, noise_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv in self.layers:
@@ -87,10 +100,16 @@ class ContextModule(nn.Module):
         return self.final(x)
 
 
-def identity_init(conv: nn.Conv2d) -> None:
-    """Kernel that copies channel c to channel c at the centre tap; zero bias (Yu & Koltun, eq. 4)."""
+def identity_init(conv: nn.Conv2d, noise_std: float = 0.0) -> None:
+    """Kernel that copies channel c to channel c at the centre tap, N(0, noise_std^2) elsewhere; zero bias.
+
+    Yu & Koltun's eq. 4 with ``noise_std`` 0, the ε of their eq. 5 (and of fyu/dilation) otherwise.
+    """
     with torch.no_grad():
-        conv.weight.zero_()
+        if noise_std > 0:
+            conv.weight.normal_(0.0, noise_std)
+        else:
+            conv.weight.zero_()
         centre = conv.kernel_size[0] // 2
         for c in range(min(conv.in_channels, conv.out_channels)):
             conv.weight[c, c, centre, centre] = 1.0

@@ -12,7 +12,7 @@ from torch import nn
 
 from mammotools.errors import InputError
 from mammotools.models import build_model, freeze_front, init_from_previous_stage, output_size, unfreeze_front
-from mammotools.models.dilation import CONTEXT_DILATIONS, ContextModule, Dilation10
+from mammotools.models.dilation import CONTEXT_DILATIONS, ContextModule, Dilation10, identity_init
 
 
 @pytest.mark.slow  # about 8 s on 2 cores: fc6 (7x7, 512 -> 4096) runs on 79 x 79 maps
@@ -52,7 +52,7 @@ def test_front_layout_is_dilated_vgg16() -> None:
 
 
 def test_identity_context_passes_the_scores_through(seeded: None) -> None:
-    context = ContextModule(4)
+    context = ContextModule(4, noise_std=0.0)  # the pure identity (Yu & Koltun eq. 4)
     assert [conv.dilation[0] for conv in context.layers] == [1, 1, 2, 4, 8, 16, 32, 64, 1]
     scores = torch.randn(2, 4, 30, 30)
     with torch.no_grad():
@@ -61,6 +61,16 @@ def test_identity_context_passes_the_scores_through(seeded: None) -> None:
     assert torch.equal(out, scores.relu())  # Yu & Koltun's ReLUs clip negative scores
     positive = scores.amax(dim=1) > 0
     assert torch.equal(out.argmax(1)[positive], scores.argmax(1)[positive])
+
+
+def test_noisy_identity_context_passes_the_scores_through_approximately(seeded: None) -> None:
+    context = ContextModule(4)  # the reference's init: identity + N(0, 0.01^2) off the identity taps
+    scores = torch.randn(2, 4, 30, 30).abs()  # non-negative, so only the noise makes a difference
+    with torch.no_grad():
+        out = context(scores)
+    error = ((out - scores).norm() / scores.norm()).item()
+    assert 0.01 < error < 0.25  # seed 0: 0.13 (ten layers, each adding the noise of its 35 taps)
+    assert (out.argmax(1) == scores.argmax(1)).float().mean() > 0.8  # seed 0: 0.89 of the pixels keep their class
 
 
 def test_context_stage_starts_from_the_front_stage(seeded: None) -> None:
@@ -72,7 +82,15 @@ def test_context_stage_starts_from_the_front_stage(seeded: None) -> None:
     assert loaded[0] == "front.features.0" and loaded[-1] == "front.final"
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
+        noisy = context(x)
+        assert context.context is not None
+        for conv in (*context.context.layers, context.context.final):
+            identity_init(conv)  # the noise left out: then exactly the front's output
         assert torch.equal(context(x), front(x))
+    # with the reference's noise, close to it: ten layers, each adding the noise of its 27 taps
+    with torch.no_grad():
+        error = ((noisy - front(x)).norm() / front(x).norm()).item()
+    assert 0.01 < error < 0.25  # seed 0: 0.12
     glob = build_model("dilation10-global", 3, width=0.125)
     assert "context.final" in init_from_previous_stage(glob, context.state_dict())
     assert all(p.requires_grad for p in glob.parameters())
@@ -105,3 +123,25 @@ def test_freeze_front_wants_a_dilation_model() -> None:
 def test_input_must_be_a_multiple_of_8() -> None:
     with pytest.raises(InputError, match="624 or 632"):
         output_size("dilation10-front", 630)
+
+
+def test_front_scores_start_at_the_references_std(seeded: None) -> None:
+    front = build_model("dilation10-front", 19, width=0.25).front
+    weight = front.final.weight  # 19 x 1024 draws
+    assert 0.0009 < weight.std().item() < 0.0011  # fyu/dilation: gaussian, std 0.001
+    assert not front.final.bias.any()
+
+
+def test_context_starts_as_identity_plus_the_references_noise(seeded: None) -> None:
+    context = ContextModule(8)
+    noise = []
+    for conv in (*context.layers, context.final):
+        centre = conv.kernel_size[0] // 2
+        identity = torch.zeros_like(conv.weight, dtype=torch.bool)
+        identity[range(8), range(8), centre, centre] = True
+        assert torch.equal(conv.weight[identity], torch.ones(8))  # Yu & Koltun eq. 5: exactly 1 there
+        noise.append(conv.weight[~identity])
+        assert not conv.bias.any()
+    drawn = torch.cat(noise)  # 9 x (8 x 8 x 9 - 8) + (64 - 8) draws
+    assert abs(drawn.mean().item()) < 0.001 and 0.0095 < drawn.std().item() < 0.0105  # N(0, 0.01^2)
+    assert torch.equal(ContextModule(8, noise_std=0.0).final.weight[:, :, 0, 0], torch.eye(8))
