@@ -52,6 +52,7 @@ class Job:
     crop_size: int
     input_size: int  # the largest input side of its stages (what its crops must hold)
     per_stage: bool = False  # each stage trains at the paper's own input (Dilation10: 632, 1024x1400, 1400)
+    shape: tuple[int, ...] = ()  # the one (height, width) every stage trains at, unless per_stage
 
 
 def parse_models(text: str | None, registered: dict) -> list[str]:
@@ -177,15 +178,16 @@ def plan_jobs(
 ) -> list[Job]:
     """The training runs of the benchmark, in the order of ``models``.
 
-    input_size (input_width): the user's --input-size for every stage (0: each stage's paper
+    input_size (input_width): the user's --input-size for every stage, each model taking the
+    largest input it can up to it (the unpadded U-Net: 252 for 256) (0: each stage's paper
     input, or --quick's one side)."""
-    from mammotools.models import MODELS, output_size, paper_shape
+    from mammotools.models import MODELS, output_size, paper_shape, valid_input_size
 
     jobs = []
     for chain, scored in chains(models, {m: MODELS[m].stages for m in MODELS}).items():
         per_stage = False
         if input_size:
-            sides = [input_size, input_width or input_size]
+            sides = [valid_input_size(chain, input_size), valid_input_size(chain, input_width or input_size)]
         elif quick:
             sides = [quick_input(chain, crop_sets, scale)]
         else:
@@ -195,5 +197,5 @@ def plan_jobs(
             output_size(chain, side)  # an input the model cannot take is one clear error, before any training
         side = max(sides)
         crops = choose_crops(crop_sets, chain, side, scale, _make_hint(side, scale))
-        jobs.append(Job(chain, tuple(scored), crops.path, crops.size or 0, side, per_stage))
+        jobs.append(Job(chain, tuple(scored), crops.path, crops.size or 0, side, per_stage, tuple(sides[:2])))
     return jobs

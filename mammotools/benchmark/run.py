@@ -130,8 +130,9 @@ def job_config(job: Job, seed: int, settings: BenchmarkSettings, fold: int = 0) 
     values.update({k: v for k, v in settings.overrides.items() if v is not None})
     if settings.overrides.get("budget_minutes") and settings.overrides.get("epochs") is None:
         values["epochs"] = BUDGET_EPOCH_CAP  # the budget decides when training stops
-    if not job.per_stage and not settings.overrides.get("input_size"):
-        values["input_size"] = job.input_size  # --quick's one side
+    if not job.per_stage:  # --input-size as this model takes it, or --quick's one side
+        height, width = (job.shape * 2)[:2] if job.shape else (job.input_size, job.input_size)
+        values.update(input_size=height, input_width=width if width != height else 0)
     values.update(seed=seed, device=settings.device)
     if fold:
         values.update(folds=settings.folds, fold=fold)

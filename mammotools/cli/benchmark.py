@@ -62,7 +62,8 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
 @click.option(
     "--input-size",
     type=INPUT_SIZE,
-    help="One input for every model and stage: a side (256) or HEIGHTxWIDTH (default: each stage's paper input).",
+    help="One input for every model and stage: a side (256) or HEIGHTxWIDTH, each model taking the largest it can "
+    "up to it (the unpadded U-Net: 252) (default: each stage's paper input).",
 )
 @click.option(
     "--budget",

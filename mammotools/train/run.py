@@ -35,6 +35,7 @@ from mammotools.models import (
     PAPER,
     build_model,
     freeze_front,
+    get_spec,
     init_from_previous_stage,
     load_pretrained,
     output_size,
@@ -204,6 +205,11 @@ def stage_size(stage: str, config: TrainConfig) -> StageSize:
         shape = paper_shape(stage)
     out = (output_size(stage, shape[0]), output_size(stage, shape[1]))
     window = min(shape)
+    if get_spec(stage).family == "unet":
+        # The unpadded U-Net's valid convolutions make a pixel's score depend on its 92 px of
+        # context only, not on the tile it falls in (up to the pooling grid's alignment): whole images are scored with tiles of at
+        # least its paper input (572 -> 388), as its authors tile, not hundreds of 68 px tiles.
+        window = max(window, get_spec(stage).paper_input)
     return StageSize(shape, out, window, output_size(stage, window))
 
 
