@@ -128,6 +128,8 @@ def job_config(job: Job, seed: int, settings: BenchmarkSettings, fold: int = 0) 
         if smp:
             values["encoder"] = "resnet18"
     values.update({k: v for k, v in settings.overrides.items() if v is not None})
+    if MODELS[job.chain].family != "smp":
+        values.pop("encoder", None)  # --encoder picks the smp models' encoder; the paper's models have fixed backbones
     if settings.overrides.get("budget_minutes") and settings.overrides.get("epochs") is None:
         values["epochs"] = BUDGET_EPOCH_CAP  # the budget decides when training stops
     if not job.per_stage:  # --input-size as this model takes it, or --quick's one side
