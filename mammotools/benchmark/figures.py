@@ -66,22 +66,49 @@ def confusion_png(matrix: np.ndarray, classes: list[str], title: str, path: Path
     return _save(fig, path)
 
 
+def error_bars(rows: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], str]:
+    """The error bars of metric_bars: metric -> (2, models) distances below and above each bar
+    (in %), and what they are, in words. A model with several runs: the standard deviation over
+    them; with one run: its 95% subject-bootstrap interval where there is one, else none (a
+    standard deviation of one run is no spread)."""
+    bars = {m: np.zeros((2, len(rows))) for m in METRICS}
+    kinds = set()
+    for i, r in enumerate(rows):
+        for metric in METRICS:
+            value = r[metric]
+            if value is None:
+                continue
+            ci = (r.get("ci") or {}).get(metric)
+            if r.get("runs", 1) > 1 and r[f"{metric}_std"] is not None:
+                bars[metric][:, i] = 100 * r[f"{metric}_std"]
+                kinds.add("std over runs")
+            elif ci:
+                bars[metric][:, i] = [100 * max(value - ci[0], 0.0), 100 * max(ci[1] - value, 0.0)]
+                kinds.add("95% CI by subject bootstrap (one run)")
+    if not kinds:
+        return bars, "no error bars (one run, no interval)"
+    return bars, "error bars: " + "; ".join(sorted(kinds, reverse=True))
+
+
 def metric_bars(rows: list[dict[str, Any]], path: Path, quick: bool) -> Path:
-    """Pixel accuracy, mean IoU, mean class accuracy and mean Dice per model (error bars: std over seeds and folds)."""
+    """Pixel accuracy, mean IoU, mean class accuracy and mean Dice per model; error bars as
+    error_bars says (the title names them). Rows of models that failed are not drawn."""
     plt = _pyplot()
+    rows = [r for r in rows if not r.get("failed")]
     models = [r["model"] for r in rows]
+    bars, label = error_bars(rows)
     x = np.arange(len(models))
     width = 0.8 / len(METRICS)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(models) + 2), 4.2))
     for k, metric in enumerate(METRICS):
         values = [100 * (r[metric] or 0.0) for r in rows]
-        errors = [100 * (r[f"{metric}_std"] or 0.0) for r in rows]
+        errors = bars[metric] if bars[metric].any() else None
         ax.bar(x + (k - 1.5) * width, values, width, yerr=errors, capsize=2, label=METRIC_TITLES[metric])
     ax.set_xticks(x, models, rotation=30, ha="right")
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.3))
-    ax.set_title(("QUICK benchmark: " if quick else "") + "the paper's figures per model", fontsize=10)
+    ax.set_title(("QUICK benchmark: " if quick else "") + f"the paper's figures per model ({label})", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -90,7 +117,8 @@ def class_iou_map(rows: list[dict[str, Any]], path: Path, quick: bool) -> Path:
     """IoU of every class (columns) for every model (rows), as a heat map with the values;
     grey where a class is absent from both truth and prediction."""
     plt = _pyplot()
-    classes = list(rows[0]["classes"])
+    rows = [r for r in rows if not r.get("failed")]
+    classes = next((list(r["classes"]) for r in rows), [])
     models = [r["model"] for r in rows]
     values = np.array([[np.nan if r["classes"][c]["iou"] is None else 100 * r["classes"][c]["iou"] for c in classes]
                        for r in rows])  # fmt: skip

@@ -11,10 +11,19 @@ from typing import Any
 from mammotools.benchmark.results import (
     METRIC_TITLES,
     METRICS,
+    ONE_CLASS_SHARE,
+    PAIRED_HEADER,
+    ci_line,
+    class_cell,
     data_line,
+    figure_cell,
+    flags,
     over_words,
+    paired_cells,
+    paired_intro,
     percent,
     repeats_line,
+    row_notes,
     runs_per_model,
     settings_line,
 )
@@ -28,6 +37,8 @@ th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 .quick { background: #fff3cd; border: 1px solid #e0b300; padding: 0.6em 1em; font-weight: bold; }
 .note { color: #555; font-size: 0.85em; }
+.flag { background: #f8d7da; border: 1px solid #c0392b; color: #7b1f1f; padding: 0.6em 1em; }
+td.flagged { background: #f8d7da; color: #7b1f1f; font-weight: bold; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
 .grid { display: flex; flex-wrap: wrap; gap: 1em; } .grid figure { margin: 0; width: 340px; }
 figcaption { font-size: 0.8em; color: #555; }
@@ -39,9 +50,15 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _cell(text: str) -> str:
+    """A cell; one that says a model failed or did not learn is shown in red."""
+    flagged = text.startswith(("failed", "did not learn")) or "; did not learn" in text
+    return f'<td class="flagged">{escape(text)}</td>' if flagged else f"<td>{escape(text)}</td>"
+
+
 def _table(header: list[str], body: list[list[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    rows = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    rows = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in body)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
@@ -53,8 +70,13 @@ def report_page(
     confusions: dict[str, Path],
     pictures: dict[str, Path],
     quick: bool,
+    paired_note: str = "",
+    bootstrap: dict[str, Any] | None = None,
 ) -> str:
-    """The whole page as HTML text."""
+    """The whole page as HTML text (``charts``: metrics, class_iou, curves, those drawn)."""
+    bootstrap = bootstrap or {}
+    several = runs_per_model(record) > 1
+    problems = flags(rows)
     banner = (
         '<p class="quick">QUICK BENCHMARK: reduced widths, inputs and epochs, for trying the tool out. '
         "These figures are not comparable with the paper's.</p>"
@@ -79,6 +101,11 @@ def report_page(
         f'<p class="note">Settings: {escape(settings_line(record))}. Trained now: '
         f"{escape(', '.join(record.get('trained') or []) or 'none')}; reused from an earlier run: "
         f"{escape(', '.join(record.get('reused') or []) or 'none')}.</p>",
+        *(
+            ['<div class="flag"><b>Check these models:</b><ul>', *[f"<li>{escape(p)}</li>" for p in problems], "</ul></div>"]
+            if problems
+            else []
+        ),
         "<h2>Results</h2>",
         _table(
             [
@@ -89,31 +116,36 @@ def report_page(
                 "training s",
                 "epochs",
                 "inference s/image",
+                "notes",
             ],
             [
                 [
                     r["model"],
-                    *[percent(r[m], r[f"{m}_std"] if runs_per_model(record) > 1 else None) for m in METRICS],
+                    *[figure_cell(r, m, several) for m in METRICS],
                     f"{r['parameters']:,}",
                     str(r["input_size"]),
                     "n/a" if r["train_seconds"] is None else f"{r['train_seconds']:.1f}",
                     str(r["epochs"]),
                     "n/a" if r["seconds_per_image"] is None else f"{r['seconds_per_image']:.2f}",
+                    "; ".join(row_notes(r)),
                 ]
                 for r in rows
             ],
         ),
         '<p class="note">'
         + (f"Mean ± standard deviation over {over_words(record)}. " if runs_per_model(record) > 1 else "One run per model. ")
-        + "Classes absent from both truth and prediction are left out of the means.</p>",
-        _img(charts["metrics"], "the figures per model"),
+        + escape(ci_line(bootstrap))
+        + " Classes absent from both truth and prediction are left out of the means. A model predicting one class on "
+        + f"{100 * ONE_CLASS_SHARE:.0f}% or more of the scored pixels is marked as one that did not learn.</p>",
+        *([_img(charts["metrics"], "the figures per model")] if "metrics" in charts else []),
         "<h2>Per class</h2>",
     ]
-    classes = list(rows[0]["classes"]) if rows else []
-    for key, title in (("iou", "IoU"), ("dice", "Dice")):
-        parts.append(f"<p><b>{title} %</b></p>")
-        parts.append(_table(["model", *classes], [[r["model"], *[percent(r["classes"][c][key]) for c in classes]] for r in rows]))
-    parts.append(_img(charts["class_iou"], "IoU per class"))
+    classes = next((list(r["classes"]) for r in rows if r["classes"]), [])
+    for key, title in (("iou", "IoU %"), ("dice", "Dice %" + (" [95% CI]" if bootstrap.get("counts") else ""))):
+        parts.append(f"<p><b>{title}</b></p>")
+        parts.append(_table(["model", *classes], [[r["model"], *[class_cell(r, c, key) for c in classes]] for r in rows]))
+    if "class_iou" in charts:
+        parts.append(_img(charts["class_iou"], "IoU per class"))
     with_paper = [r for r in rows if r["paper"]]
     parts.append("<h2>The paper's figures beside ours</h2>")
     if with_paper:
@@ -121,7 +153,8 @@ def report_page(
             _table(
                 ["model", "ours: pixel acc / mIoU / mean class acc %", "paper: pixel acc / mIoU / mean class acc %"],
                 [
-                    [r["model"], f"{percent(r['pixel_accuracy'])} / {percent(r['mean_iou'])} / {percent(r['mean_accuracy'])}",
+                    [r["model"], f"failed: {r['failed']}" if r.get("failed") else
+                     f"{percent(r['pixel_accuracy'])} / {percent(r['mean_iou'])} / {percent(r['mean_accuracy'])}",
                      f"{r['paper']['pixel_accuracy']:.2f} / {r['paper']['mean_iou']:.2f} / {r['paper']['mean_accuracy']:.2f}"]
                     for r in with_paper
                 ],
@@ -136,23 +169,14 @@ def report_page(
             )
     else:
         parts.append("<p>The paper reports none of these models for this task.</p>")
-    parts.append("<h2>Paired comparison per validation image</h2>")
-    parts.append(
-        '<p class="note">Wilcoxon signed-rank test (two-sided) of per-image mean IoU, averaged over seeds; '
-        "p adjusted by Holm over all pairs.</p>"
-    )
-    parts.append(
-        _table(
-            ["model A", "model B", "images", "mIoU A - B (points)", "A better", "B better", "p", "p (Holm)"],
-            [
-                [t["a"], t["b"], str(t["images"]),
-                 "n/a" if t["mean_difference"] is None else f"{100 * t['mean_difference']:+.2f}",
-                 str(t["a_better"]), str(t["b_better"]), f"{t['p']:.3g}", f"{t['p_holm']:.3g}"]
-                for t in tests
-            ],
-        )
-    )  # fmt: skip
-    parts += ["<h2>Training curves</h2>", _img(charts["curves"], "training curves")]
+    parts.append("<h2>Paired comparison by subject</h2>")
+    if paired_note:
+        parts.append(f"<p>{escape(paired_note)}</p>")
+    else:
+        parts.append(f'<p class="note">{escape(paired_intro(record, bootstrap))}</p>')
+        parts.append(_table(PAIRED_HEADER, [paired_cells(t) for t in tests]))
+    if "curves" in charts:
+        parts += ["<h2>Training curves</h2>", _img(charts["curves"], "training curves")]
     parts.append("<h2>Validation images</h2>")
     for name, path in pictures.items():
         parts.append(f"<figure>{_img(path, name)}<figcaption>{escape(name)}: image, truth and each model's prediction"

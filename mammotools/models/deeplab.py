@@ -22,6 +22,12 @@ takes no norm layer, and segmentation_models_pytorch offers no GroupNorm encoder
   The image-pooling branch has no norm: a GroupNorm over a 1x1 map normalises a handful of
   values per group (one, at reduced widths), so it is left out there, as detectron2's DeepLab
   does when it uses GroupNorm.
+* Initialisation: the backbone's convs get torchvision's ResNet init (Kaiming normal, fan_out,
+  ReLU gain; GroupNorms weight 1, bias 0), replaced by ImageNet weights when loaded; the ASPP,
+  its image pooling and the classifier keep PyTorch's default conv init (Kaiming uniform with
+  a = sqrt(5), i.e. weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))), as torchvision's
+  DeepLabHead does: Chen et al. state no init for the head, so torchvision's DeepLabV3 is the
+  reference followed.
 * The stride-8 logits are upsampled bilinearly to the input size (``align_corners=True``, as
   DeepLab does for its 8k + 1 input sizes such as 769 -> 97 -> 769). Any input size works.
 """

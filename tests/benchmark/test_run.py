@@ -17,6 +17,8 @@ from conftest import make_dataset
 from PIL import Image
 
 from mammotools.benchmark import BenchmarkSettings, run_benchmark
+from mammotools.benchmark.results import flags
+from mammotools.benchmark.stats import MIN_WILCOXON_PAIRS, model_cis
 from mammotools.crops import CropSettings, make_crops
 from mammotools.errors import InputError
 from mammotools.metrics import read_confusion_csv, scores
@@ -70,7 +72,7 @@ def test_every_file_is_written(bench: tuple) -> None:
 
 
 def test_figures_are_recomputed_from_the_saved_confusion_matrices(bench: tuple) -> None:
-    _, _, out, _ = bench
+    dataset, _, out, _ = bench
     results = json.loads((out / "results.json").read_text())
     assert [row["model"] for row in results["models"]] == MODELS
     for row in results["models"]:
@@ -92,9 +94,22 @@ def test_figures_are_recomputed_from_the_saved_confusion_matrices(bench: tuple) 
     means = {r["model"]: r for r in csv_rows if r["seed"] == "mean"}
     for row in results["models"]:
         assert float(means[row["model"]]["mean_iou"]) == pytest.approx(row["mean_iou"])
-    tests = results["paired_tests"]
-    assert len(tests) == 3 and all(0 <= t["p"] <= t["p_holm"] <= 1 for t in tests)
-    assert all(t["a_better"] + t["b_better"] <= t["images"] for t in tests)
+    # Every interval is recomputable from the per-image rows results.json keeps (None: evaluations without pixel counts).
+    boot = results["bootstrap"]
+    assert boot["unit"] == "subject" and boot["resamples"] == 2000 and boot["seed"] == 2000
+    for row in results["models"]:
+        mine = [r for r in results["per_image"] if r["model"] == row["model"]]
+        assert {r["seed"] for r in mine} == set(SEEDS) and all(r["subject"] for r in mine)
+        assert row["ci"] == model_cis(mine, list(row["classes"]), boot["resamples"], boot["seed"])
+        assert (row["ci"] is not None) == boot["counts"]
+        assert row["flag"] in ("",) or row["flag"].startswith("did not learn")  # quick models may not learn
+    assert results["flags"] == flags(results["models"])
+    # The tiny dataset has too few validation subjects for a paired test to reach p < 0.05: a note, no table.
+    split = list(csv.DictReader((dataset / "split.csv").open()))
+    subjects = {r["subject"] for r in split if r["split"] == "val"}
+    assert len(subjects) < MIN_WILCOXON_PAIRS and results["paired_tests"] == []
+    assert f"With {len(subjects)} validation subject(s) no paired test is reported" in results["paired_note"]
+    assert results["paired_note"] in (out / "results.md").read_text()
 
 
 def test_a_second_run_reuses_every_model_and_gives_the_same_table(bench: tuple) -> None:

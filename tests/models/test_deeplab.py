@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import torch
 import torchvision
 from torch import nn
@@ -65,3 +66,25 @@ def test_any_input_size(seeded: None) -> None:
     model = build_model("deeplabv3-r18", 3, width=0.125).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 65, 90)).shape == (1, 3, 65, 90)
+
+
+def test_backbone_kaiming_fan_out_head_pytorch_default(seeded: None) -> None:
+    """The documented init: torchvision's ResNet init in the backbone, PyTorch's default in ASPP and classifier."""
+    model = build_model("deeplabv3-r18", 19, width=0.5)
+    assert isinstance(model, DeepLabV3)
+    conv = model.backbone.layer4[0].conv1  # 256 -> 256 x 3 x 3 at width 0.5
+    fan_out = conv.out_channels * 9
+    assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.02)
+    assert all(
+        torch.equal(m.weight, torch.ones_like(m.weight)) and not m.bias.any()
+        for m in model.modules()
+        if isinstance(m, nn.GroupNorm)
+    )
+    head = [*(branch[0] for branch in model.aspp.branches), model.aspp.pooling[1], model.aspp.project[0], model.classifier]
+    for m in head:
+        assert isinstance(m, nn.Conv2d)
+        bound = 1 / (m.weight[0].numel()) ** 0.5  # 1 / sqrt(fan_in)
+        assert m.weight.abs().max().item() <= bound
+        assert m.weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.05)  # uniform on [-bound, bound]
+        if m.bias is not None:
+            assert m.bias.abs().max().item() <= bound and m.bias.any()
