@@ -30,6 +30,7 @@ from mammotools.benchmark.stats import (
     BOOTSTRAP_SEED,
     CONFIDENCE,
     RESAMPLES,
+    fewest_subjects,
     has_counts,
     paired_tests,
     read_per_image,
@@ -58,6 +59,7 @@ def write_report(
         "confidence": CONFIDENCE,
         "folds": bool(record.get("folds")),
         "counts": any(has_counts(rows) for rows in per_image.values()),  # evaluations by an older evaluate lack them
+        "fewest_subjects": min((fewest_subjects(rows) for rows in per_image.values()), default=0),  # per fold
     }
     rows = model_rows(entries, paper, per_image)
     tests, paired_note = paired_tests(per_image)

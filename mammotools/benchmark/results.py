@@ -261,13 +261,17 @@ def class_cell(row: dict[str, Any], name: str, key: str) -> str:
 
 
 def ci_line(bootstrap: dict[str, Any]) -> str:
-    """What the bracketed intervals are, in one sentence (or why there are none)."""
+    """What the bracketed intervals are, in one sentence (or why there are none: no pixel counts
+    in per_image.csv, or a single subject to resample)."""
     unit = bootstrap.get("unit", "subject")
     if not bootstrap.get("counts"):
         return (
             "No confidence intervals: the evaluations' per_image.csv hold no per-class pixel counts (an older "
             "mammotools evaluate wrote them); evaluate again to get them."
         )
+    if bootstrap.get("fewest_subjects", 2) < 2:
+        where = "a fold holds" if bootstrap.get("folds") else "the validation images come from"
+        return f"No confidence intervals: {where} a single {unit}, and resampling one {unit} gives no spread."
     return (
         f"In brackets: the 95% bootstrap confidence interval, {bootstrap['resamples']} resamples of the validation "
         f"{unit}s with replacement (seed {bootstrap['seed']}; a {unit}'s images go together"

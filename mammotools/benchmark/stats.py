@@ -13,7 +13,8 @@ Cityscapes scene is its own unit), never images.
   truth and prediction left out of the means); the figure of a model is the mean over its runs
   (seeds, folds), like the headline. Percentile interval; the seed and the number of resamples
   are fixed, so the interval is the same at every run and recomputable from results.json's
-  ``per_image`` rows.
+  ``per_image`` rows. A hold-out (or a fold) of one subject has no interval: resampling one
+  subject gives no spread.
 - :func:`paired_tests`: each pair of models compared on their common subjects, a subject's value
   being the mean over its images of the per-image mean IoU (each image's mean over seeds): the
   two-sided Wilcoxon signed-rank test (scipy), Holm's adjustment over all pairs, and the
@@ -137,6 +138,12 @@ def _strata(rows: list[dict[str, Any]]) -> dict[int, list[str]]:
     return {fold: sorted(strata[fold]) for fold in sorted(strata)}
 
 
+def fewest_subjects(rows: list[dict[str, Any]]) -> int:
+    """The fewest subjects of a stratum (a fold, or the one hold-out): below 2, no interval."""
+    strata = _strata(rows)
+    return min((len(s) for s in strata.values()), default=0)
+
+
 def subject_weights(strata: dict[int, list[str]], resamples: int, seed: int) -> dict[int, np.ndarray]:
     """fold -> (resamples, subjects) how many times each subject is drawn in each resample: each
     fold's subjects drawn with replacement, as many as it has, folds in order, one generator."""
@@ -165,10 +172,12 @@ def model_cis(
     """The 95% subject-bootstrap interval of each figure of one model, from its per-image rows
     (every run of the model): ``{"pixel_accuracy": [low, high], ..., "classes": {name: {"iou":
     [low, high], "dice": [low, high]}}}``, None for a figure no resample defines; None when the
-    rows have no pixel counts."""
+    rows have no pixel counts or a stratum (fold, or the hold-out) has a single subject."""
     if not has_counts(rows):
         return None
     strata = _strata(rows)
+    if fewest_subjects(rows) < 2:  # one subject resampled is always itself: no spread to show
+        return None
     weights = subject_weights(strata, resamples, seed)
     per_run = []
     for seed_, fold in _runs(rows):

@@ -255,3 +255,15 @@ def test_subjects_are_resampled_within_each_fold() -> None:
     assert (weights[1] == 0).any() and (weights[1] >= 2).any()  # with replacement
     again = subject_weights(strata, 500, 2000)
     assert all((weights[k] == again[k]).all() for k in strata)  # seeded
+
+
+def test_one_subject_gives_no_interval_and_says_why(tmp_path: Path) -> None:
+    out, _, _ = _bench(tmp_path, 1, {"good": 0.85, "fair": 0.6})
+    results = json.loads((out / "results.json").read_text())
+    assert results["bootstrap"]["counts"] is True and results["bootstrap"]["fewest_subjects"] == 1
+    assert all(row["ci"] is None for row in results["models"])  # one subject resampled is itself: a zero-width interval
+    md = (out / "results.md").read_text()
+    assert "No confidence intervals: the validation images come from a single subject" in md and " [" not in md.split("##")[0]
+    assert "With 1 validation subject(s) no paired test is reported" in md
+    _, label = error_bars(results["models"])
+    assert label == "no error bars (one run, no interval)"
