@@ -1,7 +1,7 @@
 """``benchmark``: the paper's comparison of segmentation models on a team's own mammograms.
 
 Parts: ``protocol.py`` (which runs to train, on which crops, at what input), ``run.py`` (train,
-score, reuse), ``results.py`` (the tables over seeds, the paper's figures, paired tests per
+score, reuse), ``results.py`` (the tables over seeds, the paper's figures, paired tests by
 image), ``figures.py`` (the pictures), ``html.py`` (report.html), ``report.py`` (writes it all).
 torch and matplotlib are imported only when a benchmark runs.
 """

@@ -271,6 +271,8 @@ def _current(eval_dir: Path, best: Path, expected: list[list[str]]) -> bool:
         return False
     if metrics_file.stat().st_mtime < best.stat().st_mtime:
         return False
+    if "tp_" not in (eval_dir / "per_image.csv").read_text("utf-8").split("\n", 1)[0]:
+        return False  # written before per-image counts were (the subject-bootstrap intervals need them)
     try:
         return json.loads(metrics_file.read_text("utf-8")).get("scored") == expected
     except (ValueError, OSError):

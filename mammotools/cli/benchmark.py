@@ -108,6 +108,7 @@ def benchmark_cmd(
     Writes results.md/.csv/.json, confusion matrices, figures and report.html into --out.
     """
     from mammotools.benchmark import BenchmarkSettings, Events, parse_models, run_benchmark
+    from mammotools.benchmark.results import flags
     from mammotools.models import MODELS
 
     if values.get("pretrained") is not None:
@@ -163,4 +164,6 @@ def benchmark_cmd(
     for row in result.rows:
         cells = [_spread(row, m, runs) for m in ("pixel_accuracy", "mean_iou", "mean_accuracy", "mean_dice")]
         click.echo(f"  {row['model']:<20} " + " ".join(f"{c:>{w}}" for c in cells))
+    for line in flags(result.rows):
+        click.echo(f"  ! {line}", err=True)
     click.echo(f"Report: {result.report}  (tables: results.md, results.csv, results.json)")

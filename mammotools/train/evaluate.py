@@ -171,7 +171,8 @@ def evaluate_run(
         matrix = np.bincount(target[keep] * n + prediction[keep], minlength=n * n).reshape(n, n)
         s = scores(matrix, classes)
         ious = [s["classes"][c]["iou"] for c in classes]
-        rows.append([item.name, int(keep.sum()), s["pixel_accuracy"], s["mean_iou"], s["mean_dice"], *ious])
+        counts = [*np.diag(matrix).tolist(), *matrix.sum(axis=1).tolist(), *matrix.sum(axis=0).tolist()]
+        rows.append([item.name, int(keep.sum()), s["pixel_accuracy"], s["mean_iou"], s["mean_dice"], *ious, *counts])
         if save_predictions:
             atomic_write_bytes(out / "predictions" / f"{item.name}.png", encode_label_png(to_values[prediction], palette))
         if on_image:
@@ -201,7 +202,10 @@ def evaluate_run(
     write_confusion_csv(out / "confusion.csv", confusion, classes)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["name", "pixels", "pixel_accuracy", "mean_iou", "mean_dice", *[f"iou_{c}" for c in classes]])
+    writer.writerow(
+        ["name", "pixels", "pixel_accuracy", "mean_iou", "mean_dice", *[f"iou_{c}" for c in classes]]
+        + [f"{kind}_{c}" for kind in ("tp", "true", "predicted") for c in classes]  # per-image counts: CIs recomputable
+    )
     writer.writerows(["" if v is None else v for v in row] for row in rows)
     atomic_write_bytes(out / "per_image.csv", buf.getvalue().encode("utf-8"))
     scored = scored_identity([(item.name, item.label_path) for item in images])

@@ -282,6 +282,15 @@ def run_normalization(description: dict[str, Any]) -> str:
     return str(description.get("input_normalization", PAPER))
 
 
+def _benchmark_folder(folder: Path) -> str:
+    """The message for a benchmark's --out given where one training run is expected: its runs."""
+    runs = sorted(p for p in (folder / "runs").glob("*") if (p / RUN_FILE).is_file())
+    listed = ", ".join(str(p) for p in runs[:12]) + (f" and {len(runs) - 12} more" if len(runs) > 12 else "")
+    return f"{folder}: a benchmark folder, not one training run; give one of its runs" + (
+        f": {listed}" if runs else " (it has no finished runs yet)"
+    )
+
+
 def final_model(run: Path, stage: str | None = None) -> tuple[dict[str, Any], dict[str, Any], TrainConfig]:
     """(run.json, the best.pt of ``stage`` (None: the last stage), config) of a finished or stopped run."""
     run_file = run / RUN_FILE
@@ -291,8 +300,15 @@ def final_model(run: Path, stage: str | None = None) -> tuple[dict[str, Any], di
         )
     try:
         description = json.loads(run_file.read_text("utf-8"))
-        stages = list(description["stages"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):
+        description = None
+    if isinstance(description, dict) and description.get("kind") == "mammotools benchmark":
+        raise InputError(_benchmark_folder(run))
+    try:
+        stages = list(description["stages"]) if isinstance(description, dict) else None
+    except (KeyError, TypeError):
+        stages = None
+    if description is None or stages is None:
         raise InputError(f"{run_file}: damaged (not a run.json mammotools wrote); train the run again") from None
     if not (run / CONFIG_FILE).is_file():
         raise InputError(f"{run}: not a complete training run (no {CONFIG_FILE}); train the run again")

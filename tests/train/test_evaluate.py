@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,21 @@ def test_a_run_at_half_scale_is_scored_on_the_images_own_pixels(tmp_path: Path) 
         assert prediction.shape == truth.shape  # predicted at half size, scored at full size
         total += truth.size
     assert metrics["pixels"] == total
+
+
+def test_a_benchmark_folder_given_for_a_run_lists_its_runs(run: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """evaluate and predict on a benchmark's --out: say so and list its runs, not "damaged"."""
+    from mammotools.errors import InputError
+    from mammotools.predict import predict_images
+
+    bench = tmp_path / "bench"
+    (bench / "runs").mkdir(parents=True)
+    (bench / "run.json").write_text(json.dumps({"kind": "mammotools benchmark", "models": ["fcn8"]}))
+    dataset, _, trained = run
+    (bench / "runs" / "fcn8-seed0").symlink_to(trained.resolve(), target_is_directory=True)
+    message = f"{bench}: a benchmark folder, not one training run; give one of its runs: {bench / 'runs' / 'fcn8-seed0'}"
+    with pytest.raises(InputError, match=re.escape(message)):
+        evaluate_run(bench, dataset, tmp_path / "e", "cpu")
+    with pytest.raises(InputError, match="a benchmark folder, not one training run"):
+        predict_images(bench, dataset / "images", tmp_path / "p")
+    assert not (tmp_path / "e").exists() and not (tmp_path / "p").exists()
