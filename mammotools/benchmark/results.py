@@ -199,6 +199,8 @@ def model_rows(
         }
         row["train_seconds"], _ = _stats([e.train_seconds for e in mine])
         row["epochs"] = (mine or runs)[0].epochs
+        row["images_seen"] = int(np.mean([getattr(e, "images_seen", 0) for e in mine])) if mine else 0
+        row["stopped_by"] = getattr((mine or runs)[0], "stopped_by", "")
         row["seconds_per_image"], _ = _stats([e.metrics["seconds"] / max(e.metrics["images"], 1) for e in mine])
         rows_of = (per_image or {}).get(model, [])
         row["ci"] = model_cis(rows_of, classes, resamples, seed) if mine and rows_of else None
@@ -294,7 +296,9 @@ def settings_line(record: dict[str, Any]) -> str:
     parts = [
         f"recipe {record['recipe']}",
         f"{first['optimizer']} lr {first['lr']:g}",
-        f"{first['epochs']} epoch(s) per stage (patience {first['patience']})",
+        budget_words(first, record)
+        if first.get("budget_minutes")
+        else f"{first['epochs']} epoch(s) per stage (patience {first['patience']})",
         f"batch {first['batch_size']}",
         f"width {first['width']:g}",
         f"scale {first['scale']:g}",
@@ -304,6 +308,31 @@ def settings_line(record: dict[str, Any]) -> str:
     parts.append(f"ImageNet weights for {', '.join(pretrained)}" if pretrained else "no pretrained weights (from scratch)")
     given = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if k not in ("workers",))
     return "; ".join(parts) + (f" (set on the command line: {given})" if given else "")
+
+
+def budget_words(config: dict[str, Any], record: dict[str, Any]) -> str:
+    """The equal budget in words: minutes per model, each stage's share, what still caps it."""
+    from mammotools.models import MODELS
+
+    minutes = float(config["budget_minutes"])
+    staged = [r["model"] for r in record["runs"] if len(MODELS[r["model"]].stages) > 1]
+    shares = "; ".join(
+        f"{chain}'s {len(MODELS[chain].stages)} stages {minutes / len(MODELS[chain].stages):.3g} min each" for chain in staged
+    )
+    cap = f", at most {config['epochs']} epoch(s) per stage" if config["epochs"] < 10_000 else ""
+    return (
+        f"an equal budget of {minutes:g} min of wall clock per model, training and per-epoch validation included"
+        + (f" (a staged run's stages share it equally: {shares}; a later stage's figures count the stages before it)"
+           if shares else "")
+        + f"{cap}, early stopping after {config['patience']} epoch(s) without a better validation mIoU"
+    )  # fmt: skip
+
+
+def epochs_cell(row: dict[str, Any]) -> str:
+    """``5`` or, when the run recorded them, ``5 (2,100 windows, budget)``: what a model did with its training."""
+    seen, stopped = row.get("images_seen") or 0, row.get("stopped_by") or ""
+    details = ", ".join(part for part in (f"{seen:,} windows" if seen else "", stopped) if part)
+    return f"{row['epochs']}" + (f" ({details})" if details else "")
 
 
 def _seconds(value: float | None) -> str:
@@ -371,14 +400,14 @@ def results_markdown(
         lines += ["**Check these models:**", "", *[f"- **{p}**" for p in problems], ""]
     lines += [
         "| model | pixel accuracy % | mean IoU % | mean class accuracy % | mean Dice % | parameters | input px | "
-        "training s | epochs | inference s/image | notes |",
+        "training s | epochs (windows seen, stopped by) | inference s/image | notes |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | "
             + " | ".join(figure_cell(r, m, several) for m in METRICS)
-            + f" | {r['parameters']:,} | {r['input_size']} | {_seconds(r['train_seconds'])} | {r['epochs']} "
+            + f" | {r['parameters']:,} | {r['input_size']} | {_seconds(r['train_seconds'])} | {epochs_cell(r)} "
             f"| {_seconds(r['seconds_per_image'])} | {'; '.join(row_notes(r))} |"
         )
     lines += ["", ci_line(bootstrap)]
