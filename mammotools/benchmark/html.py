@@ -142,7 +142,8 @@ def report_page(
         "<h2>Per class</h2>",
     ]
     classes = next((list(r["classes"]) for r in rows if r["classes"]), [])
-    for key, title in (("iou", "IoU %"), ("dice", "Dice %" + (" [95% CI]" if bootstrap.get("counts") else ""))):
+    titles = (("iou", "IoU %"), ("dice", "Dice %" + (" [95% CI]" if bootstrap.get("counts") else "")))
+    for key, title in titles if classes else ():
         parts.append(f"<p><b>{title}</b></p>")
         parts.append(_table(["model", *classes], [[r["model"], *[class_cell(r, c, key) for c in classes]] for r in rows]))
     if "class_iou" in charts:

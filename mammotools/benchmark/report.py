@@ -59,6 +59,7 @@ def write_report(
         "confidence": CONFIDENCE,
         "folds": bool(record.get("folds")),
         "counts": any(has_counts(rows) for rows in per_image.values()),  # evaluations by an older evaluate lack them
+        "scored": bool(per_image),  # False: every run failed
         "fewest_subjects": min((fewest_subjects(rows) for rows in per_image.values()), default=0),  # per fold
     }
     rows = model_rows(entries, paper, per_image)

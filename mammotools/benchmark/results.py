@@ -266,6 +266,8 @@ def ci_line(bootstrap: dict[str, Any]) -> str:
     """What the bracketed intervals are, in one sentence (or why there are none: no pixel counts
     in per_image.csv, or a single subject to resample)."""
     unit = bootstrap.get("unit", "subject")
+    if bootstrap.get("scored") is False:
+        return "No confidence intervals: no model was scored (every run failed)."
     if not bootstrap.get("counts"):
         return (
             "No confidence intervals: the evaluations' per_image.csv hold no per-class pixel counts (an older "
@@ -298,7 +300,8 @@ def settings_line(record: dict[str, Any]) -> str:
         f"{first['optimizer']} lr {first['lr']:g}",
         budget_words(first, record)
         if first.get("budget_minutes")
-        else f"{first['epochs']} epoch(s) per stage (patience {first['patience']})",
+        else f"{first['epochs']} epoch(s) per stage ("
+        + (f"patience {first['patience']})" if first["patience"] else "no early stopping)"),
         f"batch {first['batch_size']}",
         f"width {first['width']:g}",
         f"scale {first['scale']:g}",
@@ -306,8 +309,18 @@ def settings_line(record: dict[str, Any]) -> str:
     ]
     pretrained = [r["model"] for r in record["runs"] if r.get("pretrained")]
     parts.append(f"ImageNet weights for {', '.join(pretrained)}" if pretrained else "no pretrained weights (from scratch)")
-    given = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if k not in ("workers",))
+    given = ", ".join(option_words(k, v, overrides) for k, v in overrides.items() if k not in ("workers", "input_width"))
     return "; ".join(parts) + (f" (set on the command line: {given})" if given else "")
+
+
+OPTION_NAMES = {"budget_minutes": "--budget"}  # settings whose option has another name
+
+
+def option_words(key: str, value: Any, overrides: dict[str, Any]) -> str:
+    """``--budget 10``, ``--input-size 1024x1400``: a setting as the command line gave it."""
+    if key == "input_size" and overrides.get("input_width"):
+        return f"--input-size {value}x{overrides['input_width']}"
+    return f"{OPTION_NAMES.get(key, '--' + key.replace('_', '-'))} {value}"
 
 
 def budget_words(config: dict[str, Any], record: dict[str, Any]) -> str:
@@ -324,7 +337,9 @@ def budget_words(config: dict[str, Any], record: dict[str, Any]) -> str:
         f"an equal budget of {minutes:g} min of wall clock per model, training and per-epoch validation included"
         + (f" (a staged run's stages share it equally: {shares}; a later stage's figures count the stages before it)"
            if shares else "")
-        + f"{cap}, early stopping after {config['patience']} epoch(s) without a better validation mIoU"
+        + cap
+        + (f", early stopping after {config['patience']} epoch(s) without a better validation mIoU"
+           if config["patience"] else ", no early stopping")
     )  # fmt: skip
 
 
@@ -413,7 +428,7 @@ def results_markdown(
     lines += ["", ci_line(bootstrap)]
     classes = next((list(r["classes"]) for r in rows if r["classes"]), [])
     dice_title = "## Per-class Dice (%)" + (" [95% CI]" if bootstrap.get("counts") else "")
-    for key, title in (("iou", "## Per-class IoU (%)"), ("dice", dice_title)):
+    for key, title in (("iou", "## Per-class IoU (%)"), ("dice", dice_title)) if classes else ():
         lines += ["", title, "", "| model | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
         for r in rows:
             lines.append(f"| {r['model']} | " + " | ".join(class_cell(r, c, key) for c in classes) + " |")

@@ -167,3 +167,9 @@ def benchmark_cmd(
     for line in flags(result.rows):
         click.echo(f"  ! {line}", err=True)
     click.echo(f"Report: {result.report}  (tables: results.md, results.csv, results.json)")
+    if result.failed:
+        click.echo(
+            f"Error: {len(result.failed)} run(s) failed to train: {', '.join(result.failed)} (marked failed in the report)",
+            err=True,
+        )
+        raise SystemExit(1)

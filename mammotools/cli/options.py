@@ -141,10 +141,7 @@ class InputSizeType(click.ParamType):
         if isinstance(value, tuple):
             return value
         parts = str(value).lower().replace(" ", "").split("x")
-        try:
-            sides = [int(p) for p in parts]
-        except ValueError:
-            sides = []
+        sides = [int(p) for p in parts] if all(p.isascii() and p.isdigit() for p in parts) else []
         if len(sides) not in (1, 2) or min(sides, default=0) < 16:
             self.fail(f"{value!r}: give a side in px (e.g. 256) or HEIGHTxWIDTH (e.g. 1024x1400), each at least 16", param, ctx)
         return (sides[0], sides[-1])
@@ -163,8 +160,8 @@ def input_size_values(values: dict[str, Any]) -> None:
 
 def budget_minutes(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     """--budget: minutes, finite and > 0."""
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise click.BadParameter(f"{value}: give the minutes of training per model, a number > 0 (e.g. 20)")
+    if value is not None and not (math.isfinite(value) and 0 < value <= 525_600):
+        raise click.BadParameter(f"{value}: give the minutes of training per model, a number > 0 and at most a year (e.g. 20)")
     return value
 
 

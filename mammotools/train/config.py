@@ -58,6 +58,7 @@ class TrainConfig:
 
 
 MIN_SCALE, MAX_SCALE = 0.05, 4.0
+MAX_BUDGET_MINUTES = 525_600
 
 RECIPES: dict[str, TrainConfig] = {
     "fast": TrainConfig(),
@@ -141,6 +142,8 @@ def check_config(config: TrainConfig) -> None:
         value = getattr(config, key)
         if not math.isfinite(value):
             raise InputError(f"{key} {value}: must be a finite number")
+    if config.budget_minutes > MAX_BUDGET_MINUTES:
+        raise InputError(f"budget_minutes {config.budget_minutes:g}: give at most {MAX_BUDGET_MINUTES:,} minutes (a year)")
     if config.budget_minutes < 0:
         raise InputError(f"budget_minutes {config.budget_minutes}: give minutes > 0 (or 0: no budget, train --epochs)")
     if config.input_width < 0 or (config.input_width and not config.input_size):

@@ -245,9 +245,11 @@ def train_stage(
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if budget_seconds:
-                progress = (spent + time.perf_counter() - started) / budget_seconds
+                progress = _budget_progress(spent + time.perf_counter() - started, budget_seconds, runtime)
                 if progress >= 1.0:
-                    break  # the budget is spent: this partial epoch is validated and kept
+                    break  # the budget is spent: this partial epoch is validated and kept (unless empty)
+                # the schedule ends with whichever comes first: the budget or the epochs
+                progress = max(progress, (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch))
                 for group in optimizer.param_groups:
                     group["lr"] = group["initial_lr"] * budget_factor(config, progress)
             with runtime.autocast():
@@ -272,9 +274,14 @@ def train_stage(
         totals = torch.stack([total_loss.float(), torch.tensor(float(seen), device=device)])
         if runtime.distributed:  # the epoch's loss over every rank's share
             torch.distributed.all_reduce(totals)
+        if budget_seconds and float(totals[1]) == 0:  # the budget ran out before this epoch's first step
+            spent += train_seconds
+            break
         epoch_loss = float(totals[0]) / max(float(totals[1]), 1.0)
         if not math.isfinite(epoch_loss):
             raise _diverged(stage, epoch, epoch_loss, config)
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # a last step can blow up the weights
+            raise _diverged(stage, epoch, float("nan"), config, weights=True)
         matrix = evaluate_images(
             fed, val_images[runtime.rank :: runtime.world_size], lut, len(class_names), size.window, size.window_out,
             device, config.overlap, config.val_batch, runtime.amp_dtype, scale=config.scale,
@@ -327,8 +334,19 @@ def train_stage(
     return StageResult(stage, best_epoch, best, len(history), stopped, history, stopped_by)
 
 
-def _diverged(stage: str, epoch: int, loss: float, config: TrainConfig) -> TrainingFailed:
+def _budget_progress(elapsed: float, budget_seconds: float, runtime: Runtime) -> float:
+    """The share of a stage's budget spent; under torchrun the largest of the ranks' (they stop together)."""
+    progress = elapsed / budget_seconds
+    if runtime.distributed:
+        shared = torch.tensor([progress], dtype=torch.float64, device=runtime.device)
+        torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.MAX)
+        progress = float(shared[0])
+    return progress
+
+
+def _diverged(stage: str, epoch: int, loss: float, config: TrainConfig, weights: bool = False) -> TrainingFailed:
+    what = "the weights became NaN or infinite" if weights else f"the training loss became {loss}"
     return TrainingFailed(
-        f"{stage}: the training loss became {loss} in epoch {epoch + 1}; no weights of that epoch are kept. "
-        f"Lower --lr (now {config.lr:g}) or --weight-decay (now {config.weight_decay:g}), and check the crops' labels"
+        f"{stage}: {what} in epoch {epoch + 1}; no weights of that epoch are kept. "
+        f"Lower the learning rate (now {config.lr:g}) or the weight decay (now {config.weight_decay:g})"
     )

@@ -66,6 +66,12 @@ def class_weights(classes: TaskClasses, dataset: CropDataset, how: str) -> tuple
     is the paper's w = 1 - x (nearly flat when there are many classes: with 14 all fall in
     0.9-1.0); ``median-frequency`` is median(x) / x (Eigen & Fergus), 0 for absent classes."""
     shares = classes.pixel_shares(dataset.train, {c.name: c.label for c in dataset.table})
+    if int((shares > 0).sum()) < 2:
+        held = ", ".join(n for n, x in zip(classes.names, shares, strict=True) if x > 0) or "none"
+        raise InputError(
+            f"{dataset.path}: the training crops hold a single class ({held}): nothing to learn; "
+            "cut crops from images annotated with several classes"
+        )
     if how == "none":
         return None, [1.0] * len(shares)
     if how == "inverse-share":
@@ -118,11 +124,6 @@ def train_run(
     sizes = {stage: stage_size(stage, config) for stage in spec.stages}
     final = sizes[spec.stages[-1]]
     weights, weight_list = class_weights(classes, dataset, config.class_weights)
-    if weights is not None and not bool((weights > 0).any()):
-        raise InputError(
-            f"{dataset.path}: every class weight is 0 (the training crops hold a single class, or none): "
-            "nothing to learn; cut crops from images with several classes, or pass --class-weights none"
-        )
     normalization = IMAGENET if config.pretrained and spec.backbone is not None else PAPER
     description = {
         "model": model_name,
@@ -150,6 +151,10 @@ def train_run(
     val_images = [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in val_files]
     if not val_images:
         raise InputError(f"{dataset.path}: no validation files; the split put every subject in training")
+    probe = build_model(spec.stages[0], len(classes.names), width=config.width, encoder=config.encoder)
+    if config.pretrained:  # a file that does not fit is refused before the run folder is made
+        load_pretrained(probe, spec.stages[0], Path(config.pretrained))
+    del probe
     if check_only:
         _check_run_folder(out, description, config, resume, overwrite)
         return summary

@@ -192,3 +192,28 @@ def test_report_renders_in_headless_chromium(bench: tuple, tmp_path: Path) -> No
     # The quick banner's yellow and the charts' colours are on the page, not a blank one.
     assert ((pixels == (255, 243, 205)).all(axis=2)).sum() > 5000
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200
+
+
+def test_a_tiny_budget_stops_training_and_the_report_states_it(tmp_path: Path) -> None:
+    """--budget: every run stops when its minutes are spent (a staged run's stages sharing them),
+    the report still comes out and says the budget and what each model did with it."""
+    dataset = make_dataset(tmp_path)
+    crops = tmp_path / "c64"
+    make_crops(dataset, crops, CropSettings(size=64, per_image=2))
+    overrides = {"workers": 0, "budget_minutes": 0.003}  # 0.18 s per model: one (partial) epoch per stage
+    settings = BenchmarkSettings(models=["fcn32", "fcn16", "deeplabv3-r18"], quick=True, overrides=overrides, device="cpu", pictures=0)
+    result = run_benchmark(dataset, [crops], tmp_path / "b", settings)
+    configs = json.loads((tmp_path / "b" / "run.json").read_text())["configs"]
+    assert {c["budget_minutes"] for c in configs.values()} == {0.003}
+    assert {c["epochs"] for c in configs.values()} == {10_000}  # no --epochs: the budget decides
+    done = json.loads((tmp_path / "b" / "runs" / "fcn16-seed0" / "stages" / "fcn32" / "done.json").read_text())
+    assert done["stopped_by"] == "budget" and done["budget_seconds"] == pytest.approx(0.09)
+    rows = {r["model"]: r for r in result.rows}
+    assert {m: (r["stopped_by"], r["epochs"]) for m, r in rows.items()} == {
+        "fcn32": ("budget", 1), "fcn16": ("budget", 2), "deeplabv3-r18": ("budget", 1)
+    }  # fmt: skip
+    assert rows["fcn16"]["images_seen"] > rows["fcn32"]["images_seen"] > 0  # fcn16 counts fcn32's stage too
+    text = (tmp_path / "b" / "results.md").read_text()
+    assert "an equal budget of 0.003 min of wall clock per model" in text
+    assert "fcn16's 2 stages 0.0015 min each" in text and "budget) |" in text
+    assert "an equal budget of 0.003 min" in (tmp_path / "b" / "report.html").read_text()

@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -115,8 +116,19 @@ def _ddp_worker(rank: int, world: int, port: int, crops: str, out: str) -> None:
     stage_dir = Path(out) / "stage"
     stage_dir.mkdir(parents=True, exist_ok=True)
     images = [EvalImage(f.name, f.image_path, f.label_path, f.bits) for f in val]
-    train_stage("fcn32", stage_dir, model, train_set, images, classes.names, classes.lut, None, config, runtime,
-                StageSize((64, 64), (64, 64), 64, 64))
+    train_stage(
+        "fcn32",
+        stage_dir,
+        model,
+        train_set,
+        images,
+        classes.names,
+        classes.lut,
+        None,
+        config,
+        runtime,
+        StageSize((64, 64), (64, 64), 64, 64),
+    )
     torch.save(model.state_dict(), Path(out) / f"rank{rank}.pt")
     stop_runtime(runtime)
 
@@ -247,7 +259,43 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_no_nan_weights(crops: P
     from mammotools.errors import TrainingFailed
 
     config = make_config("fast", None, epochs=2, lr=1e30, warmup_epochs=0.0, **TINY)
-    with pytest.raises(TrainingFailed, match=r"fcn32: the training loss became nan in epoch 1.*Lower --lr"):
+    with pytest.raises(
+        TrainingFailed, match=r"fcn32: the training loss became nan in epoch 1.*Lower the learning rate \(now 1e\+30\)"
+    ):
         train_run(crops, "fcn32", tmp_path / "n", config, start_runtime("cpu", "fp32"))
     assert not (tmp_path / "n" / "stages" / "fcn32" / "best.pt").exists()
     assert not (tmp_path / "n" / "stages" / "fcn32" / "done.json").exists()
+    # a last step can blow up the weights while every loss seen was finite: those weights are not kept either
+    blown = make_config("fast", None, epochs=1, lr=1.0, weight_decay=1e300, warmup_epochs=0.0, **{**TINY, "batch_size": 64})
+    with pytest.raises(TrainingFailed, match=r"fcn32: (the weights became NaN or infinite|the training loss became)"):
+        train_run(crops, "fcn32", tmp_path / "w", blown, start_runtime("cpu", "fp32"))
+    assert not (tmp_path / "w" / "stages" / "fcn32" / "best.pt").exists()
+
+
+def test_a_budget_longer_than_the_epochs_still_runs_the_whole_schedule(crops: Path, tmp_path: Path) -> None:
+    import json
+
+    config = make_config("fast", None, epochs=3, patience=0, budget_minutes=60.0, **TINY)
+    train_run(crops, "fcn32", tmp_path / "s", config, start_runtime("cpu", "fp32"))
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "s" / "stages" / "fcn32" / "log.jsonl").read_text().splitlines()]
+    assert len(lrs) == 3 and lrs[0] > 0.5e-3 and lrs[-1] < 0.2e-3  # out of warm-up, down to near zero by the last epoch
+
+
+def test_a_refused_start_writes_nothing(crops: Path, tmp_path: Path) -> None:
+    """Weights that fit no layer, or crops of a single class, are refused before the run folder exists."""
+    import torchvision
+
+    from mammotools.data import TaskClasses
+    from mammotools.errors import InputError
+
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    config = make_config("fast", None, epochs=1, pretrained=str(weights), **{**TINY, "width": 1.0})
+    with pytest.raises(InputError, match=r"no features\.0\.weight"):
+        train_run(crops, "fcn32", tmp_path / "p", config, start_runtime("cpu", "fp32"))
+    assert not (tmp_path / "p").exists()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TaskClasses, "pixel_shares", lambda self, files, labels: np.eye(len(self.names))[0])
+        with pytest.raises(InputError, match=r"the training crops hold a single class .*: nothing to learn"):
+            train_run(crops, "fcn32", tmp_path / "one", make_config("fast", None, epochs=1, **TINY), start_runtime("cpu", "fp32"))
+    assert not (tmp_path / "one").exists()
