@@ -201,7 +201,8 @@ def test_a_tiny_budget_stops_training_and_the_report_states_it(tmp_path: Path) -
     crops = tmp_path / "c64"
     make_crops(dataset, crops, CropSettings(size=64, per_image=2))
     overrides = {"workers": 0, "budget_minutes": 0.003}  # 0.18 s per model: one (partial) epoch per stage
-    settings = BenchmarkSettings(models=["fcn32", "fcn16", "deeplabv3-r18"], quick=True, overrides=overrides, device="cpu", pictures=0)
+    models = ["fcn32", "fcn16", "deeplabv3-r18"]
+    settings = BenchmarkSettings(models=models, quick=True, overrides=overrides, device="cpu", pictures=0)
     result = run_benchmark(dataset, [crops], tmp_path / "b", settings)
     configs = json.loads((tmp_path / "b" / "run.json").read_text())["configs"]
     assert {c["budget_minutes"] for c in configs.values()} == {0.003}
