@@ -16,7 +16,6 @@ from mammotools.benchmark.results import (
     ci_line,
     class_cell,
     data_line,
-    epochs_cell,
     figure_cell,
     flags,
     over_words,
@@ -26,8 +25,8 @@ from mammotools.benchmark.results import (
     repeats_line,
     row_notes,
     runs_per_model,
-    settings_line,
 )
+from mammotools.benchmark.settings import epochs_cell, settings_line
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;

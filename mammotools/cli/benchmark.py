@@ -107,8 +107,7 @@ def benchmark_cmd(
     A rerun reuses finished runs; a killed one resumes.
     Writes results.md/.csv/.json, confusion matrices, figures and report.html into --out.
     """
-    from mammotools.benchmark import BenchmarkSettings, Events, parse_models, run_benchmark
-    from mammotools.benchmark.results import flags
+    from mammotools.benchmark import BenchmarkSettings, Events, flags, parse_models, run_benchmark
     from mammotools.models import MODELS
 
     if values.get("pretrained") is not None:

@@ -210,9 +210,9 @@ def test_a_tiny_budget_stops_training_and_the_report_states_it(tmp_path: Path) -
     done = json.loads((tmp_path / "b" / "runs" / "fcn16-seed0" / "stages" / "fcn32" / "done.json").read_text())
     assert done["stopped_by"] == "budget" and done["budget_seconds"] == pytest.approx(0.09)
     rows = {r["model"]: r for r in result.rows}
-    assert {m: (r["stopped_by"], r["epochs"]) for m, r in rows.items()} == {
-        "fcn32": ("budget", 1), "fcn16": ("budget", 2), "deeplabv3-r18": ("budget", 1)
-    }  # fmt: skip
+    assert {m: r["stopped_by"] for m, r in rows.items()} == dict.fromkeys(models, "budget")
+    assert all(1 <= rows[m]["epochs"] < 10_000 for m in models)  # the budget, not the epochs, stopped them
+    assert done["seconds"] >= done["budget_seconds"]  # it stopped once its share was spent
     assert rows["fcn16"]["images_seen"] > rows["fcn32"]["images_seen"] > 0  # fcn16 counts fcn32's stage too
     text = (tmp_path / "b" / "results.md").read_text()
     assert "an equal budget of 0.003 min of wall clock per model" in text
