@@ -18,6 +18,7 @@ from mammotools.benchmark.results import (
     data_line,
     figure_cell,
     flags,
+    has_intervals,
     over_words,
     paired_cells,
     paired_intro,
@@ -141,7 +142,7 @@ def report_page(
         "<h2>Per class</h2>",
     ]
     classes = next((list(r["classes"]) for r in rows if r["classes"]), [])
-    titles = (("iou", "IoU %"), ("dice", "Dice %" + (" [95% CI]" if bootstrap.get("counts") else "")))
+    titles = (("iou", "IoU %"), ("dice", "Dice %" + (" [95% CI]" if has_intervals(bootstrap) else "")))
     for key, title in titles if classes else ():
         parts.append(f"<p><b>{title}</b></p>")
         parts.append(_table(["model", *classes], [[r["model"], *[class_cell(r, c, key) for c in classes]] for r in rows]))

@@ -263,6 +263,11 @@ def class_cell(row: dict[str, Any], name: str, key: str) -> str:
     return percent_ci(value, None, ci)
 
 
+def has_intervals(bootstrap: dict[str, Any]) -> bool:
+    """Whether the tables carry intervals: per-image counts, and at least two subjects to resample."""
+    return bool(bootstrap.get("counts")) and bootstrap.get("fewest_subjects", 2) >= 2
+
+
 def ci_line(bootstrap: dict[str, Any]) -> str:
     """What the bracketed intervals are, in one sentence (or why there are none: no pixel counts
     in per_image.csv, or a single subject to resample)."""
@@ -369,7 +374,7 @@ def results_markdown(
         )
     lines += ["", ci_line(bootstrap)]
     classes = next((list(r["classes"]) for r in rows if r["classes"]), [])
-    dice_title = "## Per-class Dice (%)" + (" [95% CI]" if bootstrap.get("counts") else "")
+    dice_title = "## Per-class Dice (%)" + (" [95% CI]" if has_intervals(bootstrap) else "")
     for key, title in (("iou", "## Per-class IoU (%)"), ("dice", dice_title)) if classes else ():
         lines += ["", title, "", "| model | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
         for r in rows:

@@ -70,8 +70,9 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
     "budget_minutes",
     type=float,
     callback=budget_minutes,
-    help="Equal training budget: wall-clock minutes per model (a staged run's stages share it equally); "
-    "training stops when it is spent (--epochs, if given, still caps it).",
+    metavar="MINUTES",
+    help="Equal training budget: wall-clock minutes per run, training and validation (a staged run's stages, "
+    "fcn32 -> fcn16 -> fcn8, share it equally); without --epochs the epochs are not capped.  [0 < x <= a year]",
 )
 @click.option("--scale", type=click.FloatRange(0.05, 4.0), help="Resize crops and images by this before the models.")
 @click.option("--pretrained", type=FILE, help="Local ImageNet weights for the first stage of every model.")

@@ -161,7 +161,7 @@ def input_size_values(values: dict[str, Any]) -> None:
 def budget_minutes(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     """--budget: minutes, finite and > 0."""
     if value is not None and not (math.isfinite(value) and 0 < value <= 525_600):
-        raise click.BadParameter(f"{value}: give the minutes of training per model, a number > 0 and at most a year (e.g. 20)")
+        raise click.BadParameter(f"{value}: give the minutes of training, a number > 0 and at most a year (e.g. 20)")
     return value
 
 

@@ -118,7 +118,9 @@ def _pct(value: float | None) -> str:
     "budget_minutes",
     type=float,
     callback=budget_minutes,
-    help="Wall-clock minutes of training for the run, shared equally by its stages (default: none; --epochs caps it).",
+    metavar="MINUTES",
+    help="Wall-clock minutes of training for the run, shared equally by its stages (default: none; the recipe's "
+    "or --epochs still caps the epochs).  [0 < x <= a year]",
 )
 @click.option(
     "--scale",
