@@ -40,7 +40,7 @@ def option_words(key: str, value: Any, overrides: dict[str, Any]) -> str:
 
 
 def budget_words(config: dict[str, Any], record: dict[str, Any]) -> str:
-    """The equal budget in words: minutes per model, each stage's share, what still caps it."""
+    """The equal budget in words: minutes per run, each stage's share, what still caps it."""
     from mammotools.models import MODELS
 
     minutes = float(config["budget_minutes"])
@@ -50,7 +50,7 @@ def budget_words(config: dict[str, Any], record: dict[str, Any]) -> str:
     )
     cap = f", at most {config['epochs']} epoch(s) per stage" if config["epochs"] < 10_000 else ""
     return (
-        f"an equal budget of {minutes:g} min of wall clock per model, training and per-epoch validation included"
+        f"an equal budget of {minutes:g} min of wall clock per run, training and per-epoch validation included"
         + (f" (a staged run's stages share it equally: {shares}; a later stage's figures count the stages before it)"
            if shares else "")
         + cap

@@ -200,7 +200,7 @@ def test_a_tiny_budget_stops_training_and_the_report_states_it(tmp_path: Path) -
     dataset = make_dataset(tmp_path)
     crops = tmp_path / "c64"
     make_crops(dataset, crops, CropSettings(size=64, per_image=2))
-    overrides = {"workers": 0, "budget_minutes": 0.003}  # 0.18 s per model: one (partial) epoch per stage
+    overrides = {"workers": 0, "budget_minutes": 0.003}  # 0.18 s per run: one (partial) epoch per stage
     models = ["fcn32", "fcn16", "deeplabv3-r18"]
     settings = BenchmarkSettings(models=models, quick=True, overrides=overrides, device="cpu", pictures=0)
     result = run_benchmark(dataset, [crops], tmp_path / "b", settings)
@@ -215,6 +215,6 @@ def test_a_tiny_budget_stops_training_and_the_report_states_it(tmp_path: Path) -
     assert done["seconds"] >= done["budget_seconds"]  # it stopped once its share was spent
     assert rows["fcn16"]["images_seen"] > rows["fcn32"]["images_seen"] > 0  # fcn16 counts fcn32's stage too
     text = (tmp_path / "b" / "results.md").read_text()
-    assert "an equal budget of 0.003 min of wall clock per model" in text
+    assert "an equal budget of 0.003 min of wall clock per run" in text
     assert "fcn16's 2 stages 0.0015 min each" in text and "budget) |" in text
     assert "an equal budget of 0.003 min" in (tmp_path / "b" / "report.html").read_text()
