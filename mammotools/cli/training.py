@@ -7,6 +7,7 @@ torch is imported inside the commands; the model names come from the registry wh
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -46,20 +47,43 @@ def _recipes() -> list[str]:
     return list(RECIPES)
 
 
+PLAIN_EVERY_SHARE, PLAIN_EVERY_SECONDS = 0.1, 60.0  # without a terminal: a line per 10% of an epoch or per minute
+
+
 class ProgressReporter:
-    """Draws a bar per epoch with the loss and images/s; prints each epoch's validation line."""
+    """Draws a bar per epoch with the loss and images/s; prints each epoch's validation line.
+
+    Where stderr is not a terminal (a log file, CI, a job queue) a bar would print nothing until
+    the epoch ends: it prints a plain line every 10% of the epoch or every minute instead."""
 
     def __init__(self) -> None:
         self.bar: Any = None
         self.steps = 0
+        self.plain = not sys.stderr.isatty()
+        self.label, self.batches, self.last_share, self.last_time = "", 1, 0.0, 0.0
 
     def epoch_start(self, stage: str, epoch: int, epochs: int, batches: int) -> None:
         label = f"{stage} epoch {epoch + 1}/{epochs}"
         self.steps = 0
+        if self.plain:
+            self.label, self.batches, self.last_share, self.last_time = label, max(batches, 1), 0.0, time.monotonic()
+            click.echo(f"{label}: {batches} step(s)", err=True)
+            return
         self.bar = click.progressbar(length=batches, label=label, file=sys.stderr, show_pos=True, item_show_func=lambda s: s)
         self.bar.__enter__()
 
     def batch(self, steps_done: int, loss: float, images_per_s: float) -> None:
+        if self.plain:
+            share, now = steps_done / self.batches, time.monotonic()
+            due = share - self.last_share >= PLAIN_EVERY_SHARE - 1e-9 or now - self.last_time >= PLAIN_EVERY_SECONDS
+            if due or steps_done >= self.batches:
+                click.echo(
+                    f"{self.label}: step {steps_done}/{self.batches} ({100 * share:.0f}%), loss {loss:.4f}, "
+                    f"{images_per_s:.1f} img/s",
+                    err=True,
+                )
+                self.last_share, self.last_time = share, now
+            return
         if self.bar is not None:
             self.bar.update(steps_done - self.steps, f"loss {loss:.4f}, {images_per_s:.1f} img/s")
             self.steps = steps_done

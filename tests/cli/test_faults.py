@@ -118,8 +118,13 @@ def test_write_failures_anywhere_are_one_line(tmp_path: Path, monkeypatch: pytes
     proj = project(tmp_path / "p", n=2)
     assert cli("export-qupath", proj, "--images", tmp_path / "p" / "images", "--out", tmp_path / "ds")[0] == 0
     assert cli("make-crops", tmp_path / "ds", "--size", "64", "--out", tmp_path / "crops")[0] == 0
+    import mammotools.augment.crop
+    import mammotools.augment.run
     import mammotools.files as files
     import mammotools.importers.label_images  # noqa: F401 (imported before the patch, so the patch is undone whole)
+
+    # every module that binds atomic_path by name is imported before the patch: one imported
+    # during it would keep the failing function after the test (augment, in a run of tests/cli alone)
 
     real = files.atomic_path
 

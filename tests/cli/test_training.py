@@ -64,3 +64,18 @@ def test_ctrl_c_says_how_to_resume(crops: Path, tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(train, "train_run", interrupted)
     code, output = run("train", crops, "--model", "fcn32", "--out", tmp_path / "r")
     assert code == 130 and "--resume" in output and f"--out {tmp_path / 'r'}" in output
+
+
+def test_progress_without_a_terminal_prints_plain_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """stderr to a log file: a line every 10% of an epoch (or every minute), not one bar at its end."""
+    from mammotools.cli.training import ProgressReporter
+
+    reporter = ProgressReporter()
+    assert reporter.plain  # pytest's captured stderr is no terminal
+    reporter.epoch_start("fcn32", 0, 30, 200)
+    for step in range(10, 201, 10):  # the loop reports every 10 steps
+        reporter.batch(step, 0.5, 12.0)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "fcn32 epoch 1/30: 200 step(s)"
+    assert lines[1] == "fcn32 epoch 1/30: step 20/200 (10%), loss 0.5000, 12.0 img/s"
+    assert len(lines) == 11 and lines[-1].startswith("fcn32 epoch 1/30: step 200/200 (100%)")
