@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mammotools.cli.options import FILE, FOLDER, INPUT_SIZE, budget_minutes, input_size_values, one_writer, user_errors
+from mammotools.cli.options import FILE, FOLDER, INPUT_SIZE, budget_option, input_size_values, one_writer, user_errors
 from mammotools.cli.training import LazyChoice, ProgressReporter, _pct, _recipes
 from mammotools.defaults import DEVICES, PRECISIONS
 
@@ -65,14 +65,9 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
     help="One input for every model and stage: a side (256) or HEIGHTxWIDTH, each model taking the largest it can "
     "up to it (the unpadded U-Net: 252) (default: each stage's paper input).",
 )
-@click.option(
-    "--budget",
-    "budget_minutes",
-    type=float,
-    callback=budget_minutes,
-    metavar="MINUTES",
-    help="Equal training budget: wall-clock minutes per run, training and validation (a staged run's stages, "
-    "fcn32 -> fcn16 -> fcn8, share it equally); without --epochs the epochs are not capped.  [0 < x <= a year]",
+@budget_option(
+    "Equal training budget: wall-clock minutes per run, training and validation (a staged run's stages, "
+    "fcn32 -> fcn16 -> fcn8, share it equally); without --epochs the epochs are not capped."
 )
 @click.option("--scale", type=click.FloatRange(0.05, 4.0), help="Resize crops and images by this before the models.")
 @click.option("--pretrained", type=FILE, help="Local ImageNet weights for the first stage of every model.")

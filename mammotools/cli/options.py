@@ -158,6 +158,15 @@ def input_size_values(values: dict[str, Any]) -> None:
         values["input_width"] = shape[1] if shape[1] != shape[0] else 0
 
 
+def budget_option(help_text: str) -> Callable[[F], F]:
+    """``--budget MINUTES`` (the setting budget_minutes), checked by :func:`budget_minutes`; one
+    definition for train and benchmark, each saying what its budget covers."""
+    return click.option(
+        "--budget", "budget_minutes", type=float, callback=budget_minutes, metavar="MINUTES",
+        help=f"{help_text}  [0 < x <= a year]",
+    )  # fmt: skip
+
+
 def budget_minutes(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     """--budget: minutes, finite and > 0."""
     if value is not None and not (math.isfinite(value) and 0 < value <= 525_600):

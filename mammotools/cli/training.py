@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from mammotools.cli.options import FILE, FOLDER, INPUT_SIZE, budget_minutes, input_size_values, user_errors
+from mammotools.cli.options import FILE, FOLDER, INPUT_SIZE, budget_option, input_size_values, user_errors
 from mammotools.defaults import CLASS_WEIGHTINGS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TASKS
 
 TRAIN_DEFAULTS_NOTE = "(default: the recipe's)"
@@ -137,14 +137,9 @@ def _pct(value: float | None) -> str:
     type=INPUT_SIZE,
     help="Model input in px for every stage: a side (256) or HEIGHTxWIDTH (1024x1400) (default: each stage's paper input).",
 )
-@click.option(
-    "--budget",
-    "budget_minutes",
-    type=float,
-    callback=budget_minutes,
-    metavar="MINUTES",
-    help="Wall-clock minutes of training for the run, shared equally by its stages (default: none; the recipe's "
-    "or --epochs still caps the epochs).  [0 < x <= a year]",
+@budget_option(
+    "Wall-clock minutes of training for the run, shared equally by its stages (default: none; the recipe's "
+    "or --epochs still caps the epochs)."
 )
 @click.option(
     "--scale",
