@@ -86,7 +86,7 @@ def error_bars(rows: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], str]:
                 bars[metric][:, i] = [100 * max(value - ci[0], 0.0), 100 * max(ci[1] - value, 0.0)]
                 kinds.add("95% CI by subject bootstrap (one run)")
     if not kinds:
-        return bars, "no error bars (one run, no interval)"
+        return bars, "no error bars: one run, no interval"
     return bars, "error bars: " + "; ".join(sorted(kinds, reverse=True))
 
 

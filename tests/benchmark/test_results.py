@@ -266,4 +266,4 @@ def test_one_subject_gives_no_interval_and_says_why(tmp_path: Path) -> None:
     assert "No confidence intervals: the validation images come from a single subject" in md and " [" not in md.split("##")[0]
     assert "With 1 validation subject(s) no paired test is reported" in md
     _, label = error_bars(results["models"])
-    assert label == "no error bars (one run, no interval)"
+    assert label == "no error bars: one run, no interval"
