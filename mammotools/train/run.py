@@ -231,7 +231,7 @@ def _check_run_folder(out: Path, description: dict[str, Any], config: TrainConfi
             )
         except (ValueError, KeyError, TypeError, InputError, OSError):
             same = False
-        if not same and not overwrite:
+        if not same and not overwrite and _has_epochs(out):  # a run without a complete epoch has nothing to lose
             raise InputError(
                 f"{out}: a run of other settings, data or model; pass --overwrite to start it over, or choose another --out"
             )
@@ -244,6 +244,13 @@ def _check_run_folder(out: Path, description: dict[str, Any], config: TrainConfi
         raise InputError(f"--out {out}: not empty and not a training run; choose an empty or new --out")
 
 
+def _has_epochs(out: Path) -> bool:
+    """Whether the run folder holds a complete epoch (a checkpoint or a stage's best model): a
+    folder without one (a start that failed in its first epoch) is taken over by other settings."""
+    stages = out / "stages"
+    return any(stages.glob(f"*/{checkpoint.CHECKPOINT}")) or any(stages.glob(f"*/{checkpoint.BEST}"))
+
+
 def _comparable(description: dict[str, Any]) -> dict[str, Any]:
     """run.json without what only describes the run's outputs (the class colours, recorded since 0.1)."""
     return {k: v for k, v in description.items() if k != "table"}
@@ -252,7 +259,7 @@ def _comparable(description: dict[str, Any]) -> dict[str, Any]:
 def _prepare_run(out: Path, description: dict[str, Any], config: TrainConfig, resume: bool, overwrite: bool) -> None:
     """Create the run folder, or check that an existing one is this run (same model, data, settings)."""
     _check_run_folder(out, description, config, resume, overwrite)
-    if overwrite and (out / RUN_FILE).is_file():  # start over, whatever the earlier run was
+    if (out / RUN_FILE).is_file() and (overwrite or not _has_epochs(out)):  # start over, whatever the earlier run was
         shutil.rmtree(out / "stages", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / RUN_FILE, json.dumps(description, indent=1))

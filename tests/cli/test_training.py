@@ -79,3 +79,48 @@ def test_progress_without_a_terminal_prints_plain_lines(capsys: pytest.CaptureFi
     assert lines[0] == "fcn32 epoch 1/30: 200 step(s)"
     assert lines[1] == "fcn32 epoch 1/30: step 20/200 (10%), loss 0.5000, 12.0 img/s"
     assert len(lines) == 11 and lines[-1].startswith("fcn32 epoch 1/30: step 200/200 (100%)")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--model", "smp-unet", "--encoder", "resnet19"],
+        ["--model", "fcn32", "--pretrained", "README.md"],
+        ["--model", "deeplabv3-r18", "--pretrained", "README.md"],
+        ["--model", "fcn33"],
+        ["--model", "fcn32", "--task", "tumour"],
+        ["--model", "fcn32", "--input-size", "40"],
+        ["--model", "fcn32", "--input-size", "8"],
+        ["--model", "fcn32", "--folds", "50", "--fold", "3"],
+        ["--model", "fcn32", "--scale", "0.05"],
+        ["--model", "fcn32", "CROPS=nowhere"],
+        ["--model", "fcn32", "CROPS=dataset"],
+    ],
+)
+def test_a_refused_start_leaves_no_run_folder(crops: Path, tmp_path: Path, bad: list[str]) -> None:
+    """Issue 19: `--encoder resnet19` or `--pretrained README.md` left --out/{config.json,run.json},
+    and the corrected command was then refused as "a run of other settings"."""
+    source = crops
+    if bad[-1].startswith("CROPS="):
+        source = {"nowhere": tmp_path / "nowhere", "dataset": crops.parent / "dataset" / "manifest.csv"}[bad.pop()[6:]]
+    out = tmp_path / "r"
+    code, output = run("train", source, "--out", out, "--width", "0.0625", "--epochs", "1", "--workers", "0", *bad)
+    assert code in (1, 2) and "Error" in output, output
+    assert not out.exists()
+
+
+def test_a_start_that_failed_before_its_first_epoch_is_taken_over(
+    crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped in its first epoch (out of memory at --batch-size 1000) holds nothing to lose:
+    the corrected command starts it over instead of asking for --overwrite."""
+    import mammotools.train.run as train_run
+
+    small = ["--width", "0.0625", "--input-size", "64", "--workers", "0", "--epochs", "1"]
+    with monkeypatch.context() as patch:
+        patch.setattr(train_run, "train_stage", lambda *a, **k: (_ for _ in ()).throw(MemoryError("out of memory")))
+        result = CliRunner().invoke(main, ["train", str(crops), "--model", "fcn32", "--out", str(tmp_path / "r"), *small,
+                                           "--batch-size", "1000"])  # fmt: skip
+        assert isinstance(result.exception, MemoryError) and (tmp_path / "r" / "config.json").is_file()
+    code, output = run("train", crops, "--model", "fcn32", "--out", tmp_path / "r", *small, "--batch-size", "4")
+    assert code == 0 and "best val mIoU" in output, output
