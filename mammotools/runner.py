@@ -18,6 +18,16 @@ from typing import Any
 
 from mammotools.errors import MammoError, ResourceError
 
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a per-item run: ``complete`` of its ``total`` items are complete (kept; the same
+    command finishes the rest). A KeyboardInterrupt, so cleanup written for Ctrl-C runs as before."""
+
+    def __init__(self, complete: int, total: int, failed: int = 0) -> None:
+        super().__init__(complete, total, failed)
+        self.complete, self.total, self.failed = complete, total, failed
+
+
 Done = Callable[[Any, Any, "str | None"], None]  # (item, result, error message or None)
 
 # A worker process starts a fresh interpreter that imports numpy, OpenCV, rasterio and shapely:
@@ -63,13 +73,37 @@ def _end_with_parent(parent: int) -> None:
 
 def init_worker(threads: int = 1, parent: int = 0) -> None:
     """Set OpenCV's thread count (1 per worker process, so N workers use N cores; 0 = default);
-    in a worker (``parent``: the main process's id), end it when the main process dies."""
+    in a worker (``parent``: the main process's id), end it when the main process dies, and
+    leave Ctrl-C to the main process (see :func:`_ctrl_c_to_main_only`)."""
     import cv2
 
     if threads > 0:
         cv2.setNumThreads(threads)
     if parent:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         _end_with_parent(parent)
+
+
+@contextlib.contextmanager
+def _ctrl_c_to_main_only() -> Iterator[None]:
+    """Start worker processes with Ctrl-C (SIGINT) ignored: the terminal sends it to every process
+    of the command, and a worker still importing its modules would print a KeyboardInterrupt
+    traceback each. An ignored signal stays ignored across the exec that starts a worker; the main
+    process takes Ctrl-C again as soon as they are started, stops the queue, and the workers
+    finish the items they hold (written whole), so the user sees one line."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def call_checked(fn: Callable[..., Any], item: Any, *args: Any) -> tuple[Any, str | None]:
@@ -126,7 +160,9 @@ def run_all(fn: Callable[..., Any], items: Sequence[Any], args: tuple, workers: 
     from concurrent.futures.process import BrokenProcessPool
 
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(1, os.getpid())) as pool:
-        futures = {pool.submit(call_checked, fn, item, *args): item for item in items}
+        with _ctrl_c_to_main_only():  # the first `workers` submissions start the processes
+            futures = {pool.submit(call_checked, fn, item, *args): item for item in items[:workers]}
+        futures |= {pool.submit(call_checked, fn, item, *args): item for item in items[workers:]}
         try:
             for fut in as_completed(futures):
                 result, error = fut.result()
@@ -173,4 +209,9 @@ def run_tracked(
         if on_item is not None:
             on_item(name)
 
-    run_all(fn, todo, args, workers, done)
+    before = len(outcome.done) + len(outcome.skipped) + len(outcome.failed)
+    try:
+        run_all(fn, todo, args, workers, done)
+    except KeyboardInterrupt:  # Ctrl-C: say how far the run got (the CLI's one line)
+        complete = len(outcome.done) + len(outcome.skipped)
+        raise Interrupted(complete, before + len(todo), len(outcome.failed)) from None

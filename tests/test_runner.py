@@ -33,3 +33,37 @@ def test_sample_export_runs_in_this_process_by_default(tmp_path: Path, monkeypat
     monkeypatch.setattr(runner, "run_all", spy)
     summary = export_dataset(SAMPLE / "project", tmp_path / "ds", SAMPLE / "images")
     assert summary.exported and used == [1]
+
+
+def test_ctrl_c_while_workers_start_is_one_line(tmp_path: Path) -> None:
+    """Issue 19: Ctrl-C while the pool's workers were starting printed a KeyboardInterrupt traceback
+    per worker (SpawnProcess) before click's "Aborted!". The workers now ignore it; the main
+    process stops the queue and says how far the run got, exit status 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import make_dataset
+
+    dataset = make_dataset(tmp_path)
+    command = [sys.executable, "-m", "mammotools", "augment", str(dataset), "--out", str(tmp_path / "a"), "--workers", "2"]
+    command += ["--variants", "flip_lr,rotate_cw"]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stderr is not None
+    seen = ""
+    while "Augmenting" not in seen:  # the plan is made: the workers are being started now
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    time.sleep(0.2)  # inside the workers' start-up (importing numpy and OpenCV takes about a second)
+    os.killpg(proc.pid, signal.SIGINT)  # as the terminal does: every process of the command
+    _, err = proc.communicate(timeout=60)
+    err = seen + err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "Aborted!" not in err, err
+    stopped = [line for line in err.splitlines() if line.startswith("Stopped:")]
+    assert len(stopped) == 1 and "image(s) are complete" in stopped[0] and "run the same command again" in stopped[0]
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=120)  # the same command finishes the rest
+    assert rerun.returncode == 0 and "0 failed" in rerun.stdout, rerun.stderr

@@ -15,6 +15,7 @@ from mammotools.cli.options import (
     finite,
     one_writer,
     report_failures,
+    stops_cleanly,
     user_errors,
     workers_option,
 )
@@ -81,6 +82,7 @@ from mammotools.defaults import (
 @workers_option
 @cluster_option
 @click.option("--overwrite", is_flag=True, help="Remake crops made earlier with other settings.")
+@stops_cleanly("image")
 @user_errors
 @one_writer
 def make_crops_cmd(
@@ -123,6 +125,15 @@ def make_crops_cmd(
     report_failures(summary.failed)
 
 
+def _augment_unit(values: dict) -> str:
+    from mammotools.augment import source_unit
+
+    try:
+        return source_unit(values["crops"])
+    except Exception:  # only the word of the Ctrl-C line
+        return "item"
+
+
 @click.command("augment", short_help="The ten offline variants of every training crop.")
 @click.argument("crops", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=FOLDER, help="Folder to write.")
@@ -141,6 +152,7 @@ def make_crops_cmd(
 @workers_option
 @cluster_option
 @click.option("--overwrite", is_flag=True, help="Remake outputs made earlier with other settings.")
+@stops_cleanly(_augment_unit)
 @user_errors
 @one_writer
 def augment_cmd(crops: Path, out: Path, variants: str | None, seed: int, originals: bool, workers: int, overwrite: bool) -> None:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from mammotools.defaults import READERS_OFFERED
-from mammotools.errors import MammoError
+from mammotools.errors import MammoError, printable
 
 MAX_WARNINGS_SHOWN = 20
 
@@ -31,7 +31,9 @@ MAX_MESSAGE = 1500  # characters of an error line: a 10 MB class name is cut, no
 
 
 def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text``, its middle cut out (saying how much) when it is longer than ``limit``."""
+    """``text``, its middle cut out (saying how much) when it is longer than ``limit``; a file
+    name's bytes that are not UTF-8 shown as ``\\xNN`` (printable on any terminal)."""
+    text = printable(text)
     if len(text) <= limit:
         return text
     head, tail = text[: limit * 2 // 3], text[-limit // 4 :]
@@ -106,6 +108,35 @@ def user_errors(fn: F) -> F:
             raise click.ClickException(shorten(os_error_line(exc, kwargs.get("out")))) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def stops_cleanly(unit: str | Callable[[dict[str, Any]], str]) -> Callable[[F], F]:
+    """Ctrl-C of a per-item command: one line saying how many items (``unit``: "image") are complete
+    and that the same command finishes the rest (exit status 130), not click's bare "Aborted!"."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from mammotools.runner import Interrupted
+
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt as exc:
+                out, name = kwargs.get("out"), unit if isinstance(unit, str) else unit(kwargs)
+                if isinstance(exc, Interrupted):
+                    done = f"{exc.complete} of {exc.total} {name}(s) are complete"
+                    done += f", {exc.failed} failed" if exc.failed else ""
+                else:  # stopped before or outside the per-item work: the records say what is complete
+                    records = Path(out) / "records" if out is not None else None
+                    count = sum(1 for _ in records.glob("*.json")) if records is not None and records.is_dir() else 0
+                    done = f"{count} {name}(s) are complete"
+                where = f" in {out}" if out is not None else ""
+                click.echo(f"\nStopped: {done}{where}; run the same command again to finish the rest.", err=True)
+                raise SystemExit(130) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def one_writer(fn: F) -> F:

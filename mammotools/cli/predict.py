@@ -8,7 +8,16 @@ from pathlib import Path
 
 import click
 
-from mammotools.cli.options import FOLDER, Progress, cluster_option, finite, one_writer, report_failures, user_errors
+from mammotools.cli.options import (
+    FOLDER,
+    Progress,
+    cluster_option,
+    finite,
+    one_writer,
+    report_failures,
+    stops_cleanly,
+    user_errors,
+)
 from mammotools.defaults import DEVICES, PREDICT_MIN_AREA, PREDICT_TOLERANCE
 
 
@@ -40,6 +49,7 @@ from mammotools.defaults import DEVICES, PREDICT_MIN_AREA, PREDICT_TOLERANCE
     "--dicom-voi/--no-dicom-voi", default=True, help="Apply a DICOM's VOI window, as export-qupath does (the run saw that)."
 )
 @cluster_option
+@stops_cleanly("image")
 @user_errors
 @one_writer
 def predict_cmd(

@@ -19,6 +19,7 @@ from mammotools.cli.options import (
     reader_option,
     report_failures,
     report_warnings,
+    stops_cleanly,
     user_errors,
     workers_option,
 )
@@ -93,6 +94,7 @@ def inspect_cmd(path: Path, classes_file: Path | None, as_json: bool, reader: st
     default=True,
     help="Apply a DICOM's VOI window (values outside it are clipped; recorded as a warning).",
 )
+@stops_cleanly("image")
 @user_errors
 @one_writer
 def export_qupath(

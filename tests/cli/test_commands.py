@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from conftest import feature, rect, shared, write_project
 
@@ -107,3 +108,40 @@ def test_wrong_folder_types_and_unreadable_files(tmp_path: Path) -> None:
     (tmp_path / "bad.geojson").write_text('{"type": "FeatureCollection", "features": [')
     result = runner.invoke(main, ["inspect", str(tmp_path / "bad.geojson")])
     assert result.exit_code == 1 and "not valid JSON" in result.output
+
+
+def test_ctrl_c_says_how_many_are_complete_and_how_to_finish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: Ctrl-C of export-qupath printed only "Aborted!"; make-crops and augment the same."""
+    from conftest import make_dataset
+
+    import mammotools.crops.image as crop_image
+    import mammotools.export.image as export_image
+
+    dataset = make_dataset(tmp_path)  # 6 images
+    project = tmp_path / "project"
+
+    def stop_at_third(module: object, name: str) -> None:
+        real, calls = getattr(module, name), []
+
+        def work(*args: object) -> object:
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return real(*args)
+
+        monkeypatch.setattr(module, name, work)
+
+    stop_at_third(export_image, "export_image")
+    export = ["export-qupath", str(project), "--images", str(tmp_path / "images"), "--out", str(tmp_path / "ds")]
+    export += ["--workers", "1"]
+    result = CliRunner().invoke(main, export)
+    assert result.exit_code == 130 and "Aborted" not in result.output
+    assert f"Stopped: 2 of 6 image(s) are complete in {tmp_path / 'ds'}; run the same command again" in result.output
+    monkeypatch.undo()
+    result = CliRunner().invoke(main, export)
+    assert result.exit_code == 0 and "4 exported, 2 skipped" in result.output
+
+    stop_at_third(crop_image, "cut_image_crops")
+    crops = ["make-crops", str(dataset), "--size", "32", "--per-image", "1", "--out", str(tmp_path / "c"), "--workers", "1"]
+    result = CliRunner().invoke(main, crops)
+    assert result.exit_code == 130 and "Stopped: 2 of 6 image(s) are complete" in result.output
