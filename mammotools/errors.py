@@ -7,9 +7,32 @@ traceback.
 
 from __future__ import annotations
 
+import re
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of a file name shown as ``\\xNN``.
+
+    Python keeps each byte of a file name that is not UTF-8 as a lone surrogate
+    (``b"\\xff.png"`` -> ``"\\udcff.png"``, PEP 383), which no UTF-8 stream, JSON or CSV file
+    accepts: messages show the byte instead, as ``ls -b`` does."""
+
+    def byte(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+    return _SURROGATE.sub(byte, text)
+
 
 class MammoError(Exception):
-    """Base class of the errors a user can fix; ``str(err)`` is the whole message."""
+    """Base class of the errors a user can fix; ``str(err)`` is the whole message (a file name
+    that is not UTF-8 shown by its bytes, see :func:`printable`, so that it can be printed and
+    written into a CSV or JSON file)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(printable(a) if isinstance(a, str) else a for a in args))
 
 
 class InputError(MammoError, ValueError):

@@ -4,18 +4,28 @@ Array contracts: grayscale is ``(H, W) uint8`` or ``(H, W) uint16``; colour is `
 uint8/uint16 in RGB order. Bit depth is kept and nothing is rescaled silently. PNG, TIFF and
 PGM are decoded by OpenCV (fast); DICOM by pydicom (imported lazily). Every problem with a
 file is raised as a one-line :class:`InputError` naming the file.
+
+This module is the one image reader: every command decodes images through :func:`read_image`,
+:func:`read_image_size` or :func:`open_pillow`, and each turns whatever a decoder raises (Pillow's
+ValueError for a PNG text chunk past ``MAX_TEXT_CHUNK``, its DecompressionBombError, OpenCV's
+cv2.error, MemoryError...) into that one line. Files are opened by Python (``open``) and decoders
+get their bytes or a file object, never the name: a name that is not UTF-8 (kept by Python as
+surrogates, PEP 383) reads like any other, where ``cv2.imread`` of such a name crashes the process
+(a segmentation fault). Names written into outputs must be UTF-8 (:func:`name_problem`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 
-from mammotools.errors import InputError, MissingFileError
+from mammotools.errors import InputError, MammoError, MissingFileError, printable
 from mammotools.files import atomic_write_bytes
 from mammotools.png import SIGNATURE as PNG_SIGNATURE
 from mammotools.png import encode_bilevel, encode_image
@@ -26,6 +36,68 @@ _SUPPORTED = "supported formats are PNG, TIFF, PGM and DICOM"
 _AGAIN = "copy or export the file again"
 _TIFF_LAYOUT_TAGS = (258, 273, 279, 320, 324, 325, 338, 339)  # bits, strips, colormap, tiles, samples
 _TIFF_TYPE_BYTES = (1, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4, 1, 1, 8, 8, 8)  # bytes per value, by TIFF type
+# What decoders raise on a file they refuse (Pillow, OpenCV, zlib, struct): each becomes one line.
+_DECODER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, OSError, SyntaxError, EOFError, IndexError, KeyError, TypeError, ArithmeticError, cv2.error,
+)  # fmt: skip
+
+
+def name_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why a file's name cannot name outputs, or None when it can.
+
+    The one rule for names that are not UTF-8 (bytes such as ``b"\\xff.png"``, which Python keeps
+    as surrogates): such a file is read like any other (by its bytes), but names nothing that is
+    written, because records, GeoJSON, CSV and QuPath projects are UTF-8 text and QuPath (Java)
+    cannot open a file by a name that is not, so an output named after it, with the bytes escaped,
+    would not lead back to it. The item is refused alone with this line."""
+    name = os.fspath(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = printable(Path(name).name)
+        return (
+            f"{printable(name)}: the file name '{shown}' is not valid UTF-8 (a name from another system's "
+            "encoding); outputs, QuPath projects and QuPath itself need UTF-8 names: rename the file "
+            "(e.g. convmv -f latin1 -t utf8 --notest FILE)"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def decoding(path: str | os.PathLike[str], what: str = "image", fix: str = _AGAIN) -> Iterator[None]:
+    """Run a decoder on ``path``: whatever it raises on a file it refuses becomes one
+    :class:`InputError` line naming the file, what it is, the decoder's reason and ``fix``."""
+    from PIL import Image
+
+    try:
+        yield
+    except MammoError:
+        raise
+    except MemoryError:
+        raise InputError(f"{path}: not enough memory to decode this {what}; free memory, or check the file") from None
+    except Image.DecompressionBombError as exc:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise InputError(
+            f"{path}: too large to open ({exc}): Pillow refuses images over {limit / 1e6:.0f} Mpx, twice its "
+            "PIL.Image.MAX_IMAGE_PIXELS, as possible decompression bombs; a full-field mammogram is under 30 Mpx: "
+            "check the file, or downscale or tile it"
+        ) from None
+    except _DECODER_ERRORS as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:300] or type(exc).__name__
+        if "MAX_TEXT_CHUNK" in reason or "MAX_TEXT_MEMORY" in reason:
+            fix = "its PNG text (metadata) inflates past Pillow's limit against decompression bombs; save it without text chunks"
+        raise InputError(f"{path}: not a readable {what} ({reason}); {fix}") from None
+
+
+@contextlib.contextmanager
+def open_pillow(path: str | os.PathLike[str], what: str = "image", fix: str = _AGAIN) -> Iterator[Any]:
+    """A Pillow image of the file, opened from its bytes (any file name), inside :func:`decoding`:
+    the block's decoding errors (``np.asarray(im)`` decodes) become one line naming the file."""
+    from PIL import Image
+
+    p = _existing(path)
+    with decoding(p, what, fix), open(p, "rb") as fh, Image.open(fh) as im:
+        yield im
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
@@ -60,7 +132,8 @@ def read_image(path: str | os.PathLike[str], voi: bool = True, notes: list[str] 
     if p.suffix.lower() in (".dcm", ".dicom") or _has_dicom_preamble(p):
         return _read_dicom(p, voi, notes if notes is not None else [])
     mode, (width, height) = _inspect_raster(p)
-    arr: np.ndarray | None = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    with decoding(p):  # by its bytes: cv2.imread of a name that is not UTF-8 crashes the process
+        arr: np.ndarray | None = cv2.imdecode(np.frombuffer(p.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.shape[:2] != (height, width):
         raise InputError(f"{p}: image data cannot be decoded (truncated or corrupt); {_AGAIN}")
     if arr.dtype not in (np.uint8, np.uint16):
@@ -172,14 +245,9 @@ def _has_dicom_preamble(p: Path) -> bool:
 
 def _inspect_raster(p: Path) -> tuple[str, tuple[int, int]]:
     """Check a PNG/TIFF/PGM header without decoding pixels; return (Pillow mode, size)."""
-    from PIL import Image
-
-    try:
-        with Image.open(p) as im:
-            fmt, mode, size, needed = im.format, im.mode, im.size, _needed_bytes(im, p)
-            pages = getattr(im, "n_frames", 1)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{p}: not a readable image, or truncated ({exc}); {_SUPPORTED}") from None
+    with open_pillow(p, "image, or truncated", _SUPPORTED) as im:
+        fmt, mode, size, needed = im.format, im.mode, im.size, _needed_bytes(im, p)
+        pages = getattr(im, "n_frames", 1)
     if fmt not in _RASTER_FORMATS:
         raise InputError(f"{p}: {fmt} images are not supported; {_SUPPORTED}")
     if pages > 1:

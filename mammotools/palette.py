@@ -20,15 +20,12 @@ def encode_label_png(label: np.ndarray, palette: bytes) -> bytes:
 
 
 def read_label_png(path: str | os.PathLike[str]) -> np.ndarray:
-    """A label map PNG back as (H, W) uint8 values (palette indices, not colours)."""
-    from PIL import Image
-
+    """A label map PNG back as (H, W) uint8 values (palette indices, not colours); a file that
+    does not decode is one InputError line (:func:`mammotools.images.open_pillow`)."""
     from mammotools.errors import InputError
+    from mammotools.images import open_pillow
 
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("P", "L"):
-                raise InputError(f"{path}: a label map must be an 8-bit palette or grayscale PNG, not {im.mode}")
-            return np.asarray(im).astype(np.uint8, copy=False)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the label map ({exc}); re-run the command that made it") from None
+    with open_pillow(path, "label map", "re-run the command that made it") as im:
+        if im.mode not in ("P", "L"):
+            raise InputError(f"{path}: a label map must be an 8-bit palette or grayscale PNG, not {im.mode}")
+        return np.asarray(im).astype(np.uint8, copy=False)

@@ -521,3 +521,103 @@ def test_png_checked_reads_headers_and_checksums_only(tmp_path: Path) -> None:
     (tmp_path / "cut.png").write_bytes(gray.read_bytes()[:-20])
     with pytest.raises(InputError, match="truncated"):
         png_checked(tmp_path / "cut.png")
+
+
+# --- one guarded reader: any file name, any decoder refusal as one line (issue 20, items 6, 7, 13) ---
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".pgm", ".dcm"])
+def test_a_file_name_that_is_not_utf8_reads_like_any_other(tmp_path: Path, suffix: str) -> None:
+    # cv2.imread of such a name crashed the process (a segmentation fault): run it in a child
+    import os
+    import subprocess
+    import sys
+
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/\xff" + suffix.encode()))  # Latin-1 "ÿ", kept as a surrogate
+    if suffix == ".dcm":
+        make_dicom(path, RAW12)
+    else:
+        assert cv2.imencode(suffix, GRAY16)[0]
+        path.write_bytes(cv2.imencode(suffix, GRAY16)[1].tobytes())
+    script = f"import os, numpy; from mammotools.images import read_image, read_image_size; " \
+             f"p = os.fsdecode({bytes(path)!r}); a = read_image(p); print(a.shape, a.dtype, read_image_size(p))"  # fmt: skip
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert child.returncode == 0, child.stderr[-2000:]
+    expected = RAW12 if suffix == ".dcm" else GRAY16
+    assert child.stdout.split("\n")[0] == f"{expected.shape} uint16 {expected.shape[::-1]}"
+    np.testing.assert_array_equal(read_image(path), expected)
+
+
+def test_a_name_that_is_not_utf8_is_shown_by_its_bytes_and_refused_for_outputs(tmp_path: Path) -> None:
+    import os
+
+    from mammotools.images import name_problem
+
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/\xffcut.png"))
+    path.write_bytes(encode_png(GRAY8)[:-30])
+    with pytest.raises(InputError) as info:
+        read_image(path)
+    message = str(info.value)
+    assert "\\xffcut.png" in message and "truncated" in message
+    message.encode("utf-8")  # printable, and writable into a CSV or JSON file
+    problem = name_problem(path)
+    assert problem is not None and "not valid UTF-8" in problem and "rename" in problem
+    problem.encode("utf-8")
+    assert name_problem(tmp_path / "ÿ.png") is None  # UTF-8, whatever the script
+
+
+def png_with_text(path: Path, text_bytes: int, mode: str = "L") -> Path:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "a" * text_bytes, zip=True)  # a few KB in the file, inflating to text_bytes
+    Image.fromarray(GRAY8 % 4).convert(mode).save(path, pnginfo=info)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["L", "P"])
+def test_a_png_text_chunk_past_pillows_limit_is_one_line(tmp_path: Path, mode: str) -> None:
+    from PIL import PngImagePlugin
+
+    from mammotools.images import open_pillow
+    from mammotools.palette import read_label_png
+
+    path = png_with_text(tmp_path / "label.png", PngImagePlugin.MAX_TEXT_CHUNK + 1000, mode)
+    assert path.stat().st_size < 100_000
+    for read in (read_image, read_label_png, lambda p: np.asarray(open_pillow(p).__enter__())):
+        with pytest.raises(InputError) as info:
+            read(path)
+        message = str(info.value)
+        assert str(path) in message and "\n" not in message and "MAX_TEXT_CHUNK" in message
+        assert "without text chunks" in message
+
+
+def test_an_image_past_pillows_size_limit_says_what_the_limit_is(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)  # 20000 x 20000, 8-bit gray
+    path = tmp_path / "huge.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 20001))
+                     + chunk(b"IEND", b""))  # fmt: skip
+    for func in (read_image, read_image_size):
+        error = raises_input_error(path, "too large to open", "Mpx", "decompression bomb", func=func)
+        assert "truncated" not in str(error)
+
+
+@pytest.mark.parametrize("error", [ValueError("bad"), MemoryError(), cv2.error("boom"), SyntaxError("x")])
+def test_any_decoder_refusal_becomes_one_line_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    import mammotools.images as images
+
+    path = cv2_write(tmp_path / "img.png", GRAY8)
+
+    def refuse(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr(images.cv2, "imdecode", refuse)
+    raises_input_error(path)

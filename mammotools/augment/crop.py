@@ -15,7 +15,7 @@ import numpy as np
 from mammotools.augment.variants import VARIANTS, apply_variant
 from mammotools.crops import checked_bits, split_files
 from mammotools.files import atomic_path, atomic_write_bytes, atomic_write_text
-from mammotools.images import encode_png, read_image
+from mammotools.images import encode_png, open_pillow, read_image
 from mammotools.palette import encode_label_png, read_label_png
 from mammotools.records import forget
 from mammotools.seeds import crop_seed
@@ -52,13 +52,11 @@ def source_stamp(job: AugmentJob) -> list[int]:
 
 def write_crop_variants(job: AugmentJob, out: Path, seed: int, table: ClassTable) -> dict:
     """Write the crop's variants (and/or a copy of it) and its record; return the record."""
-    from PIL import Image
-
     forget(out, job.crop, augment_files)  # an earlier run's outputs of this crop, wherever they went
 
     src_image, src_label = job.image_path, job.label_path
     label = read_label_png(src_label)
-    with Image.open(src_label) as im:
+    with open_pillow(src_label, "label map", "make the crops again") as im:
         palette = bytes(im.getpalette() or [])[:768].ljust(768, b"\0")
     outputs = []
 

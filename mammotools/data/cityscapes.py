@@ -87,10 +87,10 @@ def _scenes(root: Path, side: str) -> list[tuple[str, str, Path, Path]]:
 
 
 def _label_counts(path: Path) -> np.ndarray:
-    import cv2
+    from mammotools.images import read_image
 
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None or label.ndim != 2 or label.dtype != np.uint8:
+    label = read_image(path)
+    if label.ndim != 2 or label.dtype != np.uint8:
         raise InputError(f"{path}: not an 8-bit single-channel label id PNG; {LAYOUT_HINT}")
     return np.bincount(label.ravel(), minlength=256)
 
@@ -98,16 +98,11 @@ def _label_counts(path: Path) -> np.ndarray:
 def _check_pair(image: Path, label: Path) -> int:
     """The shorter side of a scene, after checking from the headers that its label map is an
     8-bit grayscale PNG of the image's size (one clear line otherwise)."""
-    from PIL import Image
-
-    from mammotools.images import read_image_size
+    from mammotools.images import open_pillow, read_image_size
 
     width, height = read_image_size(image)
-    try:
-        with Image.open(label) as im:
-            mode, size = im.mode, im.size
-    except OSError as exc:
-        raise InputError(f"{label}: cannot be read ({exc}); {LAYOUT_HINT} (gtFine_labelIds.png files)") from None
+    with open_pillow(label, "label id PNG", f"{LAYOUT_HINT} (gtFine_labelIds.png files)") as im:
+        mode, size = im.mode, im.size
     if mode != "L":
         raise InputError(f"{label}: a {mode} image, not the 8-bit label ids (use the *_gtFine_labelIds.png files)")
     if size != (width, height):

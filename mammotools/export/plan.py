@@ -21,8 +21,9 @@ from shapely.geometry.base import BaseGeometry
 from mammotools.annotations import clip_to_image, repair_geometry
 from mammotools.classes import ClassTable, normalize_name
 from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA, MAX_POINT_RADIUS, MAX_SIGMA
-from mammotools.errors import InputError, MammoError, MissingFileError
+from mammotools.errors import InputError, MammoError, MissingFileError, printable
 from mammotools.files import image_stem, safe_file_name
+from mammotools.images import name_problem
 from mammotools.locate import ImageIndex, distinct_names
 from mammotools.qupath import SourceImage, nothing_to_read, open_source, read_annotations
 from mammotools.records import EXPORT_RECORD, pngs_complete, read_record
@@ -118,6 +119,10 @@ def plan_export(
         if image_path is None:
             missing.append(image.name)
             missing_in.add(folder)
+            continue
+        problem = name_problem(image_path)  # its outputs, records and manifest are named after it
+        if problem:
+            plan.failed.append((printable(image_stem(image_path.name)), problem))
             continue
         try:
             jobs.append(_plan_image(image, image_path, table, targets, settings, unknown, seen))

@@ -122,17 +122,13 @@ def read_label_image(path: Path) -> np.ndarray:
     """A label image's values: (H, W) uint8. Palette PNGs give their indices (as mammotools writes
     label maps), grayscale PNG/TIFF/PGM their values; anything else is refused."""
     import numpy as np
-    from PIL import Image
 
-    from mammotools.images import read_image
+    from mammotools.images import open_pillow, read_image
 
     if path.suffix.lower() == ".png":
-        try:
-            with Image.open(path) as im:
-                if im.mode == "P":
-                    return np.asarray(im).astype(np.uint8, copy=False)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read the label image ({exc})") from None
+        with open_pillow(path, "label image") as im:
+            if im.mode == "P":
+                return np.asarray(im).astype(np.uint8, copy=False)
     label = read_image(path)
     if label.ndim != 2 or label.dtype != np.uint8:
         kind = f"{label.shape[2]}-channel colour" if label.ndim == 3 else f"{label.dtype}"
@@ -203,11 +199,14 @@ def _write_import(
 ) -> None:
     import numpy as np
 
-    from mammotools.images import read_image_size
+    from mammotools.images import name_problem, read_image_size
 
     entries = []
     bottom = table.bottom.name
     for entry_id, (label_path, image_path) in enumerate(pairs, start=1):
+        problem = name_problem(image_path)  # the project names it: a name QuPath can open, in UTF-8 text
+        if problem:
+            raise InputError(problem)
         label = read_label_image(label_path)
         height, width = label.shape
         if read_image_size(image_path) != (width, height):

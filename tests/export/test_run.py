@@ -199,12 +199,15 @@ def test_parallel_workers_give_identical_outputs(tmp_path: Path) -> None:
 def test_sample_data_exports(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2] / "sample_data"
     summary = export_dataset(root / "project", tmp_path / "ds", root / "images", workers=1)
-    assert sorted(summary.exported) == ["phantom_001", "phantom_002", "phantom_003"]
+    assert sorted(summary.exported) == [f"phantom_{i:03d}" for i in range(1, 25)]
     assert not summary.failed
     rows = list(csv.DictReader((tmp_path / "ds" / "manifest.csv").open()))
-    assert {r["subject"] for r in rows} == {"P001", "P002"}
+    assert {r["subject"] for r in rows} == {f"P{i:03d}" for i in range(1, 13)}  # twelve women
+    assert all(sum(r["subject"] == s for r in rows) == 2 for s in {r["subject"] for r in rows})  # CC and MLO each
     for r in rows:
-        assert int(r["pixels_tumor"]) > 500 and int(r["pixels_mammary_gland"]) > 100_000
+        assert int(r["pixels_mammary_gland"]) > 100_000
+    assert sum(int(r["pixels_tumor"]) > 500 for r in rows) >= 18  # a tumour in most images
+    assert sum(int(r["pixels_pectoral_muscle"]) > 10_000 for r in rows) == 12  # every MLO view
 
 
 def test_folder_of_exports_beside_images(tmp_path: Path) -> None:
@@ -382,3 +385,20 @@ def test_an_8_bit_file_for_a_16_bit_project_image_is_refused(tmp_path: Path) -> 
     summary = export_dataset(project, tmp_path / "ds", tmp_path / "images", settings=EXACT)
     assert summary.exported == [] and [n for n, _ in summary.failed] == ["m"]
     assert "8-bit pixels but the project's image is UINT16" in summary.failed[0][1]
+
+
+def test_a_file_name_that_is_not_utf8_fails_alone_with_one_line(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "good.png"), np.zeros((10, 10), np.uint8))
+    (folder / "good.geojson").write_text(json.dumps([feature(rect(0, 0, 5, 5), "Tumor")]))
+    latin1 = os.fsdecode(bytes(folder) + b"/caf\xe9")  # "café" in Latin-1: not UTF-8
+    Path(latin1 + ".png").write_bytes((folder / "good.png").read_bytes())
+    Path(latin1 + ".geojson").write_text(json.dumps([feature(rect(0, 0, 5, 5), "Tumor")]))
+    summary = export_dataset(folder, tmp_path / "ds", settings=EXACT)  # was a UnicodeEncodeError traceback
+    assert summary.exported == ["good"] and [name for name, _ in summary.failed] == ["caf\\xe9"]
+    assert "not valid UTF-8" in summary.failed[0][1] and "rename" in summary.failed[0][1]
+    summary.failed[0][1].encode("utf-8")
+    (tmp_path / "ds" / "manifest.csv").read_text("utf-8")

@@ -132,3 +132,32 @@ def test_duplicate_values_and_size_mismatch(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "lab" / "a_LI.png"), np.full((40, 50), 64, np.uint8))
     with pytest.raises(InputError, match=r"50x40 but a\.png is 100x80"):
         import_masks(tmp_path / "lab", tmp_path / "img", parse_values(VALUES, table), tmp_path / "p", table)
+
+
+def test_a_label_png_whose_text_chunk_inflates_past_pillows_limit_is_one_line(tmp_path: Path) -> None:
+    from PIL import PngImagePlugin
+
+    table = load_class_table(TISSUE)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    cv2.imwrite(str(tmp_path / "img" / "a1.png"), np.zeros((8, 8), np.uint8))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "a" * (PngImagePlugin.MAX_TEXT_CHUNK + 1), zip=True)  # 2 KB inflating past 1 MB
+    Image.fromarray(np.full((8, 8), 64, np.uint8)).convert("P").save(tmp_path / "lab" / "a1_LI.png", pnginfo=info)
+    with pytest.raises(InputError) as error:
+        import_masks(tmp_path / "lab", tmp_path / "img", parse_values(VALUES, table), tmp_path / "proj", table)
+    assert str(tmp_path / "lab" / "a1_LI.png") in str(error.value) and "MAX_TEXT_CHUNK" in str(error.value)
+    assert not (tmp_path / "proj").exists()
+
+
+def test_an_image_name_that_is_not_utf8_is_refused_with_one_line(tmp_path: Path) -> None:
+    import os
+
+    table = load_class_table(TISSUE)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    Path(os.fsdecode(bytes(tmp_path) + b"/img/\xff.png")).write_bytes(cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1])
+    Path(os.fsdecode(bytes(tmp_path) + b"/lab/\xff_LI.png")).write_bytes(cv2.imencode(".png", np.full((8, 8), 64, np.uint8))[1])
+    with pytest.raises(InputError, match=r"\\xff\.png.*not valid UTF-8.*rename"):
+        import_masks(tmp_path / "lab", tmp_path / "img", parse_values(VALUES, table), tmp_path / "proj", table)
+    assert not (tmp_path / "proj").exists()
