@@ -11,6 +11,9 @@ Layout::
     dataset/records/<name>.json        what was done for the image; written last, so its
                                        presence marks the image's outputs complete
     dataset/split.csv                  the subject-level split, once make-crops or augment drew it
+    dataset/unfinished.json            while an export run is under way: the images it was asked for;
+                                       removed when the run reaches its end (a stopped run leaves
+                                       it, so later stages refuse the dataset until it is finished)
 
 :func:`open_export_dataset` is how make-crops, augment and training read such a folder.
 """
@@ -33,6 +36,7 @@ from mammotools.split import SPLIT_FILE, read_split
 MANIFEST_FIELDS = ["name", "subject", "width", "height", "source", "annotations", "entry_id"]
 SUBFOLDERS = ("images", "labels", "masks", "records")
 MAKE_ONE = "make one with `mammotools export-qupath PROJECT --out DATASET`"
+UNFINISHED = "unfinished.json"
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ def open_export_dataset(path: str | Path) -> ExportDataset:
         raise MissingFileError(f"{path}: not found; give the dataset folder export-qupath wrote ({MAKE_ONE})")
     if path.is_file() and path.name in ("manifest.csv", "classes.json", SPLIT_FILE):
         raise InputError(f"{path}: a file of a dataset; give the dataset folder itself ({path.parent})")
+    if path.is_dir() and (path / UNFINISHED).is_file():
+        raise InputError(unfinished_message(path))
     if not path.is_dir() or not manifest.is_file() or not classes.is_file():
         raise InputError(f"{path}: not a mammotools dataset (no manifest.csv and classes.json); {MAKE_ONE}")
     if (path / "settings.json").is_file():
@@ -122,6 +128,32 @@ def open_export_dataset(path: str | Path) -> ExportDataset:
     split_file = path / SPLIT_FILE
     split = {name: side for name, (_, side) in read_split(split_file).items()} if split_file.is_file() else None
     return ExportDataset(path, table, images, split)
+
+
+def unfinished_message(path: Path) -> str:
+    """Why an export dataset whose run was stopped is refused: a split or crops drawn over part of
+    its images would no longer fit once the export is finished."""
+    try:
+        planned = json.loads((path / UNFINISHED).read_text("utf-8"))["images"]
+        complete = sum(1 for name in planned if read_record(path, name, EXPORT_RECORD) is not None)
+        counts = f" ({complete} of {len(planned)} images exported)"
+    except (OSError, ValueError, KeyError, TypeError):
+        counts = ""
+    return (
+        f"{path}: its export-qupath run was stopped before it finished{counts}; run the same export-qupath "
+        "command again to finish it, then use the dataset"
+    )
+
+
+def mark_unfinished(out: Path, names: list[str]) -> None:
+    """Record that an export run of ``names`` is under way (removed by :func:`mark_finished`)."""
+    atomic_write_text(out / UNFINISHED, json.dumps({"images": sorted(names)}, indent=1))
+
+
+def mark_finished(out: Path) -> None:
+    """The export run reached its end (every image exported or reported failed)."""
+    if (out / UNFINISHED).exists():  # not touched otherwise: a read-only copy of a finished dataset reruns
+        (out / UNFINISHED).unlink()
 
 
 def _exported_image(row: dict[str, str], table: ClassTable, manifest: Path, line: int) -> ExportedImage:

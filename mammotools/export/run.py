@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mammotools.classes import ClassTable, default_class_table
-from mammotools.export.layout import check_export_folder, export_files, prepare_export_folder, write_manifest
+from mammotools.export.layout import (
+    check_export_folder,
+    export_files,
+    mark_finished,
+    mark_unfinished,
+    prepare_export_folder,
+    write_manifest,
+)
 from mammotools.export.plan import MAX_LISTED, ExportSettings, check_settings, plan_export
 from mammotools.records import forget, leftovers
 from mammotools.runner import Outcome, choose_workers, run_tracked
@@ -84,6 +91,8 @@ def export_dataset(
 
     args = (out, table, settings)
     current = {j.name for j in todo} | {j.name for j in done} | {name for name, _ in summary.failed}
+    if todo:  # until the run's end: a stopped export is refused by make-crops (a split drawn over part of it)
+        mark_unfinished(out, sorted(current))
     try:
         megapixels = sum(job.width * job.height for job in todo) / 1e6
         n = choose_workers(workers, len(todo), megapixels * SECONDS_PER_MEGAPIXEL)
@@ -91,6 +100,7 @@ def export_dataset(
         summary.warnings.extend(_leftovers(out, current, overwrite))
     finally:  # also after Ctrl-C: the manifest lists what is complete
         write_manifest(out, table, current)
+    mark_finished(out)
     summary.seconds = time.perf_counter() - start
     return summary
 
