@@ -121,6 +121,8 @@ def make_crops_cmd(
     )
     for note in summary.notes:
         click.echo(f"note: {note}", err=True)
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"Crops: {out}  (manifest: {out / 'manifest.csv'}, class weights: {out / 'class_weights.json'})")
     report_failures(summary.failed)
 

@@ -54,6 +54,7 @@ class CropSummary(Outcome):
     crops: dict[str, int] = field(default_factory=lambda: {TRAIN: 0, VAL: 0})
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # settings that work but are most likely a mistake
 
 
 def make_crops(
@@ -83,6 +84,7 @@ def make_crops(
         summary_notes = [note + " when it is drawn (delete the file to redraw it)"]
     else:
         summary_notes = []
+    whole_images = _whole_image_windows(dataset, settings)
     recorded = {"kind": "crops", "settings": asdict(settings), "dataset": str(Path(dataset_path).resolve())}
     recorded = json.loads(json.dumps(recorded))  # JSON types, as settings.json holds them
     check_split_folder(out, "crops", recorded, overwrite, dataset.path)  # before the split is drawn
@@ -93,7 +95,7 @@ def make_crops(
             f"delete the file to redraw the split (--val-fraction sets the validation share), or set some subjects to {TRAIN}"
         )
     _prepare_out(out, recorded, out_table, overwrite, dataset.path)
-    summary = CropSummary(notes=summary_notes)
+    summary = CropSummary(notes=summary_notes, warnings=whole_images)
     todo = []
     for job in jobs:
         record = read_record(out, job.name, CROPS_RECORD)
@@ -151,6 +153,25 @@ def _common_labels(table: ClassTable, names: tuple[str, ...]) -> set[int]:
         elif normalize_name(name) != normalize_name(DEFAULT_COMMON[0]):
             raise InputError(f"--common {name!r}: not a class of the dataset ({', '.join(table.names)})")
     return labels
+
+
+def _whole_image_windows(dataset: ExportDataset, settings: CropSettings) -> list[str]:
+    """A warning when images are no larger than ``--size`` on both sides: such an image fits inside
+    one window, so wherever its centre falls each of its crops is the same padded copy of the whole
+    image. Warned, not refused: padded whole images are a choice some make (one crop per image);
+    the warning names how many images and a size that cuts distinct crops from all of them."""
+    size = settings.size
+    whole = [image for image in dataset.images if image.width <= size and image.height <= size]
+    if not whole:
+        return []
+    fits = min(min(image.width, image.height) for image in dataset.images)  # crops of every image without padding
+    largest = max(whole, key=lambda image: image.width * image.height)
+    each = f"each of their {settings.per_image} crops is the same" if settings.per_image > 1 else "their crop is a"
+    return [
+        f"--size {size}: {len(whole)} of {len(dataset.images)} image(s) fit inside one {size} px window (the largest "
+        f"{largest.width}x{largest.height} px): {each} padded copy of the whole image; --size {fits} or less (the "
+        "shortest image side) cuts distinct crops without padding from every image"
+    ]
 
 
 def _jobs(dataset: ExportDataset, subjects_csv: Path | None, val_fraction: float, seed: int, notes: list[str]) -> list[CropJob]:

@@ -45,3 +45,18 @@ def test_make_crops_refuses_an_export_that_was_stopped(tmp_path: Path, monkeypat
     assert run(*export)[0] == 0  # finished: the dataset is whole
     code, output = run(*crops)
     assert code == 0 and "6 image(s) cropped" in output
+
+
+def test_crops_larger_than_the_images_are_warned_once(tmp_path: Path) -> None:
+    """Issue 19: `make-crops --size 2000` on small images wrote per image ten identical padded
+    windows without a word. One warning names how many images fit one window and a size that fits."""
+    dataset = make_dataset(tmp_path)  # five 200x300 images and one 90x100
+    code, output = run("make-crops", dataset, "--size", "400", "--per-image", "3", "--out", tmp_path / "c", "--workers", "1")
+    warnings = [line for line in output.splitlines() if line.startswith("warning:")]
+    assert code == 0 and len(warnings) == 1, output
+    assert "6 of 6 image(s) fit inside one 400 px window (the largest 300x200 px)" in warnings[0]
+    assert "each of their 3 crops is the same padded copy" in warnings[0] and "--size 90 or less" in warnings[0]
+    code, output = run("make-crops", dataset, "--size", "120", "--per-image", "3", "--out", tmp_path / "d", "--workers", "1")
+    assert code == 0 and "warning: --size 120: 1 of 6 image(s)" in output and "(the largest 100x90 px)" in output
+    code, output = run("make-crops", dataset, "--size", "64", "--out", tmp_path / "e", "--workers", "1")
+    assert code == 0 and "warning" not in output
