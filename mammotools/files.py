@@ -125,6 +125,21 @@ def remove_dead_siblings(target: Path) -> int:
     return removed
 
 
+def remove_dead_temporaries(folder: Path) -> int:
+    """Remove the temporaries (``.NAME.tmp-PID``, ``.NAME.tmp-old-PID``) anywhere under ``folder``
+    whose process is gone (a training run killed while writing a checkpoint leaves one of the
+    checkpoint's size); a live process's are left alone. Returns how many were removed."""
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for p in folder.rglob(f".*{TEMP_MARKER}*"):
+        digits = p.name.rsplit("-", 1)[-1]
+        if digits.isdigit() and int(digits) != os.getpid() and not pid_alive(int(digits)):
+            _remove(p)
+            removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def output_lock(out: Path) -> Iterator[None]:
     """Hold the lock of the output folder ``out`` for the block: a second mammotools run writing

@@ -220,15 +220,23 @@ def train_cmd(
 @click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), help="Sliding-window overlap (default: the run's, 0.5).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Windows per forward pass (memory is bounded by it).")
 @click.option("--no-predictions", is_flag=True, help="Do not write the predicted label maps.")
+@click.option("--overwrite", is_flag=True, help="Replace an evaluation of another run, stage or dataset in --out.")
 @user_errors
 def evaluate_cmd(
-    run: Path, dataset: Path, out: Path | None, device: str, overlap: float | None, batch_size: int | None, no_predictions: bool
+    run: Path,
+    dataset: Path,
+    out: Path | None,
+    device: str,
+    overlap: float | None,
+    batch_size: int | None,
+    no_predictions: bool,
+    overwrite: bool,
 ) -> None:
     """Score the trained RUN on DATASET: a crop dataset's validation crops, or the whole validation
     images of an export dataset (its split.csv), by sliding window with Gaussian blending."""
     from mammotools.train import evaluate_run
 
-    summary = evaluate_run(run, dataset, out, device, overlap, batch_size, not no_predictions)
+    summary = evaluate_run(run, dataset, out, device, overlap, batch_size, not no_predictions, overwrite=overwrite)
     m = summary.metrics
     click.echo(
         f"{summary.images} image(s): pixel accuracy {_pct(m['pixel_accuracy'])}, mean IoU {_pct(m['mean_iou'])}, "

@@ -59,6 +59,9 @@ class TrainConfig:
 
 MIN_SCALE, MAX_SCALE = 0.05, 4.0
 MAX_BUDGET_MINUTES = 525_600
+MAX_SEED = 2**32 - 1  # numpy's seeds stop there; torch's at 2**64 - 1 (a larger one was an OverflowError traceback)
+MAX_INT = 2**31 - 1  # epochs, batches, sizes: beyond this a value is a typo, and torch's int32 arguments overflow
+MAX_WORKERS = 256
 
 RECIPES: dict[str, TrainConfig] = {
     "fast": TrainConfig(),
@@ -152,6 +155,13 @@ def check_config(config: TrainConfig) -> None:
         raise InputError(f"overlap {config.overlap}: give 0 <= overlap < 1")
     if config.patience < 0 or config.warmup_epochs < 0 or config.weight_decay < 0 or config.step_epochs < 1:
         raise InputError("patience, warmup_epochs and weight_decay must be >= 0, step_epochs >= 1")
+    if config.seed > MAX_SEED:
+        raise InputError(f"seed {config.seed}: give a seed from 0 to {MAX_SEED:,}")
+    for key in ("epochs", "batch_size", "patience", "step_epochs", "val_batch", "input_size", "input_width", "folds", "fold"):
+        if getattr(config, key) > MAX_INT:
+            raise InputError(f"{key} {getattr(config, key)}: give at most {MAX_INT:,}")
+    if config.workers > MAX_WORKERS:
+        raise InputError(f"workers {config.workers}: give at most {MAX_WORKERS} loader processes")
     if config.seed < 0 or config.momentum < 0 or config.val_batch < 1 or config.workers < -1 or config.input_size < 0:
         raise InputError("seed, momentum and input_size must be >= 0, val_batch >= 1, workers >= 0 (or -1: chosen)")
     if not MIN_SCALE <= config.scale <= MAX_SCALE:

@@ -12,12 +12,15 @@ Writes into ``--out`` (default ``RUN/eval-<dataset folder name>``)::
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,11 +30,12 @@ from mammotools.data import fold_crops, is_cityscapes, open_cityscapes
 from mammotools.defaults import IGNORE_LABEL
 from mammotools.errors import InputError
 from mammotools.export import open_export_dataset
-from mammotools.files import atomic_write_bytes, atomic_write_text
+from mammotools.files import atomic_write_bytes, atomic_write_text, output_lock, remove_dead_temporaries
 from mammotools.metrics import scores, write_confusion_csv
 from mammotools.models import build_model, with_input_normalization
 from mammotools.palette import encode_label_png
 from mammotools.split import SPLIT_FILE, TRAIN, VAL, fold_sides, read_split
+from mammotools.train.checkpoint import BEST, load_weights
 from mammotools.train.evaluation import EvalImage, evaluate_images
 from mammotools.train.run import final_model, run_normalization, stage_window
 from mammotools.train.runtime import start_runtime
@@ -139,9 +143,15 @@ def evaluate_run(
     save_predictions: bool = True,
     on_image: Callable[[str], None] | None = None,
     stage: str | None = None,
+    overwrite: bool = False,
 ) -> EvaluationSummary:
     """Score the run's final model (or the best model of an earlier ``stage``, e.g. fcn16 of an
-    fcn8 run) on the dataset's validation images (layout above)."""
+    fcn8 run) on the dataset's validation images (layout above).
+
+    ``out`` must be new, empty, or an evaluation of this run's stage on this dataset (rewritten);
+    an evaluation of another run, stage or dataset is replaced with ``overwrite`` only, and any
+    other folder never. The default, ``RUN/eval-<dataset folder name>``, gets the dataset path's
+    short hash when that name already holds another dataset's evaluation."""
     start = time.perf_counter()
     run, dataset_path = Path(run), Path(dataset_path)
     description, best, config = final_model(run, stage)
@@ -155,10 +165,84 @@ def evaluate_run(
         _check_split(Path(description["dataset"]), images, config.folds, config.fold)
     runtime = start_runtime(device, config.precision)
     model = build_model(stage, len(classes), width=config.width, encoder=config.encoder)
-    model.load_state_dict(best["model"])
+    load_weights(model, best["model"], run / "stages" / stage / BEST)
     model = with_input_normalization(model, run_normalization(description)).to(runtime.device)
-    out = Path(out) if out else run / f"eval-{dataset_path.resolve().name}"
+    marker = {"kind": KIND, "run": str(run.resolve()), "stage": stage, "dataset": str(dataset_path.resolve())}
+    out = Path(out) if out else default_folder(run, dataset_path, marker)
+    with output_lock(out):
+        _prepare_out(out, marker, overwrite)
+        return _score(run, dataset_path, out, description, config, stage, images, lut, values, table, kind, runtime, model,
+                      overlap, batch_size, save_predictions, on_image, start)  # fmt: skip
+
+
+KIND = "mammotools evaluation"
+MARKER = "evaluation.json"  # written first: what the folder evaluates, so a rerun (or a wrong --out) is recognised
+OUTPUTS = (MARKER, "metrics.json", "confusion.csv", "per_image.csv", "predictions")
+
+
+def default_folder(run: Path, dataset_path: Path, marker: dict[str, str]) -> Path:
+    """``RUN/eval-<dataset folder name>``, or ``...-<hash of the dataset's path>`` when that folder
+    evaluates another dataset (two datasets of one folder name must not share a folder)."""
+    plain = run / f"eval-{dataset_path.resolve().name}"
+    if not plain.exists() or _evaluates(plain, marker, same_stage=False):
+        return plain
+    digest = hashlib.sha1(marker["dataset"].encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return run / f"eval-{dataset_path.resolve().name}-{digest}"
+
+
+def _recorded(out: Path) -> dict[str, Any] | None:
+    """What ``out`` evaluates (evaluation.json; older evaluations: metrics.json's settings), or None."""
+    for name in (MARKER, "metrics.json"):
+        try:
+            data = json.loads((out / name).read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if name == "metrics.json" and isinstance(data, dict) and isinstance(data.get("settings"), dict):
+            data = {"kind": KIND, **data["settings"]}
+            for key in ("run", "dataset"):
+                data[key] = str(Path(str(data.get(key, ""))).resolve())
+        if isinstance(data, dict) and data.get("kind") == KIND:
+            return data
+    return None
+
+
+def _evaluates(out: Path, marker: dict[str, str], same_stage: bool = True) -> bool:
+    recorded = _recorded(out)
+    keys = ("run", "stage", "dataset") if same_stage else ("run", "dataset")
+    return recorded is not None and all(recorded.get(k) == marker[k] for k in keys)
+
+
+def _prepare_out(out: Path, marker: dict[str, str], overwrite: bool) -> None:
+    """Make ``out`` ready (rules in :func:`evaluate_run`): the marker first, the earlier
+    metrics.json (the mark of a complete evaluation) removed until the new one is written."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if _recorded(out) is None:
+            raise InputError(f"--out {out}: not empty and not an evaluation; choose an empty or new --out")
+        if not _evaluates(out, marker) and not overwrite:
+            raise InputError(
+                f"--out {out}: holds an evaluation of another run, stage or dataset; pass --overwrite to replace it, "
+                "or choose another --out"
+            )
+        for name in OUTPUTS:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    remove_dead_temporaries(out)
+    atomic_write_text(out / MARKER, json.dumps(marker, indent=1))
     (out / "predictions").mkdir(parents=True, exist_ok=True)
+
+
+def _score(
+    run: Path, dataset_path: Path, out: Path, description: dict[str, Any], config: Any, stage: str, images: list[EvalImage],
+    lut: np.ndarray, values: list[int], table: ClassTable, kind: str, runtime: Any, model: Any, overlap: float | None,
+    batch_size: int | None, save_predictions: bool, on_image: Callable[[str], None] | None, start: float,
+) -> EvaluationSummary:  # fmt: skip
+    """Score the images into the prepared ``out`` (metrics.json last)."""
+    classes = description["classes"]
     palette = ClassTable(
         [RegionClass(c.name, c.label, c.color, i + 1, False) for i, c in enumerate(table)], source="dataset"
     ).palette()

@@ -19,11 +19,11 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from mammotools.data import CropSegmentationSet
 from mammotools.defaults import IGNORE_LABEL
-from mammotools.errors import TrainingFailed
+from mammotools.errors import InputError, MammoError, TrainingFailed
 from mammotools.files import atomic_write_text
 from mammotools.metrics import scores
 from mammotools.train import checkpoint
@@ -188,18 +188,25 @@ def train_stage(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(config, params)
     sampler = EpochSampler(len(train_set), config.seed, runtime.rank, runtime.world_size)
-    steps_per_epoch = math.ceil(len(sampler) / config.batch_size)
+    drop_last = drops_last_batch(len(sampler), config.batch_size)
+    steps_per_epoch = len(sampler) // config.batch_size if drop_last else math.ceil(len(sampler) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.uses_scaler)
     start, best, best_epoch, since_best, history = 0, -1.0, -1, 0, []
     if resume and (stage_dir / checkpoint.CHECKPOINT).is_file():
-        state = checkpoint.load(stage_dir / checkpoint.CHECKPOINT)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        path = stage_dir / checkpoint.CHECKPOINT
+        state = checkpoint.load(path, resumable=True)
+        checkpoint.load_weights(model, state["model"], path)
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as error:
+            raise InputError(f"{path}: its optimizer state does not fit the model ({error}); {checkpoint.RETRAIN}") from None
         start, best, best_epoch = state["epoch"] + 1, state["best_miou"], state["best_epoch"]
         since_best, history = state["since_best"], state["history"]
+        if runtime.is_main:  # a kill between the checkpoint and the log leaves the log an epoch short
+            write_log(stage_dir, history)
     net: torch.nn.Module = with_input_normalization(model, normalization)
     fed = net  # what validation calls: the model with its input normalisation, not DDP-wrapped
     if runtime.distributed:
@@ -209,13 +216,14 @@ def train_stage(
         net = torch.compile(net)  # type: ignore[assignment]  # a callable module
     workers = loader_workers(config.workers)
     loader = DataLoader(
-        train_set,  # keyed by (epoch, index): see EpochSampler
+        Guarded(train_set),  # keyed by (epoch, index): see EpochSampler
         batch_size=config.batch_size,
         sampler=sampler,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
-        drop_last=False,
+        drop_last=drop_last,
+        collate_fn=collate_guarded,
         # its own generator: the loader must not draw from the global torch RNG, which seeds each
         # epoch's dropout (drawing from it would tie results to the worker count and break resume)
         generator=torch.Generator().manual_seed(config.seed),
@@ -237,7 +245,10 @@ def train_stage(
         reporter.epoch_start(stage, epoch, config.epochs, steps_per_epoch)
         total_loss, seen = torch.zeros((), device=device), 0
         tick, window_images = time.perf_counter(), 0
-        for step, (x, y) in enumerate(loader):
+        for step, batch in enumerate(loader):
+            if isinstance(batch, Failed):  # a bad crop: its own one-line error, from a worker or not
+                raise batch.error
+            x, y = batch
             if not bool((y != IGNORE_LABEL).any()):  # all padding: nothing to learn (checked on the CPU copy)
                 continue
             x = x.to(device, non_blocking=True)
@@ -326,12 +337,54 @@ def train_stage(
                 "rng": rng_states(),
             }
             checkpoint.save(stage_dir / checkpoint.CHECKPOINT, state)
-            atomic_write_text(stage_dir / LOG, "".join(json.dumps(r) + "\n" for r in history))
+            write_log(stage_dir, history)
         barrier(runtime)
         reporter.epoch_end(record)
     if budget_seconds and spent >= budget_seconds:
         stopped_by = "budget"
     return StageResult(stage, best_epoch, best, len(history), stopped, history, stopped_by)
+
+
+def drops_last_batch(items: int, batch_size: int) -> bool:
+    """Whether an epoch's last batch is left out: when it would hold a single crop (BatchNorm
+    cannot normalise one value per channel: smp-deeplabv3plus's pooled branch, smp-unet's 1 px
+    bottleneck at small inputs). The crop left out changes with the epoch's order."""
+    return items > 1 and items % batch_size == 1
+
+
+def write_log(stage_dir: Path, history: list[dict[str, Any]]) -> None:
+    """log.jsonl: one line per epoch, from the records the checkpoint keeps."""
+    atomic_write_text(stage_dir / LOG, "".join(json.dumps(r) + "\n" for r in history))
+
+
+@dataclass
+class Failed:
+    """A batch whose crop could not be read: the error, carried out of the loader worker whole
+    (torch would re-raise it as "Caught InputError in DataLoader worker process 0" and a traceback)."""
+
+    error: MammoError
+
+
+class Guarded(Dataset):
+    """A dataset whose user-fixable errors become :class:`Failed` items."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self.dataset[key]
+        except MammoError as error:
+            return Failed(error)
+
+
+def collate_guarded(items: list[Any]) -> Any:
+    """torch's default collation, or the first :class:`Failed` item of the batch."""
+    failed = next((item for item in items if isinstance(item, Failed)), None)
+    return failed if failed is not None else default_collate(items)
 
 
 def _budget_progress(elapsed: float, budget_seconds: float, runtime: Runtime) -> float:

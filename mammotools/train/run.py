@@ -16,6 +16,7 @@ then everything. ImageNet weights load from a local file (``pretrained``) into t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ import torch
 from mammotools.crops import CropDataset
 from mammotools.data import TaskClasses, fold_crops, open_training_data, task_classes, training_sets
 from mammotools.errors import InputError, MissingFileError
-from mammotools.files import atomic_write_text
+from mammotools.files import atomic_write_text, output_lock, remove_dead_temporaries
 from mammotools.models import (
     IMAGENET,
     MODELS,
@@ -44,8 +45,8 @@ from mammotools.models import (
 from mammotools.train import checkpoint
 from mammotools.train.config import TrainConfig, read_config, save_config
 from mammotools.train.evaluation import EvalImage
-from mammotools.train.loop import Reporter, StageResult, StageSize, train_stage
-from mammotools.train.runtime import Runtime, main_first, seed_everything
+from mammotools.train.loop import LOG, Reporter, StageResult, StageSize, train_stage, write_log
+from mammotools.train.runtime import Runtime, barrier, main_first, seed_everything
 
 RUN_FILE, CONFIG_FILE, DONE = "run.json", "config.json", "done.json"
 CONTEXT_STAGE = "dilation10-context"  # trained with the front end frozen
@@ -158,12 +159,32 @@ def train_run(
     if check_only:
         _check_run_folder(out, description, config, resume, overwrite)
         return summary
-    with main_first(runtime):  # only once the data is known to fit: a refused start writes nothing
-        if runtime.is_main:
-            _prepare_run(out, description, config, resume, overwrite)
+    # --out's lock, as every command that writes takes it; under torchrun rank 0 alone writes and holds it
+    with output_lock(out) if runtime.is_main else contextlib.nullcontext():
+        with main_first(runtime):  # only once the data is known to fit: a refused start writes nothing
+            if runtime.is_main:
+                _prepare_run(out, description, config, resume, overwrite)
+        _train_stages(out, spec.stages, classes, config, runtime, resume, reporter, summary, train_sets, val_images, sizes,
+                      weights, normalization)  # fmt: skip
+    return summary
+
+
+def _train_stages(
+    out: Path, stages: tuple[str, ...], classes: TaskClasses, config: TrainConfig, runtime: Runtime, resume: bool,
+    reporter: Reporter | None, summary: RunSummary, train_sets: dict[str, Any], val_images: list[EvalImage],
+    sizes: dict[str, StageSize], weights: torch.Tensor | None, normalization: str,
+) -> None:  # fmt: skip
+    """Train each stage of a prepared run folder in turn, skipping those finished before."""
     previous: dict[str, Any] | None = None
-    for index, stage in enumerate(spec.stages):
+    for index, stage in enumerate(stages):
         stage_dir = out / "stages" / stage
+        trained = (stage_dir / DONE).is_file() or (stage_dir / checkpoint.CHECKPOINT).is_file()
+        if runtime.is_main and trained and not (stage_dir / checkpoint.BEST).is_file():
+            # its best model was deleted (damaged, as the error said to): the stage is trained again from its start
+            for name in (DONE, checkpoint.CHECKPOINT, LOG):
+                (stage_dir / name).unlink(missing_ok=True)
+            summary.notes.append(f"{stage}: {stage_dir / checkpoint.BEST} is missing: the stage is trained again")
+        barrier(runtime)
         if (stage_dir / DONE).is_file():
             summary.skipped.append(stage)
             previous = checkpoint.load(stage_dir / checkpoint.BEST)["model"]
@@ -183,7 +204,7 @@ def train_run(
             if runtime.is_main:
                 stage_dir.mkdir(parents=True, exist_ok=True)
         stage_resume = resume and (stage_dir / checkpoint.CHECKPOINT).is_file()
-        budget = config.budget_minutes * 60.0 / len(spec.stages)  # each stage an equal share of the run's
+        budget = config.budget_minutes * 60.0 / len(stages)  # each stage an equal share of the run's
         result = train_stage(
             stage, stage_dir, model, train_sets[stage], val_images, classes.names, classes.lut, weights, config, runtime,
             sizes[stage], stage_resume, reporter, normalization, budget,
@@ -196,7 +217,31 @@ def train_run(
             done |= {"images_seen": result.images_seen, "budget_seconds": budget, "input": list(sizes[stage].input)}
             atomic_write_text(stage_dir / DONE, json.dumps(done, indent=1))
         previous = checkpoint.load(stage_dir / checkpoint.BEST)["model"]  # every rank: written before the last barrier
-    return summary
+
+
+def stage_log(stage_dir: Path) -> list[dict[str, Any]]:
+    """A stage's epoch records (its log.jsonl). A log that is missing or has a line that is not a
+    record (edited, or cut short) is rewritten from the records its checkpoint.pt keeps; without
+    that, one :class:`InputError` naming the file."""
+    path = stage_dir / LOG
+    try:
+        records = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+        if all(isinstance(r, dict) and isinstance(r.get("seconds"), (int, float)) for r in records):
+            return records
+    except (OSError, ValueError):
+        pass
+    if (stage_dir / checkpoint.CHECKPOINT).is_file():
+        try:
+            history = checkpoint.load(stage_dir / checkpoint.CHECKPOINT, resumable=True)["history"]
+        except InputError:
+            history = None
+        if isinstance(history, list):
+            write_log(stage_dir, history)
+            return history
+    raise InputError(
+        f"{path}: missing or damaged (a line is not an epoch record), and no checkpoint.pt to rewrite it from; "
+        "delete the stage's folder and run the same command again: the stage is trained again"
+    )
 
 
 def stage_size(stage: str, config: TrainConfig) -> StageSize:
@@ -226,10 +271,15 @@ def _check_run_folder(out: Path, description: dict[str, Any], config: TrainConfi
     if run_file.is_file():
         try:
             earlier = json.loads(run_file.read_text("utf-8"))
+        except (ValueError, OSError):
+            earlier = None
+        if not isinstance(earlier, dict) and not overwrite and _has_epochs(out):
+            raise InputError(f"{run_file}: damaged (not a run.json mammotools wrote); pass --overwrite to start the run over")
+        try:
             same = _comparable(earlier) == _comparable(description) and _identity(read_config(out / CONFIG_FILE)) == _identity(
                 config
             )
-        except (ValueError, KeyError, TypeError, InputError, OSError):
+        except (ValueError, KeyError, TypeError, AttributeError, InputError, OSError):
             same = False
         if not same and not overwrite and _has_epochs(out):  # a run without a complete epoch has nothing to lose
             raise InputError(
@@ -262,6 +312,7 @@ def _prepare_run(out: Path, description: dict[str, Any], config: TrainConfig, re
     if (out / RUN_FILE).is_file() and (overwrite or not _has_epochs(out)):  # start over, whatever the earlier run was
         shutil.rmtree(out / "stages", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(out)  # a checkpoint a killed run was writing (as large as the checkpoint)
     atomic_write_text(out / RUN_FILE, json.dumps(description, indent=1))
     save_config(config, out / CONFIG_FILE)
 
@@ -320,14 +371,30 @@ def final_model(run: Path, stage: str | None = None) -> tuple[dict[str, Any], di
         stages = list(description["stages"]) if isinstance(description, dict) else None
     except (KeyError, TypeError):
         stages = None
-    if description is None or stages is None:
+    if description is None or not stages or not isinstance(description.get("classes"), list):
         raise InputError(f"{run_file}: damaged (not a run.json mammotools wrote); train the run again") from None
     if not (run / CONFIG_FILE).is_file():
         raise InputError(f"{run}: not a complete training run (no {CONFIG_FILE}); train the run again")
     last = stage or stages[-1]
     if last not in stages:
         raise InputError(f"{run}: has no stage {last!r}; its stages are {', '.join(stages)}")
+    try:
+        stage_window(description, last)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InputError(
+            f"{run_file}: damaged (no input size of the stage {last}); train the run again (or restore its run.json)"
+        ) from None
     best = run / "stages" / last / checkpoint.BEST
     if not best.is_file():
         raise InputError(f"{run}: the stage {last} has no best model yet; train (or --resume) the run first")
-    return description, checkpoint.load(best), read_config(run / CONFIG_FILE)
+    config = read_config(run / CONFIG_FILE)
+    state = checkpoint.load(best)
+    with torch.device("meta"):  # the shapes only: nothing allocated
+        model = build_model(last, len(description["classes"]), width=config.width, encoder=config.encoder)
+    why = checkpoint.weights_mismatch(model, state["model"])
+    if why:
+        raise InputError(
+            f"{best}: weights of another model, width or class count than {run_file} and {CONFIG_FILE} describe ({why}); "
+            f"{checkpoint.RETRAIN}"
+        )
+    return description, state, config

@@ -55,3 +55,24 @@ def test_bad_config_files(tmp_path: Path) -> None:
         make_config("fast", bad)
     with pytest.raises(InputError, match="--recipe 'quick'"):
         make_config("quick")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [("--weight-decay", "nan", "weight_decay nan: must be a finite number"), ("--width", "inf", "width inf: must be a finite"),
+     ("--seed", str(2**64), "seed 18446744073709551616: give a seed from 0 to 4,294,967,295"),
+     ("--epochs", str(2**64), "epochs 18446744073709551616: give at most"), ("--workers", "100000", "give at most 256")],
+)  # fmt: skip
+def test_options_past_click_are_one_line_before_anything_is_written(tmp_path: Path, option: str, value: str, says: str) -> None:
+    from click.testing import CliRunner
+
+    from mammotools.cli import main
+
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "crops"), "--model", "fcn32", "--out", str(tmp_path / "r"),
+                                       option, value])  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == f"Error: {says}" or says in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+    number = float(value) if value.isalpha() else int(value)
+    with pytest.raises(InputError):
+        make_config("fast", None, **{option[2:].replace("-", "_"): number})
