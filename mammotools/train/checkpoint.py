@@ -52,9 +52,11 @@ def save(path: Path, state: dict[str, Any]) -> None:
             writer = _Writer(handle)
             try:
                 torch.save(state, writer)  # type: ignore[arg-type]  # a file-like object with write and flush
-            except RuntimeError as error:
-                if writer.error is not None:
+            except (RuntimeError, OSError) as error:
+                if writer.error is not None:  # torch passes it on, or wraps it in a RuntimeError
                     raise OSError(writer.error.errno, writer.error.strerror, str(tmp)) from None
+                if isinstance(error, OSError):
+                    raise
                 if _disk_full(path.parent):  # torch's own writer failed, not ours: blame the disk only when it is full
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp)) from None
                 first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__

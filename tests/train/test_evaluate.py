@@ -109,3 +109,41 @@ def test_a_benchmark_folder_given_for_a_run_lists_its_runs(run: tuple[Path, Path
     with pytest.raises(InputError, match="a benchmark folder, not one training run"):
         predict_images(bench, dataset / "images", tmp_path / "p")
     assert not (tmp_path / "e").exists() and not (tmp_path / "p").exists()
+
+
+def test_out_is_only_ever_an_evaluation_and_the_default_is_one_per_dataset(run: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """evaluate --out follows every --out's rules: never a folder of something else (an unrelated
+    metrics.json, an export dataset), another evaluation only with --overwrite (its predictions
+    then gone), and two datasets of one folder name do not share the default folder."""
+    import shutil
+
+    from mammotools.errors import InputError
+
+    dataset, crops, trained = run
+    unrelated = tmp_path / "u"
+    unrelated.mkdir()
+    (unrelated / "metrics.json").write_text('{"mine": 1}')
+    for out in (unrelated, dataset):
+        before = sorted(p.name for p in out.iterdir())
+        for overwrite in (False, True):
+            with pytest.raises(InputError, match="not empty and not an evaluation"):
+                evaluate_run(trained, crops, out, "cpu", overwrite=overwrite)
+        assert sorted(p.name for p in out.iterdir()) == before
+    assert (unrelated / "metrics.json").read_text() == '{"mine": 1}'
+    out = tmp_path / "e"
+    evaluate_run(trained, dataset, out, "cpu")
+    evaluate_run(trained, dataset, out, "cpu")  # the same evaluation again: rewritten
+    images = sorted(p.name for p in (out / "predictions").iterdir())
+    with pytest.raises(InputError, match="holds an evaluation of another run, stage or dataset; pass --overwrite"):
+        evaluate_run(trained, crops, out, "cpu")
+    assert sorted(p.name for p in (out / "predictions").iterdir()) == images
+    evaluate_run(trained, crops, out, "cpu", overwrite=True)
+    assert not set(images) & {p.name for p in (out / "predictions").iterdir()}  # none of the other dataset's left
+    assert json.loads((out / "metrics.json").read_text())["settings"]["dataset"] == str(crops)
+    twins = []
+    for side in ("x", "y"):
+        shutil.copytree(crops, tmp_path / side / "c")
+        twins.append(evaluate_run(trained, tmp_path / side / "c", None, "cpu", save_predictions=False).out)
+    assert twins[0] != twins[1] and all(t.parent == trained for t in twins)
+    assert json.loads((twins[1] / "evaluation.json").read_text())["dataset"] == str((tmp_path / "y" / "c").resolve())
+    assert evaluate_run(trained, tmp_path / "y" / "c", None, "cpu", save_predictions=False).out == twins[1]  # stable
