@@ -15,6 +15,7 @@ from mammotools.cli.options import (
     finite,
     one_writer,
     report_failures,
+    report_warnings,
     stops_cleanly,
     user_errors,
 )
@@ -97,4 +98,5 @@ def predict_cmd(
         f"predicted shapes: {shapes}; {summary.kept} annotation(s) of the input kept; {summary.seconds:.1f} s"
     )
     click.echo(f"QuPath project: {out}/project.qpproj  (label maps: {out}/labels, per image: {out}/predictions.csv)")
+    report_warnings(summary.warnings, out)  # the input project's annotations repaired or left out
     report_failures(sorted(summary.failed.items()))

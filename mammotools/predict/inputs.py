@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mammotools.errors import InputError, MissingFileError
+from mammotools.errors import InputError, MissingFileError, printable
 from mammotools.files import image_stem
-from mammotools.images import is_image_file
+from mammotools.images import is_image_file, name_problem
 from mammotools.locate import ImageIndex
 from mammotools.qupath import SourceImage, open_source
 
@@ -51,10 +51,12 @@ def find_inputs(path: str | Path, images_dir: str | Path | None = None, exclude:
             hint = entry.image_path_hint
             image = index.find(entry.name, hint) if index else (hint if hint is not None and hint.is_file() else None)
             problem = None
-            if image is None:
+            if image is not None and name_problem(image):
+                problem, image = name_problem(image), None
+            if image is None and problem is None:
                 where = f"in {images_dir}" if images_dir else f"at {hint or entry.image_uri}"
                 problem = f"image {entry.name!r} of {path} not found {where}; give --images FOLDER that holds it"
-            found.append(PredictInput(image_stem(entry.name), image, entry, problem))
+            found.append(PredictInput(printable(image_stem(entry.name)), image, entry, problem))
         if not found:
             raise InputError(f"{path}: the project has no images")
         seen: dict[str, SourceImage] = {}
@@ -70,12 +72,20 @@ def find_inputs(path: str | Path, images_dir: str | Path | None = None, exclude:
     if path.is_file():
         if not is_image_file(path):
             raise InputError(f"{path}: not an image this toolkit reads (PNG, TIFF, PGM, DICOM)")
+        if name_problem(path):
+            raise InputError(str(name_problem(path)))
         return Inputs([PredictInput(image_stem(path.name), path)], None)
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and is_image_file(p))
     if not files:
         raise InputError(f"{path}: no image files (PNG, TIFF, PGM, DICOM) in the folder; give a folder of images or a project")
-    names = [image_stem(p.name) for p in files]
+    names = [printable(image_stem(p.name)) for p in files]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise InputError(f"{path}: several files share the name {twice[0]!r} (e.g. .png and .dcm); keep one of them")
-    return Inputs([PredictInput(image_stem(p.name), p) for p in files], None)
+    # a name that is not UTF-8 is read like any other, but names no output: that image fails alone
+    return Inputs([_image(name, p) for name, p in zip(names, files, strict=True)], None)
+
+
+def _image(name: str, path: Path) -> PredictInput:
+    problem = name_problem(path)
+    return PredictInput(name, None, problem=problem) if problem else PredictInput(name, path)

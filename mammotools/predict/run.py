@@ -17,9 +17,7 @@ window batch plus the image's class scores.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import shutil
 import threading
@@ -32,15 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from mammotools.annotations import prediction_state
 from mammotools.classes import ClassTable, RegionClass
 from mammotools.errors import InputError, MammoError, ResourceError
 from mammotools.files import atomic_write_bytes, atomic_write_text
 from mammotools.images import encode_png, image_bits, read_image
 from mammotools.palette import encode_label_png
 from mammotools.predict.inputs import PredictInput, find_inputs
+from mammotools.predict.outputs import complete_record, finish, forget_prediction, kept_features, write_prediction_project
 from mammotools.predict.shapes import DEFAULT_MIN_AREA, DEFAULT_TOLERANCE, label_map_features
-from mammotools.qupath import project_entry, read_annotations, write_annotations, write_project
+from mammotools.qupath import write_annotations
 
 SETTINGS_FILE = "prediction.json"
 PROJECT_SECONDS = 10.0  # project.qpproj is rewritten at most this often during a run, and at its end
@@ -69,6 +67,7 @@ class PredictSummary:
     failed: dict[str, str] = field(default_factory=dict)
     shapes: dict[str, int] = field(default_factory=dict)
     kept: int = 0  # annotations of the input project carried over
+    warnings: list[str] = field(default_factory=list)  # input annotations repaired or left out, by image
     seconds: float = 0.0
 
 
@@ -128,33 +127,6 @@ def _file_digest(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _kept_features(item: PredictInput) -> list[dict[str, Any]]:
-    """The input project's own annotations of this image, as GeoJSON features (classes, colours,
-    names and ids kept), but for earlier predictions left untouched, which the new ones replace."""
-    from shapely.geometry import mapping
-
-    if item.entry is None:
-        return []
-    kept = []
-    for ann in read_annotations(item.entry):
-        if not ann.is_annotation or ann.malformed or ann.geometry.is_empty:
-            continue
-        if prediction_state(ann.name, ann.geometry, ann.class_name) == "untouched":
-            continue  # an earlier prediction nobody corrected: this prediction replaces it
-        properties: dict[str, Any] = {"objectType": "annotation"}
-        if ann.class_name:
-            properties["classification"] = {"name": ann.class_name, "color": list(ann.color or (200, 0, 0))}
-        if ann.name:
-            properties["name"] = ann.name
-        if ann.locked:
-            properties["isLocked"] = True
-        feature: dict[str, Any] = {"type": "Feature", "geometry": mapping(ann.geometry), "properties": properties}
-        if ann.object_id:
-            feature["id"] = ann.object_id
-        kept.append(feature)
-    return kept
 
 
 def _read(item: PredictInput, dicom_voi: bool) -> np.ndarray:
@@ -224,10 +196,13 @@ def predict_images(
     resume, created = _prepare(out, record)
     summary = PredictSummary(out)
     todo = []
+    slugs = [c.slug for c in classes] if settings.probabilities else None
     for item in inputs.images:
-        if resume and (out / "records" / f"{item.name}.json").is_file():
-            summary.skipped.append(item.name)
+        if resume and complete_record(out, item.name, slugs) is not None:
+            summary.skipped.append(item.name)  # its record, and its outputs checked whole
         else:
+            if resume and item.path is not None:  # (an image not found now keeps what an earlier run made)
+                forget_prediction(out, item.name)  # deleted, cut short or damaged since: redone
             todo.append(item)
     if on_plan:
         on_plan(len(todo), len(summary.skipped))
@@ -238,7 +213,7 @@ def predict_images(
         if error is None:
             summary.done.append(item.name)
             if time.perf_counter() - written[0] >= PROJECT_SECONDS:  # the project opens at any point of a long run
-                _write_project(out, inputs.images, classes)
+                write_prediction_project(out, inputs.images, classes)
                 written[0] = time.perf_counter()
         else:
             summary.failed[item.name] = " ".join(error.split())[:300]
@@ -257,7 +232,7 @@ def predict_images(
         if created and not any((out / "records").glob("*.json")):
             shutil.rmtree(out, ignore_errors=True)
         elif summary.done:
-            _write_project(out, inputs.images, classes)
+            write_prediction_project(out, inputs.images, classes)
         raise
     for item in inputs.images:
         if item.path is None and item.name not in summary.failed:
@@ -270,7 +245,7 @@ def predict_images(
         name, why = next(iter(summary.failed.items()))
         more = f" (and {len(summary.failed) - 1} other image(s) failed too)" if len(summary.failed) > 1 else ""
         raise InputError(f"no image could be predicted; {name}: {why}{more}")
-    _finish(out, inputs.images, classes, summary)
+    finish(out, inputs.images, classes, summary)
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -396,7 +371,7 @@ class _Job:
 
         t = time.perf_counter()
         out, settings, classes = self.out, self.settings, self.classes
-        kept = _kept_features(item)  # a damaged annotation file fails this image before anything is written
+        kept, kept_classes, notes = kept_features(item)  # a damaged annotation file fails this image before anything is written
         size = pixels.shape[:2]
         x = torch.from_numpy(scale_image(resize_image(pixels, self.scale), image_bits(pixels)))
         del pixels
@@ -433,41 +408,8 @@ class _Job:
             "pixels": {c.name: int((label == i).sum()) for i, c in enumerate(classes)},
             "shapes": shapes,
             "kept": len(kept),
+            "kept_classes": kept_classes,  # the output's classes.json lists them too
+            "notes": notes,
             "seconds": time.perf_counter() - t,
         }
         atomic_write_text(out / "records" / f"{item.name}.json", json.dumps(image_record, indent=1))
-
-
-def _write_project(out: Path, images: list[PredictInput], classes: list[RegionClass]) -> None:
-    """project.qpproj and classes.json: the images predicted so far (now or by an earlier run)."""
-    entries: list[dict[str, Any]] = []
-    for item in images:
-        if item.path is None or not (out / "records" / f"{item.name}.json").is_file():
-            continue
-        entry = project_entry(len(entries) + 1, item.path, item.entry.metadata if item.entry else None)
-        if item.entry is not None:
-            entry["imageName"] = item.entry.name  # the name QuPath showed; annotations/<its stem>.geojson
-        entries.append(entry)
-    write_project(out, entries, ClassTable(classes, source="run"))
-
-
-def _finish(out: Path, images: list[PredictInput], classes: list[RegionClass], summary: PredictSummary) -> None:
-    """predictions.csv from the records, then the project (project.qpproj last)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["name", "status", "width", "height", "seconds", "kept", *[f"pixels_{c.slug}" for c in classes],
-                     *[f"shapes_{c.slug}" for c in classes], "problem"])  # fmt: skip
-    for item in images:
-        record_file = out / "records" / f"{item.name}.json"
-        if item.name in summary.failed or not record_file.is_file():
-            writer.writerow([item.name, "failed", "", "", "", "", *[""] * (2 * len(classes)), summary.failed.get(item.name, "")])
-            continue
-        r = json.loads(record_file.read_text("utf-8"))
-        for name, n in r["shapes"].items():
-            summary.shapes[name] = summary.shapes.get(name, 0) + n
-        summary.kept += r["kept"]
-        pixels = [r["pixels"].get(c.name, 0) for c in classes]
-        shapes = [r["shapes"].get(c.name, 0) for c in classes]
-        writer.writerow([item.name, "done", r["width"], r["height"], f"{r['seconds']:.2f}", r["kept"], *pixels, *shapes, ""])
-    atomic_write_text(out / "predictions.csv", buf.getvalue())
-    _write_project(out, images, classes)

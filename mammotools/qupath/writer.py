@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from shapely.geometry import mapping
@@ -110,12 +111,22 @@ def project_entry(
     return entry
 
 
-def write_project(out: Path, entries: list[dict], table: ClassTable, final: Path | None = None) -> None:
+def write_project(
+    out: Path,
+    entries: list[dict],
+    table: ClassTable,
+    final: Path | None = None,
+    extra: Sequence[tuple[str, tuple[int, int, int]]] = (),
+) -> None:
     """``classifiers/classes.json`` then ``project.qpproj`` (last: it marks the project complete).
 
     ``final``: where the project will end up, when ``out`` is a temporary folder renamed into place.
+    ``extra``: (name, RGB) of further classes the annotations use (an input project's own), listed
+    after the table's, each name once.
     """
     classes = [{"name": c.name, "color": argb(c.color)} for c in table]
+    names = {c["name"] for c in classes}
+    classes += [{"name": name, "color": argb(rgb)} for name, rgb in dict(extra).items() if name not in names]
     atomic_write_text(out / "classifiers" / "classes.json", json.dumps({"pathClasses": classes}, indent=2))
     project = {
         "version": QUPATH_VERSION,

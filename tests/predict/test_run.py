@@ -242,3 +242,74 @@ def test_workers_with_several_threads_predict_what_one_thread_does(trained: Path
     for name in ("labels", "annotations"):
         out = {p.name: p.read_bytes() for p in (tmp_path / "out" / name).iterdir()}
         assert len(out) == 12 and out == {p.name: p.read_bytes() for p in (local / name).iterdir()}
+
+
+def test_a_rerun_redoes_outputs_deleted_cut_short_or_damaged(trained: Path, tmp_path: Path) -> None:
+    """Issue 20, item 3: a rerun trusted its records ("6 skipped (complete)") with outputs gone."""
+    out = tmp_path / "out"
+    settings = PredictSettings(device="cpu", min_area=4, probabilities=True)
+    predict_images(trained / "run", trained / "images", out, settings)
+    clean = digest(out)
+    (out / "labels" / "s0_L_CC.png").unlink()
+    geojson = out / "annotations" / "s0_R_CC.geojson"
+    geojson.write_bytes(geojson.read_bytes()[: geojson.stat().st_size // 2])
+    label = out / "labels" / "s1_L_CC.png"
+    label.write_bytes(label.read_bytes()[:-20])
+    (out / "records" / "s1_R_CC.json").write_text("[]")
+    next(iter((out / "probabilities" / "s2_L_CC").iterdir())).unlink()
+    again = predict_images(trained / "run", trained / "images", out, settings)
+    assert sorted(again.done) == ["s0_L_CC", "s0_R_CC", "s1_L_CC", "s1_R_CC", "s2_L_CC"] and again.skipped == ["s2_R_CC"]
+    redone = digest(out)
+    timed = ("records/", "predictions.csv")  # they hold timings
+    assert {k: v for k, v in redone.items() if not k.startswith(timed)} == {
+        k: v for k, v in clean.items() if not k.startswith(timed)
+    }  # the same bytes as the run without damage
+    assert sorted(redone) == sorted(clean)
+
+
+def test_a_file_name_that_is_not_utf8_fails_alone_with_one_line(trained: Path, tmp_path: Path) -> None:
+    """Issue 20, item 6: cv2.imread of such a name crashed predict (a segmentation fault)."""
+    import os
+
+    images = tmp_path / "images"
+    shutil.copytree(trained / "images", images)
+    Path(os.fsdecode(bytes(images) + b"/caf\xe9.png")).write_bytes((images / "s1_R_CC.png").read_bytes())
+    out = tmp_path / "out"
+    summary = predict_images(trained / "run", images, out, SETTINGS)
+    assert len(summary.done) == 6 and list(summary.failed) == ["caf\\xe9"]
+    assert "not valid UTF-8" in summary.failed["caf\\xe9"] and "rename the file" in summary.failed["caf\\xe9"]
+    rows = {r["name"]: r for r in csv.DictReader((out / "predictions.csv").open(encoding="utf-8"))}
+    assert rows["caf\\xe9"]["status"] == "failed" and len(rows) == 7
+    assert sorted(p.name for p in (out / "labels").iterdir()) == sorted(f"{n}.png" for n in summary.done)
+    json.loads((out / "project.qpproj").read_text("utf-8"))
+
+
+def test_invalid_annotations_of_the_input_are_repaired_and_their_classes_listed(trained: Path, tmp_path: Path) -> None:
+    """Issue 20, item 16: a self-intersecting annotation was copied as it was, its class missing
+    from the output's classes.json."""
+    from shapely.geometry import shape
+
+    project = tmp_path / "project"
+    shutil.copytree(trained / "project", project)
+    annotations = project / "annotations" / "s0_L_CC.geojson"
+    collection = json.loads(annotations.read_text())
+    bowtie = {"type": "Polygon", "coordinates": [[[10, 10], [50, 50], [50, 10], [10, 50], [10, 10]]]}
+    collection["features"].append({"type": "Feature", "geometry": bowtie, "properties": {
+        "objectType": "annotation", "classification": {"name": "Calcification cluster", "color": [0, 200, 200]}}})  # fmt: skip
+    annotations.write_text(json.dumps(collection))
+    out = tmp_path / "out"
+    summary = predict_images(trained / "run", project, out, PredictSettings(device="cpu", images_dir=str(trained / "images")))
+    assert len(summary.done) == 6
+    assert [w for w in summary.warnings if "s0_L_CC" in w and "repaired with make_valid" in w and "Self-intersection" in w]
+    features = json.loads((out / "annotations" / "s0_L_CC.geojson").read_text())["features"]
+    repaired = [f for f in features if f["properties"].get("classification", {}).get("name") == "Calcification cluster"]
+    assert len(repaired) == 1 and shape(repaired[0]["geometry"]).is_valid
+    assert shape(repaired[0]["geometry"]).area == pytest.approx(800)  # the two triangles of the bow tie
+    listed = {c["name"] for c in json.loads((out / "classifiers" / "classes.json").read_text())["pathClasses"]}
+    for name in ("s0_L_CC", "s1_R_CC"):
+        used = {f["properties"]["classification"]["name"]
+                for f in json.loads((out / "annotations" / f"{name}.geojson").read_text())["features"]
+                if "classification" in f["properties"]}  # fmt: skip
+        assert used <= listed, used - listed
+    rerun = predict_images(trained / "run", project, out, PredictSettings(device="cpu", images_dir=str(trained / "images")))
+    assert len(rerun.skipped) == 6 and not rerun.warnings  # shown once, by the run that made them
