@@ -16,6 +16,7 @@ resumes where it stopped (each run resumes from its last complete epoch).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import platform
@@ -28,7 +29,7 @@ from typing import Any
 
 from mammotools.benchmark.protocol import QUICK_BATCH, QUICK_EPOCHS, QUICK_SMP_WIDTH, QUICK_WIDTH, Job, plan_jobs
 from mammotools.benchmark.sources import MAMMOGRAPHY, open_sources
-from mammotools.errors import InputError, ResourceError, TrainingFailed
+from mammotools.errors import InputError, MammoError
 from mammotools.files import atomic_write_text
 
 BUDGET_EPOCH_CAP = 10_000  # epochs per stage under --budget without --epochs: the budget stops training first
@@ -228,22 +229,20 @@ class TrainingCost:
 def training_cost(run: Path, stages: tuple[str, ...], upto: str) -> TrainingCost:
     """Seconds, epochs and training windows of ``run``'s stages up to and including ``upto``
     (from each stage's log.jsonl), and how ``upto`` ended (its done.json)."""
+    from mammotools.train import stage_log
+
     cost = TrainingCost()
     for stage in stages[: stages.index(upto) + 1]:
-        log = run / "stages" / stage / "log.jsonl"
-        if log.is_file():
-            for line in log.read_text("utf-8").splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    cost.seconds += float(record.get("seconds", 0.0))
-                    cost.images_seen += int(record.get("images_seen", 0))
-                    cost.epochs += 1
+        for record in stage_log(run / "stages" / stage):  # a damaged log is rewritten from the checkpoint
+            cost.seconds += float(record.get("seconds", 0.0))
+            cost.images_seen += int(record.get("images_seen", 0))
+            cost.epochs += 1
     done = run / "stages" / upto / "done.json"
-    if done.is_file():
-        try:
-            cost.stopped_by = str(json.loads(done.read_text("utf-8")).get("stopped_by", ""))
-        except ValueError:
-            pass
+    try:
+        recorded = json.loads(done.read_text("utf-8"))
+        cost.stopped_by = str(recorded.get("stopped_by", "")) if isinstance(recorded, dict) else ""
+    except (OSError, ValueError):
+        pass
     return cost
 
 
@@ -263,20 +262,62 @@ def _class_count(run: Path) -> int:
         return 2
 
 
+METRIC_KEYS = ("pixel_accuracy", "mean_iou", "mean_accuracy", "mean_dice", "classes", "images", "seconds", "scored")
+
+
 def _current(eval_dir: Path, best: Path, expected: list[list[str]]) -> bool:
     """Whether an earlier evaluation can be reused: complete (metrics.json, written last), newer
-    than the model, and of the same images with the same truth."""
+    than the model, of the same images with the same truth, and whole: a metrics.json or
+    per_image.csv that does not parse as evaluate writes it (edited, damaged) is redone."""
     metrics_file = eval_dir / "metrics.json"
     if not all((eval_dir / n).is_file() for n in ("metrics.json", "confusion.csv", "per_image.csv")):
         return False
     if metrics_file.stat().st_mtime < best.stat().st_mtime:
         return False
-    if "tp_" not in (eval_dir / "per_image.csv").read_text("utf-8").split("\n", 1)[0]:
-        return False  # written before per-image counts were (the subject-bootstrap intervals need them)
     try:
-        return json.loads(metrics_file.read_text("utf-8")).get("scored") == expected
+        metrics = json.loads(metrics_file.read_text("utf-8"))
     except (ValueError, OSError):
         return False
+    if not isinstance(metrics, dict) or any(k not in metrics for k in METRIC_KEYS) or not isinstance(metrics["classes"], dict):
+        return False
+    return metrics["scored"] == expected and _per_image_whole(eval_dir / "per_image.csv", list(metrics["classes"]), expected)
+
+
+def _per_image_whole(path: Path, classes: list[str], expected: list[list[str]]) -> bool:
+    """Whether per_image.csv is evaluate's: its columns (with the per-image pixel counts the
+    subject-bootstrap intervals need; older evaluations lack them), one row per scored image,
+    numbers where numbers belong."""
+    columns = ["name", "pixels", "pixel_accuracy", "mean_iou", "mean_dice", *[f"iou_{c}" for c in classes]]
+    columns += [f"{kind}_{c}" for kind in ("tp", "true", "predicted") for c in classes]
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            if next(reader, None) != columns:
+                return False
+            rows = list(reader)
+        names = []
+        for row in rows:
+            if len(row) != len(columns):
+                return False
+            names.append(row[0])
+            int(row[1])
+            for value in row[2 : 5 + len(classes)]:
+                if value:
+                    float(value)
+            if any(int(v) < 0 for v in row[5 + len(classes) :]):
+                return False
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error):
+        return False
+    return sorted(names) == sorted(name for name, _ in expected)
+
+
+def failure_reason(error: Exception) -> str:
+    """Why a run failed, in one line: a user-facing error's message, else the exception's type and
+    first line (a crash of the model's code, e.g. BatchNorm given one value per channel)."""
+    if isinstance(error, MammoError):
+        return str(error)
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def _parameters(model: str, classes: int, config: Any) -> int:
@@ -379,16 +420,21 @@ def run_benchmark(
                 config = configs[(job.chain, seed, fold)]
                 run_dir = out / RUNS / run_name(job.chain, seed, fold)
                 events.run_start(job, words, asdict(config))
+
+                def failed(model: str, reason: str, job: Job = job, run_dir: Path = run_dir, config: Any = config,
+                           seed: int = seed, fold: int = fold) -> Entry:  # fmt: skip
+                    return Entry(model, seed, job.chain, run_dir, run_dir / f"eval-{model}", job.input_size, job.crops,
+                                 0.0, 0, _parameters(model, _class_count(run_dir), config), {}, fold, failed=reason)  # fmt: skip
+
                 try:
                     summary = train_run(job.crops, job.chain, run_dir, config, runtime, True, settings.overwrite, reporter)
-                except (TrainingFailed, ResourceError) as error:  # the row is marked failed; the report still comes out
-                    events.run_failed(job, words, str(error))
+                except OSError:
+                    raise  # the machine (a full disk): the next runs would fail alike
+                except Exception as error:  # NaN loss, out of memory, a crash: its rows are marked failed, the others go on
+                    reason = failure_reason(error)
+                    events.run_failed(job, words, reason)
                     result.failed.append(run_dir.name)
-                    for model in job.scored:
-                        result.entries.append(
-                            Entry(model, seed, job.chain, run_dir, run_dir / f"eval-{model}", job.input_size, job.crops,
-                                  0.0, 0, _parameters(model, _class_count(run_dir), config), {}, fold, failed=str(error))
-                        )  # fmt: skip
+                    result.entries.extend(failed(model, reason) for model in job.scored)
                     continue
                 reused = not summary.stages
                 (result.reused if reused else result.trained).append(run_dir.name)
@@ -401,12 +447,22 @@ def run_benchmark(
                     best = run_dir / "stages" / model / BEST
                     names = scored.fold_images(fold) if fold else scored.val
                     expected = scored_identity([(n, scored.files[n][1]) for n in names])
-                    fresh = _current(eval_dir, best, expected)
-                    if not fresh:
-                        evaluate_run(run_dir, scored.path, eval_dir, device=settings.device, stage=model)
-                    metrics = json.loads(metrics_file.read_text("utf-8"))
+                    try:
+                        fresh = _current(eval_dir, best, expected)
+                        if not fresh:  # the benchmark owns its runs' evaluation folders: a stale one is replaced
+                            evaluate_run(run_dir, scored.path, eval_dir, device=settings.device, stage=model, overwrite=True)
+                        metrics = json.loads(metrics_file.read_text("utf-8"))
+                        cost = training_cost(run_dir, stages, model)
+                    except OSError:
+                        raise
+                    except Exception as error:
+                        reason = failure_reason(error)
+                        events.run_failed(job, words, reason)
+                        if run_dir.name not in result.failed:
+                            result.failed.append(run_dir.name)
+                        result.entries.append(failed(model, reason))
+                        continue
                     events.evaluated(model, words, metrics, fresh)
-                    cost = training_cost(run_dir, stages, model)
                     entry = Entry(model, seed, job.chain, run_dir, eval_dir, _stage_input(description, model), job.crops,
                                   cost.seconds, cost.epochs, _parameters(model, len(metrics["classes"]), config), metrics,
                                   fold)  # fmt: skip

@@ -218,3 +218,76 @@ def test_a_tiny_budget_stops_training_and_the_report_states_it(tmp_path: Path) -
     assert "an equal budget of 0.003 min of wall clock per run" in text
     assert "fcn16's 2 stages 0.0015 min each" in text and "budget) |" in text
     assert "an equal budget of 0.003 min" in (tmp_path / "b" / "report.html").read_text()
+
+
+def test_damaged_evaluations_and_logs_are_redone_not_dropped(bench: tuple, tmp_path: Path) -> None:
+    """A garbage per_image.csv, a metrics.json of `[]` or cut short, a garbage line in a stage's
+    log.jsonl: the rerun redoes (or rewrites from the checkpoint) each one, and the report is the
+    undamaged one: no model silently leaves the paired tests."""
+    dataset, crops, out, _ = bench
+    copy = tmp_path / "bench"
+    shutil.copytree(out, copy)
+    runs = copy / "runs"
+    per_image = runs / "fcn16-seed0" / "eval-fcn16" / "per_image.csv"
+    clean_rows = per_image.read_bytes()
+    lines = per_image.read_text().splitlines()
+    per_image.write_text("\n".join([lines[0], "garbage," + lines[1].split(",", 1)[1].replace("0", "x"), *lines[2:]]) + "\n")
+    (runs / "fcn16-seed1" / "eval-fcn32" / "metrics.json").write_text("[]")
+    cut = runs / "deeplabv3-r18-seed0" / "eval-deeplabv3-r18" / "metrics.json"
+    cut.write_text(cut.read_text()[: len(cut.read_text()) // 2])
+    metrics = json.loads((runs / "deeplabv3-r18-seed1" / "eval-deeplabv3-r18" / "metrics.json").read_text())
+    del metrics["classes"]
+    (runs / "deeplabv3-r18-seed1" / "eval-deeplabv3-r18" / "metrics.json").write_text(json.dumps(metrics))
+    log = runs / "fcn16-seed0" / "stages" / "fcn32" / "log.jsonl"
+    clean_log = log.read_text()
+    log.write_text(clean_log + "not a record\n")
+    settings = BenchmarkSettings(models=MODELS, seeds=SEEDS, quick=True, overrides={"workers": 0}, device="cpu", pictures=2)
+    result = run_benchmark(dataset, [crops], copy, settings)
+    assert result.trained == [] and result.failed == []
+    assert per_image.read_bytes() == clean_rows and log.read_text() == clean_log
+    before, after = (json.loads((o / "results.json").read_text()) for o in (out, copy))
+    key = ("model", "seed", "fold", "name", "subject", "mean_iou", "tp", "true", "predicted")
+    assert sorted(tuple(str(r.get(k)) for k in key) for r in after["per_image"]) == sorted(
+        tuple(str(r.get(k)) for k in key) for r in before["per_image"]
+    )
+    for a, b in zip(before["models"], after["models"], strict=True):
+        compared = ("model", "mean_iou", "ci", "train_seconds")
+        assert [a[k] for k in compared] == [b[k] for k in compared]
+
+
+def test_one_models_crash_is_a_failed_row_and_the_report_still_comes_out(bench: tuple, tmp_path: Path) -> None:
+    import mammotools.train as train
+
+    dataset, crops, out, _ = bench
+    copy = tmp_path / "bench"
+    shutil.copytree(out, copy)
+    real = train.train_run
+
+    def crashing(crops_path: Path, model_name: str, *args: object, **kwargs: object) -> object:
+        if model_name == "deeplabv3-r18" and not kwargs.get("check_only"):
+            raise ValueError("Expected more than 1 value per channel when training, got input size torch.Size([1, 8, 1, 1])")
+        return real(crops_path, model_name, *args, **kwargs)  # type: ignore[arg-type]
+
+    settings = BenchmarkSettings(models=MODELS, seeds=SEEDS, quick=True, overrides={"workers": 0}, device="cpu", pictures=0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "train_run", crashing)
+        result = run_benchmark(dataset, [crops], copy, settings)
+    assert result.failed == ["deeplabv3-r18-seed0", "deeplabv3-r18-seed1"]
+    rows = {r["model"]: r for r in result.rows}
+    assert rows["deeplabv3-r18"]["failed"].startswith("ValueError: Expected more than 1 value per channel")
+    assert not rows["fcn16"]["failed"] and rows["fcn16"]["mean_iou"] is not None
+    assert "| deeplabv3-r18 | failed |" in (copy / "results.md").read_text()
+
+
+@pytest.mark.parametrize(("option", "says"), [(["--seeds", str(2**64)], "seed 18446744073709551616: give a seed from 0"),
+                                              (["--width", "inf"], "width inf: must be a finite number")])  # fmt: skip
+def test_options_past_click_are_one_line(bench: tuple, tmp_path: Path, option: list[str], says: str) -> None:
+    from click.testing import CliRunner
+
+    from mammotools.cli import main
+
+    dataset, crops, _, _ = bench
+    result = CliRunner().invoke(main, ["benchmark", str(dataset), "--crops", str(crops), "--out", str(tmp_path / "b"),
+                                       "--quick", "--models", "fcn32", *option])  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output and says in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
