@@ -13,7 +13,10 @@ a model sees least context, count least.
 
 Memory is bounded by one batch of ``batch_size`` windows (and its activations), the
 (num_classes, H, W) accumulators and a padded copy of the image, never by the whole image's
-activations. :func:`whole_image_scores` is the one-pass baseline the benchmark compares with.
+activations. Windows smaller than ``PACKED_SIDE`` are packed by pixels, so that a pass holds as
+many pixels as ``batch_size`` windows of that side (see :func:`windows_per_pass`): a forward call
+costs about as much for 4 windows of 32 px as for 256 of them on a CPU, and a 32 px model
+slid over a 256 px crop needs 225 windows. :func:`whole_image_scores` is the one-pass baseline the benchmark compares with.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from torch import nn
 
 DEFAULT_OVERLAP = 0.5
 DEFAULT_BATCH_SIZE = 4
+PACKED_SIDE = 256  # windows smaller than this are packed into a pass by pixels (windows_per_pass)
 GAUSSIAN_SIGMA_SCALE = 1 / 8  # sigma = out / 8, nnU-Net's choice
 
 
@@ -124,6 +128,15 @@ def _evaluating(model: nn.Module, device: torch.device, dtype: torch.dtype | Non
         model.train(was_training)
 
 
+def windows_per_pass(batch_size: int, window: int) -> int:
+    """Windows per forward call: ``batch_size`` windows of ``window`` px, or for a window smaller
+    than ``PACKED_SIDE`` as many as hold the pixels of ``batch_size`` windows of ``PACKED_SIDE``
+    (memory stays bounded by that; tiny windows no longer cost a forward call each few).
+    Measured (deeplabv3-r18, width 1/16, 2-core CPU): 32 px windows, 8.4 ms each 4 a pass, 1.1 ms
+    each 256 a pass."""
+    return batch_size * max(1, PACKED_SIDE**2 // window**2)
+
+
 def _sliding_window(
     model: nn.Module,
     image: torch.Tensor,
@@ -156,6 +169,7 @@ def _sliding_window(
     positions = [(y, x) for y in ys for x in xs]
 
     weights = gaussian_weights(out, run_on)
+    batch_size = windows_per_pass(batch_size, window)
     scores = torch.zeros((num_classes, hh, ww), dtype=torch.float32, device=run_on)
     total_weight = torch.zeros((hh, ww), dtype=torch.float32, device=run_on)
     with _evaluating(model, run_on, dtype):
@@ -198,7 +212,8 @@ def sliding_window_scores(
     that (torchvision). It runs in eval mode under torch.inference_mode; its mode is restored.
     window, out: the model's input side and output side; ``(window - out) / 2`` is the context
     margin each window reaches beyond its tile. overlap: fraction of a tile shared with its
-    neighbour, in [0, 1). batch_size: windows per forward call.
+    neighbour, in [0, 1). batch_size: windows per forward call (windows under PACKED_SIDE px
+    packed by pixels, :func:`windows_per_pass`).
     device: where windows run and the accumulators live; the model must be on it already.
     None: the model's device. dtype: autocast dtype (e.g. torch.float16 on CUDA), None = off.
     pad_value: what the windows see beyond the image (a model trained on make-crops crops saw

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import mammotools.inference.sliding as sliding
 from mammotools.inference import (
     gaussian_weights,
     predict_label_map,
@@ -145,13 +146,29 @@ def test_two_overlapping_windows_blend_as_a_gaussian_weighted_average() -> None:
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 4])
-def test_forward_calls_never_exceed_the_batch_size(batch_size: int) -> None:
+def test_forward_calls_never_exceed_the_batch_size(batch_size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sliding, "PACKED_SIDE", 1)  # windows as they are, unpacked
     model = Counting(ConstantModel(3, label=1))
     sliding_window_scores(model, random_image(1, 70, 50), 3, window=16, batch_size=batch_size)
     n = len(tile_starts(70, 16)) * len(tile_starts(50, 16))
     assert n == 8 * 6
     assert max(model.batches) <= batch_size and sum(model.batches) == n
     assert len(model.batches) == math.ceil(n / batch_size)
+
+
+def test_small_windows_are_packed_by_pixels_with_the_same_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: a 32 px model validated on 256 px crops made 57 forward calls of 4 windows per crop
+    (most of a tiny run's time); a pass now holds the pixels of 4 windows of 256 px."""
+    assert sliding.windows_per_pass(4, 32) == 4 * 64 and sliding.windows_per_pass(4, 100) == 4 * 6
+    assert sliding.windows_per_pass(4, 256) == 4 and sliding.windows_per_pass(2, 572) == 2
+    image, model = random_image(2, 256, 256), Counting(CroppedConv(2, 3))
+    packed = sliding_window_scores(model, image, 3, window=32, batch_size=4)
+    assert model.batches == [225]  # 15 x 15 windows, one call
+    assert max(model.batches) * 32**2 <= 4 * sliding.PACKED_SIDE**2
+    monkeypatch.setattr(sliding, "PACKED_SIDE", 1)
+    model.batches.clear()
+    assert torch.allclose(sliding_window_scores(model, image, 3, window=32, batch_size=4), packed, atol=1e-6)
+    assert len(model.batches) == 57
 
 
 @pytest.mark.parametrize("out", [1, 7, 16, 388])
@@ -187,7 +204,7 @@ def test_model_mode_is_restored_and_inference_runs_in_eval_mode() -> None:
 
 def test_wrong_output_shape_or_window_is_one_clear_error() -> None:
     image = random_image(1, 20, 20)
-    wrong = r"returned \(4, 3, 8, 8\) .* expected \(4, 3, 10, 10\): check num_classes, window and out"
+    wrong = r"returned \(9, 3, 8, 8\) .* expected \(9, 3, 10, 10\): check num_classes, window and out"  # 9 windows, packed
     with pytest.raises(ValueError, match=wrong):
         sliding_window_scores(ConstantModel(3, 0, crop=2), image, 3, window=12, out=8 + 2)
     with pytest.raises(ValueError, match="window - out even"):
