@@ -1,9 +1,11 @@
 """Writes failing at chosen points (as a full disk or a lost mount makes them fail) in
-export-qupath, make-crops and augment: after each failure every output there decodes, no
-temporary is left, and a rerun gives the same bytes as a run without faults.
+export-qupath, make-crops, augment and train: after each failure every output there decodes, no
+temporary is left, and a rerun gives the same bytes as a run without faults (train: its
+``--resume`` gives the same weights and log as a run without faults).
 
 Every output goes through mammotools.files.atomic_path, whose last step (_commit: the rename
-that makes a file visible) is made to fail after N files, for N spread over the whole run.
+that makes a file visible) is made to fail after N files, for N spread over the whole run; a
+checkpoint is also made to fail in the middle of its writing.
 """
 
 from __future__ import annotations
@@ -96,3 +98,114 @@ def test_export_make_crops_and_augment_survive_failing_writes(tmp_path: Path, mo
     crops = tmp_path / "crops" / "clean"
     check_command(monkeypatch, lambda out: augment_dataset(crops, out, ("flip_lr", "noise", "rotate_cw"), workers=1),
                   tmp_path / "augment")  # fmt: skip
+
+
+TRAIN_TINY = {"width": 0.0625, "input_size": 64, "batch_size": 4, "workers": 0, "val_batch": 2, "patience": 0, "epochs": 2}
+
+
+def trained_state(out: Path) -> dict[str, object]:
+    """Each stage's final and best weights and its log's epochs and losses (timings differ run to run)."""
+    import torch
+
+    state: dict[str, object] = {}
+    for stage in sorted((out / "stages").iterdir()):
+        for name in ("checkpoint.pt", "best.pt"):
+            state[f"{stage.name}/{name}"] = torch.load(stage / name, weights_only=False)["model"]
+        log = [json.loads(line) for line in (stage / "log.jsonl").read_text().splitlines()]
+        state[f"{stage.name}/log"] = [(r["epoch"], r["train_loss"], r["val_mean_iou"]) for r in log]
+        assert json.loads((stage / "done.json").read_text())["epochs"] == len(log)
+    return state
+
+
+def same_state(a: dict[str, object], b: dict[str, object]) -> bool:
+    import torch
+
+    if a.keys() != b.keys():
+        return False
+    for key in a:
+        if isinstance(a[key], dict):
+            x, y = a[key], b[key]
+            if x.keys() != y.keys() or not all(torch.equal(x[k], y[k]) for k in x):  # type: ignore[union-attr, index]
+                return False
+        elif a[key] != b[key]:
+            return False
+    return True
+
+
+class FailMidCheckpoint:
+    """``open`` for checkpoint.save whose ``n``-th file (0-based) fails as a full disk after 2,000 bytes."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.count = n, 0
+
+    def __call__(self, path: object, mode: str = "r") -> object:
+        handle = open(path, mode)  # type: ignore[call-overload]
+        if "w" not in mode:
+            return handle
+        self.count += 1
+        if self.count - 1 != self.n:
+            return handle
+        real_write = handle.write
+        written = [0]
+
+        def write(data: bytes) -> int:
+            if written[0] + len(data) > 2000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            written[0] += len(data)
+            return int(real_write(data))
+
+        handle.write = write
+        return handle
+
+
+def test_train_survives_failing_writes_and_resumes_to_the_clean_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes failing at points spread over two stages' epochs (run.json, each checkpoint, best
+    model, log and done.json), and in the middle of writing a checkpoint: the folder holds no
+    temporary and nothing half-written, and --resume ends with the clean run's weights and log."""
+    import torch
+
+    import mammotools.train.checkpoint as checkpoint
+    from mammotools.train import make_config, start_runtime, train_run
+
+    make_crops(make_dataset(tmp_path), tmp_path / "c", CropSettings(size=64, per_image=2))
+    config = make_config("fast", None, **TRAIN_TINY)
+    runtime = start_runtime("cpu", "fp32")
+
+    def run(out: Path, resume: bool = False) -> object:
+        return train_run(tmp_path / "c", "fcn16", out, config, runtime, resume=resume)
+
+    saves = FailMidCheckpoint(10**9)
+    monkeypatch.setattr(checkpoint, "open", saves, raising=False)
+    total = count_writes(monkeypatch, run, tmp_path / "clean")
+    monkeypatch.delattr(checkpoint, "open")
+    expected = trained_state(tmp_path / "clean")
+    assert total >= 12  # run.json, config.json, then per epoch a checkpoint, a log, a best model; done.json per stage
+
+    def check(out: Path) -> None:
+        for p in out.rglob("*"):
+            assert ".tmp-" not in p.name, p
+            if p.suffix == ".pt":
+                torch.load(p, weights_only=False)
+            elif p.suffix == ".json":
+                json.loads(p.read_text())
+            elif p.suffix == ".jsonl":
+                assert all(json.loads(line) for line in p.read_text().splitlines())
+        run(out, resume=True)  # the rerun, space freed
+        assert same_state(trained_state(out), expected), out
+
+    points = sorted({round(i * (total - 1) / (FAULT_POINTS - 1)) for i in range(FAULT_POINTS)})
+    for k, n in enumerate(points):
+        out = tmp_path / f"commit{k}"
+        monkeypatch.setattr(files, "_commit", FailAfter(n))
+        with pytest.raises(OSError, match="No space left"):
+            run(out)
+        monkeypatch.setattr(files, "_commit", REAL_COMMIT)
+        check(out)
+    for n in (0, saves.count // 2, saves.count - 1):  # the first checkpoint file, one of the second stage's, the last one
+        out = tmp_path / f"inside{n}"
+        monkeypatch.setattr(checkpoint, "open", FailMidCheckpoint(n), raising=False)
+        with pytest.raises(OSError, match="No space left") as failed:
+            run(out)
+        monkeypatch.delattr(checkpoint, "open")
+        assert ".pt" in str(failed.value.filename)
+        check(out)
