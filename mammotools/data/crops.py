@@ -108,11 +108,9 @@ class CropSegmentationSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         bits = checked_bits(f.bits, image, f.image_path, "rerun the command that made it with --overwrite")
         side = max(as_shape(self.in_size))
         if min(scaled_shape(label.shape, self.scale)) < side:
-            need = crop_size_needed(side, self.scale)
             raise InputError(
                 f"{f.image_path}: {label.shape[1]}x{label.shape[0]} is smaller than the model's input "
-                f"({size_words(self.in_size)}{scale_words(self.scale)}); make crops of at least that size "
-                f"(`make-crops --size {need}`)"
+                f"({size_words(self.in_size)}{scale_words(self.scale)}); {crops_needed_words(side, self.scale)}"
             )
         image, label = resize_image(image, self.scale), resize_label(label, self.scale)
         rng = np.random.default_rng([self.seed, epoch, index])
@@ -120,18 +118,23 @@ class CropSegmentationSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def suggest_size(in_size: int) -> int:
-    """The smallest of the paper's crop sizes that holds ``in_size``, else ``in_size`` itself."""
-    return next((s for s in CROP_SIZES if s >= in_size), in_size)
+def crop_size_needed(in_size: int, scale: float = 1.0) -> tuple[int, int]:
+    """(least, suggested): the smallest crop side that holds an ``in_size`` input seen at ``scale``
+    (crops resized by ``scale`` before the window is drawn), and the crop size to make: the
+    smallest of the paper's sizes (CROP_SIZES) that holds it, which leaves the window room to move
+    (a crop of exactly the input is always the same window), else the least. The one rule behind
+    every "make crops of at least" message and docs/training.md: 256 px at --scale 0.5 -> (512, 700)."""
+    least = math.ceil(in_size / scale)
+    while min(scaled_shape((least, least), scale)) < in_size:
+        least += 1
+    return least, next((s for s in CROP_SIZES if s >= least), least)
 
 
-def crop_size_needed(in_size: int, scale: float = 1.0) -> int:
-    """The crop size to make for an ``in_size`` input seen at ``scale``: the paper's size that
-    holds it, else the exact size."""
-    need = math.ceil(in_size / scale)
-    while min(scaled_shape((need, need), scale)) < in_size:
-        need += 1
-    return suggest_size(need)
+def crops_needed_words(in_size: int, scale: float = 1.0) -> str:
+    """``crops of at least 512 px are needed: `mammotools make-crops DATASET --size 700 --out CROPS` ...``"""
+    least, suggested = crop_size_needed(in_size, scale)
+    room = f" (the paper's size that holds it, with room for the window to move; {least} works)" if suggested > least else ""
+    return f"crops of at least {least} px are needed: `mammotools make-crops DATASET --size {suggested} --out CROPS`{room}"
 
 
 def size_words(size: Size) -> str:
@@ -155,10 +158,9 @@ def check_crop_size(dataset: CropDataset, in_size: Size, scale: float = 1.0) -> 
             f"({in_size} px); give a smaller --input-size, or a larger --scale"
         )
     if size is not None and min(scaled_shape((size, size), scale)) < in_size:
-        need = crop_size_needed(in_size, scale)
         raise InputError(
             f"{dataset.path}: crops of {size} px are smaller than the model's input ({in_size} px{scale_words(scale)}); "
-            f"make crops of at least that size: `mammotools make-crops DATASET --size {need} --out CROPS`"
+            f"{crops_needed_words(in_size, scale)}"
         )
 
 

@@ -46,7 +46,12 @@ def test_train_then_evaluate(crops: Path, tmp_path: Path) -> None:
 
 def test_one_line_errors(crops: Path, tmp_path: Path) -> None:
     code, output = run("train", crops, "--model", "unet", "--out", tmp_path / "u", "--width", "0.0625")
-    assert code == 1 and "smaller than the model's input (572 px)" in output and "--size 700" in output
+    assert (
+        code == 1
+        and "smaller than the model's input (572 px)" in output
+        and "at least 572 px" in output
+        and "--size 700" in output
+    )
     code, output = run("train", crops, "--model", "fcn8", "--out", tmp_path / "f", "--input-size", "60")
     assert code == 1 and "nearest valid sizes" in output
     code, output = run("evaluate", tmp_path / "nothing", crops)
@@ -124,3 +129,23 @@ def test_a_start_that_failed_before_its_first_epoch_is_taken_over(
         assert isinstance(result.exception, MemoryError) and (tmp_path / "r" / "config.json").is_file()
     code, output = run("train", crops, "--model", "fcn32", "--out", tmp_path / "r", *small, "--batch-size", "4")
     assert code == 0 and "best val mIoU" in output, output
+
+
+def test_the_crop_size_rule_of_the_message_is_the_docs(crops: Path, tmp_path: Path) -> None:
+    """Issue 19: `--input-size 256 --scale 0.5` on smaller crops suggested `--size 700` where
+    docs/training.md said 512 suffices: one rule (crop_size_needed), the message and the docs agree."""
+    import re
+
+    from mammotools.data.crops import crop_size_needed
+
+    docs = " ".join((Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text().split())
+    found = re.search(
+        r"a (\d+) px input at `--scale ([\d.]+)` needs crops of at least (\d+) px.*?`make-crops --size (\d+)`", docs
+    )
+    assert found, "docs/training.md no longer states the rule"
+    side, scale, least, suggested = int(found[1]), float(found[2]), int(found[3]), int(found[4])
+    assert crop_size_needed(side, scale) == (least, suggested) == (512, 700)
+    code, output = run("train", crops, "--model", "fcn32", "--out", tmp_path / "r", "--input-size", "256", "--scale", "0.5")
+    assert code == 1 and "crops of at least 512 px are needed" in output and "--size 700" in output
+    assert crop_size_needed(250, 1.0) == (250, 256) and crop_size_needed(2000, 1.0) == (2000, 2000)
+    assert not (tmp_path / "r").exists()
