@@ -6,12 +6,17 @@ from pathlib import Path
 
 import click
 
-from mammotools.cli.options import FOLDER, class_pairs, classes_option, finite, one_writer, user_errors
+from mammotools.cli.options import FOLDER, class_pairs, classes_option, finite, one_writer, overwrite_option, user_errors
 from mammotools.defaults import DEFAULT_TOLERANCE
 
 SHOWN = 5  # names listed in a warning before "..."
 
 VALUES_EXAMPLE = "--values 64=Background,128=Adipose,192=Fibroglandular,255=Pectoral --classes docs/classes/breast_tissue.json"
+
+
+def _say_complete(out: Path, images: int) -> None:
+    click.echo(f"{out}: complete, imported earlier from the same files with the same settings ({images} image(s)); nothing to do")
+    click.echo(f"QuPath project: {out / 'project.qpproj'}  (annotations in {out / 'annotations'})")
 
 
 def _listed(names: list[str]) -> str:
@@ -54,6 +59,7 @@ def _listed(names: list[str]) -> str:
     callback=finite,
     help="Polygon simplification in px (0 = exact pixel outlines).",
 )
+@overwrite_option
 @user_errors
 @one_writer
 def import_masks_cmd(
@@ -64,6 +70,7 @@ def import_masks_cmd(
     classes_file: Path | None,
     suffix: str | None,
     tolerance: float,
+    overwrite: bool,
 ) -> None:
     """Turn existing label images in LABELS_DIR into a QuPath project with GeoJSON annotations.
 
@@ -74,7 +81,11 @@ def import_masks_cmd(
     from mammotools.importers import import_masks, parse_values
 
     table = load_class_table(classes_file)
-    summary = import_masks(labels_dir, images_dir, parse_values(values, table), out, table, suffix, tolerance)
+    mapping = parse_values(values, table)
+    summary = import_masks(labels_dir, images_dir, mapping, out, table, suffix, tolerance, overwrite=overwrite)
+    if summary.complete:
+        _say_complete(summary.out, len(summary.images))
+        return
     if summary.unmatched_labels:
         click.echo(
             f"warning: {len(summary.unmatched_labels)} label file(s) in {labels_dir} have no image of the same name in "
@@ -110,10 +121,16 @@ def import_masks_cmd(
     help="Change the mapping, e.g. ASYM=ignore or CALC=Tumor (default: masses, distortions and "
     "asymmetries -> Tumor, CALC -> Calcifications).",
 )
+@overwrite_option
 @user_errors
 @one_writer
 def import_mias_cmd(
-    info: Path, images_dir: Path, out: Path, classes_file: Path | None, class_map: tuple[tuple[str, str], ...]
+    info: Path,
+    images_dir: Path,
+    out: Path,
+    classes_file: Path | None,
+    class_map: tuple[tuple[str, str], ...],
+    overwrite: bool,
 ) -> None:
     """Turn the mini-MIAS INFO file (Info.txt) into a QuPath project with lesion annotations.
 
@@ -123,7 +140,10 @@ def import_mias_cmd(
     from mammotools.importers import import_mias, parse_mapping
 
     table = load_class_table(classes_file)
-    summary = import_mias(info, images_dir, out, table, parse_mapping(class_map, table))
+    summary = import_mias(info, images_dir, out, table, parse_mapping(class_map, table), overwrite=overwrite)
+    if summary.complete:
+        _say_complete(summary.out, len(summary.images))
+        return
     if summary.missing_images:
         click.echo(
             f"warning: {len(summary.missing_images)} image(s) listed in {info} are not in {images_dir}: "

@@ -18,6 +18,7 @@ to load the annotations (docs/qupath-scripts.md).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,15 @@ from mammotools.classes import ClassTable
 from mammotools.defaults import DEFAULT_TOLERANCE
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_path, image_stem, remove_dead_siblings
-from mammotools.qupath import annotation_feature, check_new_project, project_entry, write_annotations, write_project
+from mammotools.qupath import (
+    annotation_feature,
+    check_new_project,
+    file_stamps,
+    project_entry,
+    write_annotations,
+    write_import_record,
+    write_project,
+)
 
 # numpy, rasterio and shapely are imported where they are used, so the CLI starts without them.
 if TYPE_CHECKING:
@@ -45,6 +54,7 @@ class ImportSummary:
     annotations: dict[str, int] = field(default_factory=dict)  # class -> polygons written
     unmatched_labels: list[str] = field(default_factory=list)
     unknown_values: dict[str, list[int]] = field(default_factory=dict)  # label file -> values not in --values
+    complete: bool = False  # --out held this very import already: nothing was written
 
 
 def parse_values(text: str, table: ClassTable) -> dict[int, str]:
@@ -164,26 +174,51 @@ def import_masks(
     suffix: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     on_item: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> ImportSummary:
-    """Write a QuPath project (layout above) from label images; see the module docstring."""
+    """Write a QuPath project (layout above) from label images; see the module docstring.
+
+    A rerun into a project this import wrote from the same files and settings writes nothing
+    (``summary.complete``); other inputs or settings are refused unless ``overwrite``."""
     labels_dir, images_dir, out = Path(labels_dir), Path(images_dir), Path(out)
     for d, opt in ((labels_dir, "LABELS_DIR"), (images_dir, "--images")):
         if not d.is_dir():
             raise MissingFileError(f"{d}: not a folder; give {opt} as a folder of image files")
-    check_new_project(out)
     pairs = match_labels(labels_dir, images_dir, suffix)
     summary = ImportSummary(out)
     summary.unmatched_labels = [p.name for p, img in pairs if img is None]
     matched = [(p, img) for p, img in pairs if img is not None]
     if not matched:
         tried = f"the suffix {suffix!r}" if suffix is not None else f"the suffixes {', '.join(KNOWN_SUFFIXES)} and none"
+        if any(image is not None for _, image in match_labels(images_dir, labels_dir, suffix)):
+            raise InputError(
+                f"{labels_dir}: no label file matches an image in {images_dir} by name, but the other way round they "
+                f"match: the folders look swapped; give the label images first: `mammotools import-masks {images_dir} "
+                f"--images {labels_dir} ...`"
+            )
         raise InputError(
             f"{labels_dir}: no label file matches an image in {images_dir} by name (tried {tried}); "
             "pass --suffix with the text after the image's name"
         )
+    recorded = {
+        "command": "import-masks",
+        "labels": str(labels_dir.resolve()),
+        "images": str(images_dir.resolve()),
+        "values": {str(k): v for k, v in sorted(values.items())},
+        "classes": json.loads(table.to_json()),
+        "suffix": suffix,
+        "tolerance": tolerance,
+        "files": file_stamps([p for pair in matched for p in pair]),
+    }
+    earlier = check_new_project(out, recorded, overwrite)
+    if earlier is not None:
+        summary.complete, summary.images = True, list(earlier.get("images") or [])
+        summary.annotations = dict(earlier.get("annotations") or {})
+        return summary
     remove_dead_siblings(out)  # what a killed import left beside it
     with atomic_path(out) as tmp:  # the whole project appears at once, or not at all
         _write_import(matched, values, tmp, table, tolerance, summary, on_item, out)
+        write_import_record(tmp, recorded, summary.images, summary.annotations)
     return summary
 
 

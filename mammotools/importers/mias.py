@@ -83,6 +83,7 @@ class MiasSummary:
     annotations: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # images with lesions kept as notes (no centre)
     missing_images: list[str] = field(default_factory=list)
+    complete: bool = False  # --out held this very import already: nothing was written
 
 
 def parse_info(path: Path) -> list[MiasEntry]:
@@ -155,23 +156,47 @@ def subject_of(ref: str) -> str:
 
 
 def import_mias(
-    info: str | Path, images_dir: str | Path, out: str | Path, table: ClassTable, mapping: dict[str, str | None]
+    info: str | Path,
+    images_dir: str | Path,
+    out: str | Path,
+    table: ClassTable,
+    mapping: dict[str, str | None],
+    overwrite: bool = False,
 ) -> MiasSummary:
-    """Write a QuPath project (layout of qupath/writer.py) from Info.txt and the images."""
-    from mammotools.qupath import check_new_project
+    """Write a QuPath project (layout of qupath/writer.py) from Info.txt and the images.
+
+    A rerun into a project this import wrote from the same files and settings writes nothing
+    (``summary.complete``); other inputs or settings are refused unless ``overwrite``."""
+    import json
+
+    from mammotools.qupath import check_new_project, file_stamps, write_import_record
 
     info, images_dir, out = Path(info), Path(images_dir), Path(out)
     if not images_dir.is_dir():
         raise MissingFileError(f"{images_dir}: not a folder; give --images the folder of mdbNNN.pgm files")
-    check_new_project(out)
     entries = parse_info(info)
     by_ref: dict[str, list[MiasEntry]] = {}
     for e in entries:
         by_ref.setdefault(e.ref, []).append(e)
+    present = [p for ref in by_ref for p in (images_dir / f"{ref}.pgm", images_dir / f"{ref}.png") if p.is_file()]
+    recorded = {
+        "command": "import-mias",
+        "info": str(info.resolve()),
+        "images": str(images_dir.resolve()),
+        "classes": json.loads(table.to_json()),
+        "map": dict(sorted(mapping.items())),
+        "files": file_stamps([info, *present]),
+    }
     summary = MiasSummary(out)
+    earlier = check_new_project(out, recorded, overwrite)
+    if earlier is not None:
+        summary.complete, summary.images = True, list(earlier.get("images") or [])
+        summary.annotations = dict(earlier.get("annotations") or {})
+        return summary
     remove_dead_siblings(out)  # what a killed import left beside it
     with atomic_path(out) as tmp:  # the whole project appears at once, or not at all
         _write_mias(by_ref, images_dir, tmp, table, mapping, summary, out)
+        write_import_record(tmp, recorded, summary.images, summary.annotations)
     return summary
 
 

@@ -11,7 +11,16 @@ Writing: ``writer.py`` makes projects QuPath opens (used by the importers).
 from mammotools.qupath.entries import AnnotationSource, SourceImage
 from mammotools.qupath.inspection import format_report, inspect_source
 from mammotools.qupath.source import READERS, nothing_to_read, open_source, read_annotations
-from mammotools.qupath.writer import annotation_feature, check_new_project, project_entry, write_annotations, write_project
+from mammotools.qupath.writer import (
+    annotation_feature,
+    check_new_project,
+    file_stamps,
+    project_entry,
+    read_import_record,
+    write_annotations,
+    write_import_record,
+    write_project,
+)
 
 __all__ = [
     "READERS",
@@ -19,12 +28,15 @@ __all__ = [
     "SourceImage",
     "annotation_feature",
     "check_new_project",
+    "file_stamps",
     "format_report",
     "inspect_source",
     "nothing_to_read",
     "open_source",
     "project_entry",
     "read_annotations",
+    "read_import_record",
     "write_annotations",
+    "write_import_record",
     "write_project",
 ]

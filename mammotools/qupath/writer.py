@@ -22,12 +22,56 @@ from mammotools.files import atomic_write_text, image_stem
 QUPATH_VERSION = "0.5.1"
 
 
-def check_new_project(out: Path) -> None:
-    """Refuse to write over an existing project, or into a folder holding anything."""
+IMPORT_RECORD = "mammotools-import.json"  # in a project an import wrote: its inputs and settings
+
+
+def check_new_project(out: Path, recorded: dict | None = None, overwrite: bool = False) -> dict | None:
+    """Refuse to write over an existing project, or into a folder holding anything, with two
+    exceptions for an import (``recorded``: its command, inputs and settings): a project the same
+    import wrote is complete (its record is returned: nothing to do, as every command's rerun),
+    and one an import of other inputs or settings wrote is replaced with ``overwrite``. A project
+    no import wrote (an annotator's) is never replaced."""
     if (out / "project.qpproj").exists():
-        raise InputError(f"{out}: already holds a QuPath project; choose a new --out")
+        earlier = read_import_record(out)
+        if recorded is None or earlier is None:
+            raise InputError(f"{out}: already holds a QuPath project (not one an import wrote); choose a new --out")
+        if earlier.get("settings") == recorded:
+            return earlier
+        if not overwrite:
+            theirs = earlier.get("settings") if isinstance(earlier.get("settings"), dict) else {}
+            changed = [k for k in recorded if theirs.get(k) != recorded[k]] or ["its record"]
+            raise InputError(
+                f"{out}: holds a project imported from other inputs or settings ({', '.join(changed)} differ); pass "
+                "--overwrite to replace it (edits made in QuPath are lost), or choose a new --out"
+            )
+        return None
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out}: exists and is not an empty folder; choose a new --out for the project")
+    return None
+
+
+def read_import_record(out: Path) -> dict | None:
+    """The record an import left in its project, or None (none, or not one we wrote)."""
+    try:
+        record = json.loads((out / IMPORT_RECORD).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def write_import_record(out: Path, recorded: dict, images: list[str], annotations: dict[str, int]) -> None:
+    """What an import was made of (``recorded``: command, inputs and settings) and what it wrote."""
+    record = {"settings": recorded, "images": images, "annotations": annotations}
+    atomic_write_text(out / IMPORT_RECORD, json.dumps(record, indent=1))
+
+
+def file_stamps(paths: Sequence[Path]) -> list[list]:
+    """[name, bytes, modification time in ns] of each file: an input changed since an import shows."""
+    stamps = []
+    for path in paths:
+        st = path.stat()
+        stamps.append([str(path.resolve()), st.st_size, st.st_mtime_ns])
+    return stamps
 
 
 def annotation_feature(geometry: BaseGeometry, cls: str, table: ClassTable, key: str, name: str | None = None) -> dict:

@@ -60,3 +60,67 @@ def test_crops_larger_than_the_images_are_warned_once(tmp_path: Path) -> None:
     assert code == 0 and "warning: --size 120: 1 of 6 image(s)" in output and "(the largest 100x90 px)" in output
     code, output = run("make-crops", dataset, "--size", "64", "--out", tmp_path / "e", "--workers", "1")
     assert code == 0 and "warning" not in output
+
+
+def _label_images(root: Path, count: int = 3) -> tuple[Path, Path]:
+    import cv2
+    import numpy as np
+
+    (root / "lab").mkdir()
+    (root / "img").mkdir()
+    label = np.full((20, 30), 64, np.uint8)
+    label[5:15, 5:15] = 128
+    for i in range(count):
+        cv2.imwrite(str(root / "img" / f"case_{i}.png"), np.zeros((20, 30), np.uint8))
+        cv2.imwrite(str(root / "lab" / f"case_{i}_LI.png"), label)
+    return root / "lab", root / "img"
+
+
+TISSUE = Path(__file__).resolve().parents[2] / "docs" / "classes" / "breast_tissue.json"
+
+
+def test_a_rerun_of_an_import_completes_as_every_command_does(tmp_path: Path) -> None:
+    """Issue 19: a rerun of a finished import-masks / import-mias was refused ("already holds a
+    QuPath project") where every other command's rerun completes: the same inputs and settings
+    say it is complete (exit 0, nothing written); other settings ask for --overwrite."""
+    labels, images = _label_images(tmp_path)
+    args = ["import-masks", labels, "--images", images, "--values", "64=Background,128=Adipose", "--classes", TISSUE]
+    out = tmp_path / "p"
+    assert run(*args, "--out", out)[0] == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    code, output = run(*args, "--out", out)
+    assert code == 0 and "complete, imported earlier from the same files with the same settings (3 image(s))" in output
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing rewritten
+    code, output = run(*args, "--out", out, "--tolerance", "0")
+    assert code == 1 and "other inputs or settings (tolerance differ)" in output and "--overwrite" in output
+    code, output = run(*args, "--out", out, "--tolerance", "0", "--overwrite")
+    assert code == 0 and "3 image(s) imported" in output
+    code, output = run(*args, "--out", out, "--tolerance", "0")
+    assert code == 0 and "complete" in output
+    project = tmp_path / "annotators"  # a project no import wrote is never replaced
+    project.mkdir()
+    (project / "project.qpproj").write_text("{}")
+    code, output = run(*args, "--out", project, "--overwrite")
+    assert code == 1 and "not one an import wrote" in output
+
+    info = tmp_path / "Info.txt"
+    info.write_text("mdb001 G CIRC B 10 10 5\n")
+    import cv2
+    import numpy as np
+
+    (tmp_path / "mias").mkdir()
+    cv2.imwrite(str(tmp_path / "mias" / "mdb001.pgm"), np.zeros((40, 40), np.uint8))
+    mias = ["import-mias", info, "--images", tmp_path / "mias", "--out", tmp_path / "m"]
+    assert run(*mias)[0] == 0
+    code, output = run(*mias)
+    assert code == 0 and "complete" in output and "1 image(s)" in output
+    code, output = run(*mias, "--map", "CIRC=ignore")
+    assert code == 1 and "(map differ)" in output
+
+
+def test_import_masks_with_the_folders_swapped_says_so(tmp_path: Path) -> None:
+    labels, images = _label_images(tmp_path)
+    code, output = run("import-masks", images, "--images", labels, "--values", "128=Adipose", "--classes", TISSUE,
+                       "--out", tmp_path / "p")  # fmt: skip
+    assert code == 1 and "the folders look swapped" in output and f"import-masks {labels} --images {images}" in output
+    assert not (tmp_path / "p").exists()
