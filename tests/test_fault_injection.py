@@ -209,3 +209,49 @@ def test_train_survives_failing_writes_and_resumes_to_the_clean_weights(tmp_path
         monkeypatch.delattr(checkpoint, "open")
         assert ".pt" in str(failed.value.filename)
         check(out)
+
+
+def predict_outputs(folder: Path) -> dict[str, bytes]:
+    """As :func:`outputs`, less what differs from run to run by design: predictions.csv's
+    seconds, and project.qpproj's own uri (its folder)."""
+    found = outputs(folder)
+    if "predictions.csv" in found:
+        rows = [line.split(",") for line in found["predictions.csv"].decode().splitlines()]
+        found["predictions.csv"] = "\n".join(",".join(r[:4] + r[5:]) for r in rows).encode()
+    if "project.qpproj" in found:
+        project = json.loads(found["project.qpproj"])
+        project.pop("uri")
+        found["project.qpproj"] = json.dumps(project).encode()
+    return found
+
+
+def test_predict_survives_failing_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk stops predict (it does not fail image after image); what is written decodes,
+    and the rerun gives the outputs of a run without faults."""
+    from mammotools.errors import InputError
+    from mammotools.predict import PredictSettings, predict_images
+    from mammotools.train import make_config, start_runtime, train_run
+
+    make_crops(make_dataset(tmp_path), tmp_path / "c", CropSettings(size=64, per_image=2))
+    config = make_config("fast", None, epochs=1, width=0.0625, input_size=64, batch_size=4, workers=0)
+    train_run(tmp_path / "c", "fcn32", tmp_path / "run", config, start_runtime("cpu", "fp32"))
+    settings = PredictSettings(device="cpu", min_area=4, probabilities=True)
+
+    def run(out: Path) -> object:
+        return predict_images(tmp_path / "run", tmp_path / "images", out, settings)
+
+    clean = tmp_path / "clean"
+    total = count_writes(monkeypatch, run, clean)
+    expected = predict_outputs(clean)
+    assert total > FAULT_POINTS and len(list((clean / "labels").iterdir())) == 6
+    for k, n in enumerate(sorted({round(i * (total - 1) / (FAULT_POINTS - 1)) for i in range(FAULT_POINTS)})):
+        out = tmp_path / f"fault{k}"
+        monkeypatch.setattr(files, "_commit", FailAfter(n))
+        with pytest.raises((OSError, InputError), match="No space left"):
+            run(out)
+        monkeypatch.setattr(files, "_commit", REAL_COMMIT)
+        if out.exists():
+            assert_all_decode(out)
+        summary = run(out)  # the rerun, space freed
+        assert not summary.failed  # type: ignore[attr-defined]
+        assert predict_outputs(out) == expected, f"rerun after a failure at write {n} of {total}"

@@ -17,6 +17,7 @@ window batch plus the image's class scores.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import shutil
@@ -42,6 +43,7 @@ from mammotools.qupath import write_annotations
 
 SETTINGS_FILE = "prediction.json"
 PROJECT_SECONDS = 10.0  # project.qpproj is rewritten at most this often during a run, and at its end
+STOPPING_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a write failing so stops the run, not one image
 
 
 @dataclass
@@ -129,7 +131,9 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read(item: PredictInput, dicom_voi: bool) -> np.ndarray:
+def _read(item: PredictInput, dicom_voi: bool, needs: Callable[[int, int], int] | None = None) -> np.ndarray:
+    """The image's pixels; first, from its header, the refusal of one that cannot fit in memory
+    (``needs``: bytes for a width and height, see predict/memory.py)."""
     if item.path is None:
         raise InputError(item.problem or f"{item.name}: image not found")
     if item.entry is not None and item.entry.rotation:
@@ -137,6 +141,12 @@ def _read(item: PredictInput, dicom_voi: bool) -> np.ndarray:
             f"QuPath shows this image turned {item.entry.rotation} degrees (a rotated image server); "
             "predict does not write rotated entries yet: remove the rotation in QuPath, or predict the image file"
         )
+    if needs is not None:
+        from mammotools.images import read_image_size
+        from mammotools.predict import memory
+
+        width, height = read_image_size(item.path)
+        memory.check_fits(item.path, width, height, needs(width, height), memory.available_bytes())
     return read_image(item.path, voi=dicom_voi)
 
 
@@ -257,11 +267,13 @@ def _predict_here(job: _Job, todo: list[PredictInput], settings: PredictSettings
         for i, item in enumerate(todo):
             for j in range(i, min(i + 1 + max(1, settings.workers), len(todo))):  # decode the next images meanwhile
                 if j not in ahead:
-                    ahead[j] = pool.submit(_read, todo[j], settings.dicom_voi)
+                    ahead[j] = pool.submit(_read, todo[j], settings.dicom_voi, job.bytes_needed)
             try:
                 job.predict(item, ahead.pop(i).result())
                 done(item, None, None)
             except (InputError, OSError, ValueError) as error:
+                if isinstance(error, OSError) and error.errno in STOPPING_ERRNOS:
+                    raise  # every image after it would fail the same way: the run stops, what is complete kept
                 done(item, None, _failure(error))
 
 
@@ -343,7 +355,7 @@ def predict_on_worker(item: PredictInput, spec: ModelSpec) -> str:
                 raise WorkerProblem(f"Dask worker on {socket.gethostname()}: {exc}") from None
         _worker_jobs[key] = job  # now the most recently used
         try:
-            job.predict(item, _read(item, spec.settings.dicom_voi))
+            job.predict(item, _read(item, spec.settings.dicom_voi, job.bytes_needed))
         except (OSError, ValueError) as error:
             raise InputError(_failure(error)) from None
     return item.name
@@ -362,39 +374,56 @@ class _Job:
         self.to_values = np.asarray([c.label for c in classes], np.uint8)
         self.traced = [(c.name, i, c.color) for i, c in enumerate(classes) if i > 0 or len(classes) == 1]  # 0: background
 
+    def bytes_needed(self, width: int, height: int) -> int:
+        """Memory to predict an image of that size (a 16-bit grey mammogram), see predict/memory.py."""
+        from mammotools.predict.memory import bytes_needed
+
+        return bytes_needed(width, height, 1, 2, len(self.classes), self.settings.probabilities, self.scale)
+
     def predict(self, item: PredictInput, pixels: np.ndarray) -> None:
         """Every output of one image; the record, written last, marks it complete."""
         import torch
 
         from mammotools.data import OUTSIDE_IMAGE, resize_image, scale_image
-        from mammotools.inference import resize_scores, sliding_window_scores
+        from mammotools.inference.strips import RowSource, label_map_by_strips, resized_strips, sliding_window_strips
 
         t = time.perf_counter()
         out, settings, classes = self.out, self.settings, self.classes
         kept, kept_classes, notes = kept_features(item)  # a damaged annotation file fails this image before anything is written
-        size = pixels.shape[:2]
-        x = torch.from_numpy(scale_image(resize_image(pixels, self.scale), image_bits(pixels)))
+        size, bits = pixels.shape[:2], image_bits(pixels)
+        small = resize_image(pixels, self.scale)
+        small_size = small.shape[:2]
         del pixels
+
+        def rows(a: int, b: int, image: np.ndarray = small) -> torch.Tensor:
+            return torch.from_numpy(scale_image(image[a:b], bits))
+
+        del small  # held by rows alone: freed with it once the label map is made
+        # bounded memory: the image read, blended and reduced a band of rows at a time (inference/strips.py)
+        source = RowSource((3, *small_size), rows)
         try:
-            scores = sliding_window_scores(
-                self.model, x, len(classes), self.window, self.out_size, self.overlap, settings.batch_size,
+            strips = sliding_window_strips(
+                self.model, source, len(classes), self.window, self.out_size, self.overlap, settings.batch_size,
                 self.runtime.device, self.runtime.amp_dtype, OUTSIDE_IMAGE,
             )  # fmt: skip
+            bands = resized_strips(strips, small_size, size)
+            kept_map = label_map_by_strips(bands, len(classes), size, settings.probabilities)
         except torch.OutOfMemoryError:
             raise ResourceError(
                 f"the model ran out of GPU memory at {settings.batch_size} window(s) per pass on {item.name}; "
                 f"lower --batch (e.g. --batch {max(1, settings.batch_size // 2)}) and rerun with the same --out, "
                 "or use --device cpu"
             ) from None
-        probabilities = resize_scores(scores, size).cpu().numpy()
-        del scores
-        label = probabilities.argmax(0).astype(np.uint8)
+        del source, strips, bands, rows
+        label = kept_map.label
         atomic_write_bytes(out / "labels" / f"{item.name}.png", encode_label_png(self.to_values[label], self.palette))
-        if settings.probabilities:
+        if kept_map.probabilities is not None:
             for c_index, c in enumerate(classes):
-                eight = np.rint(probabilities[c_index] * 255).astype(np.uint8)
+                eight = kept_map.probabilities[c_index]
                 atomic_write_bytes(out / "probabilities" / item.name / f"{c.slug}.png", encode_png(eight))
-        predicted = label_map_features(label, self.traced, probabilities, settings.tolerance, settings.min_area, item.name)
+            kept_map.probabilities = None
+            del eight
+        predicted = label_map_features(label, self.traced, kept_map.confidence, settings.tolerance, settings.min_area, item.name)
         write_annotations(out, f"{item.name}.png", kept + predicted)  # annotations/<name>.geojson
         shapes: dict[str, int] = {}
         for f in predicted:

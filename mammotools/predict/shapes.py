@@ -27,6 +27,7 @@ from mammotools.defaults import PREDICT_MIN_AREA, PREDICT_TOLERANCE
 DEFAULT_TOLERANCE = PREDICT_TOLERANCE  # px, see defaults.py
 DEFAULT_MIN_AREA = PREDICT_MIN_AREA
 PROBABILITY_MEASUREMENT = "Mean probability"
+SUM_ROWS = 256  # rows per band when summing a class's probability per region
 
 
 def class_polygons(
@@ -43,8 +44,11 @@ def class_polygons(
 
     count, components, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=4)
     means: np.ndarray | None = None
-    if probability is not None:
-        sums = np.bincount(components.ravel(), weights=probability.ravel(), minlength=count)
+    if probability is not None:  # summed a band of rows at a time: bincount's int64 and float64 copies stay small
+        sums = np.zeros(count)
+        for y in range(0, mask.shape[0], SUM_ROWS):
+            rows = slice(y, y + SUM_ROWS)
+            sums += np.bincount(components[rows].ravel(), weights=probability[rows].ravel(), minlength=count)
         means = sums / np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
     found = []
     for index in range(1, count):  # 0 is everything outside the class
@@ -93,13 +97,15 @@ def label_map_features(
     """The predicted annotations of one label map.
 
     label: (H, W) uint8 class indices; classes: (name, index, colour) of each class to trace (the
-    background class left out); probabilities: (C, H, W) float32, or None."""
+    background class left out); probabilities: (C, H, W) float32, or (H, W) float32 holding each
+    pixel's probability of its own class (what predict keeps: the same means, a C-th of the
+    memory), or None."""
     features = []
     for name, index, color in classes:
         mask = label == index
         if not mask.any():
             continue
-        probability = None if probabilities is None else probabilities[index]
+        probability = None if probabilities is None else probabilities if probabilities.ndim == 2 else probabilities[index]
         for n, (polygon, mean) in enumerate(class_polygons(mask, probability, tolerance, min_area)):
             features.append(predicted_feature(polygon, name, color, mean, f"{key}/{name}/{n}"))
     return features

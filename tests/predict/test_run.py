@@ -313,3 +313,47 @@ def test_invalid_annotations_of_the_input_are_repaired_and_their_classes_listed(
         assert used <= listed, used - listed
     rerun = predict_images(trained / "run", project, out, PredictSettings(device="cpu", images_dir=str(trained / "images")))
     assert len(rerun.skipped) == 6 and not rerun.warnings  # shown once, by the run that made them
+
+
+def test_label_maps_equal_the_whole_image_method_and_what_cannot_fit_is_refused(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20, item 13: predict held the whole (classes, H, W) float32 scores and their int64
+    argmax (71 bytes per pixel); it now reads, blends and reduces a band of rows at a time."""
+    import torch
+
+    from mammotools.data import OUTSIDE_IMAGE, scale_image
+    from mammotools.images import image_bits, read_image
+    from mammotools.inference import resize_scores, sliding_window_scores
+    from mammotools.predict import memory
+    from mammotools.predict.run import ModelSpec, _file_digest, run_classes
+    from mammotools.train import final_model, run_normalization, stage_window
+
+    out = tmp_path / "out"
+    predict_images(trained / "run", trained / "images", out, SETTINGS)
+    description, best, config = final_model(trained / "run")
+    stage = description["stages"][-1]
+    spec = ModelSpec(
+        run=trained / "run", stage=stage, digest=_file_digest(trained / "run" / "stages" / stage / "best.pt"),
+        classes=tuple(run_classes(trained / "run", description)), width=config.width, encoder=config.encoder,
+        precision=config.precision, scale=config.scale, window=stage_window(description)[0],
+        out_size=stage_window(description)[1], normalization=run_normalization(description), overlap=config.overlap,
+        settings=SETTINGS, out=out,
+    )  # fmt: skip
+    job = spec.job(best)
+    for path in sorted((trained / "images").iterdir()):
+        pixels = read_image(path)
+        x = torch.from_numpy(scale_image(pixels, image_bits(pixels)))
+        scores = sliding_window_scores(job.model, x, len(spec.classes), spec.window, spec.out_size, spec.overlap, 4,
+                                       "cpu", None, OUTSIDE_IMAGE)  # fmt: skip
+        whole = resize_scores(scores, pixels.shape[:2]).numpy()  # the old method: the whole array, then its argmax
+        label = job.to_values[whole.argmax(0)]
+        written = np.asarray(Image.open(out / "labels" / f"{path.stem}.png"))
+        top2 = np.sort(whole, 0)[-2:]
+        clear = top2[1] - top2[0] > 1e-5  # ties aside
+        assert (written[clear] == label[clear]).all() and clear.mean() > 0.99, path.name
+    monkeypatch.setattr(memory, "available_bytes", lambda: 200 * 1024**2)  # less than the model's fixed share
+    with pytest.raises(InputError, match=r"no image could be predicted; s0_L_CC: .*s0_L_CC.png: 300 x 200 px \(0 Mpx\) "
+                                         r"needs about 0\.3 GB to predict, 0\.2 GB of memory is available; free memory"):
+        predict_images(trained / "run", trained / "images", tmp_path / "small", SETTINGS)
+    assert not (tmp_path / "small").exists()
