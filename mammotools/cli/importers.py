@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from mammotools.cli.options import FOLDER, class_pairs, classes_option, finite, one_writer, overwrite_option, user_errors
+from mammotools.cli.options import (
+    FOLDER,
+    INPUT_FOLDER,
+    class_pairs,
+    classes_option,
+    finite,
+    one_writer,
+    overwrite_option,
+    user_errors,
+)
 from mammotools.defaults import DEFAULT_TOLERANCE
 
 SHOWN = 5  # names listed in a warning before "..."
@@ -35,7 +44,7 @@ def _listed(names: list[str]) -> str:
     "--images",
     "images_dir",
     required=True,
-    type=FOLDER,
+    type=INPUT_FOLDER,
     help="Folder of the images the label files belong to (matched by name).",
 )
 @click.option(
@@ -109,7 +118,7 @@ def import_masks_cmd(
 
 @click.command("import-mias", short_help="The mini-MIAS lesion list -> a QuPath project.")
 @click.argument("info", type=click.Path(path_type=Path))
-@click.option("--images", "images_dir", required=True, type=FOLDER, help="Folder of the mini-MIAS images (mdbNNN.pgm).")
+@click.option("--images", "images_dir", required=True, type=INPUT_FOLDER, help="Folder of the mini-MIAS images (mdbNNN.pgm).")
 @click.option("--out", required=True, type=FOLDER, help="QuPath project folder to create.")
 @classes_option
 @click.option(

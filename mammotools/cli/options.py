@@ -25,6 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Folder options are DIRECTORY, file options FILE, options taking either PATH: one type each.
 FOLDER = click.Path(file_okay=False, path_type=Path)
 FILE = click.Path(dir_okay=False, path_type=Path)
+# A folder of inputs (--images): one that does not exist is named as such (exit 2), not reported
+# as every image in it missing.
+INPUT_FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 MAX_MESSAGE = 1500  # characters of an error line: a 10 MB class name is cut, not printed

@@ -10,6 +10,7 @@ import click
 
 from mammotools.cli.options import (
     FOLDER,
+    INPUT_FOLDER,
     Progress,
     cluster_option,
     finite,
@@ -26,7 +27,7 @@ from mammotools.defaults import DEVICES, PREDICT_MIN_AREA, PREDICT_TOLERANCE
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=FOLDER, help="New folder: a QuPath project with the predicted annotations.")
-@click.option("--images", "images_dir", type=FOLDER, help="Where a project's images are (as export-qupath --images).")
+@click.option("--images", "images_dir", type=INPUT_FOLDER, help="Where a project's images are (as export-qupath --images).")
 @click.option("--probabilities", is_flag=True, help="Also write each class's probability as an 8-bit PNG.")
 @click.option(
     "--tolerance", type=click.FloatRange(0, 100), default=PREDICT_TOLERANCE, callback=finite, help="Shape simplification, px."

@@ -9,6 +9,7 @@ import click
 
 from mammotools.cli.options import (
     FOLDER,
+    INPUT_FOLDER,
     Progress,
     class_pairs,
     classes_option,
@@ -52,7 +53,7 @@ def inspect_cmd(path: Path, classes_file: Path | None, as_json: bool, reader: st
 @click.option(
     "--images",
     "images_dir",
-    type=FOLDER,
+    type=INPUT_FOLDER,
     help="Folder holding the image files (searched by name); default: where the project says they are.",
 )
 @click.option("--out", required=True, type=FOLDER, help="Dataset folder to write.")

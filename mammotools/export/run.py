@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mammotools.classes import ClassTable, default_class_table
+from mammotools.errors import MissingFileError
 from mammotools.export.layout import (
     check_export_folder,
     export_files,
@@ -72,6 +73,8 @@ def export_dataset(
     settings = settings or ExportSettings()
     check_settings(settings)
     out = Path(out)
+    if images_dir is not None and not Path(images_dir).is_dir():  # not "N image file(s) not found"
+        raise MissingFileError(f"--images {images_dir}: no such folder; give the folder that holds the image files")
     check_export_folder(out, table, overwrite)  # before planning: a wrong --out is refused before any progress
     plan = plan_export(Path(source_path), out, Path(images_dir) if images_dir else None, table, settings, overwrite, reader)
     todo, done = plan.todo, plan.done

@@ -81,14 +81,20 @@ def _dataset_images(path: Path, folds: int = 0, fold: int = 0) -> tuple[list[Eva
     return [EvalImage(n, dataset.image_path(n), dataset.label_path(n)) for n in names], dataset.table, "images"
 
 
-def _lut_for(table: ClassTable, classes: list[str]) -> tuple[np.ndarray, list[int]]:
+def _lut_for(table: ClassTable, classes: list[str], run_table: str = "") -> tuple[np.ndarray, list[int]]:
     """Label value -> class index of the run, for this dataset's table, and the label value each
-    class is written back as. A two-class run (Non-tumor, Tumor) reads any table with a Tumor."""
+    class is written back as. A two-class run (Non-tumor, Tumor) reads any table with a Tumor.
+    ``run_table``: the class table the run's crops were cut with, named in the fix."""
+    fix = (
+        "; score the run on a dataset exported with its classes (`mammotools export-qupath PROJECT --classes "
+        f"{run_table or 'THE_RUN_S_TABLE'} --out DATASET`, --map CLASS=KNOWN for differing names), or train a run on "
+        "this dataset's crops"
+    )
     lut = np.full(256, IGNORE_LABEL, np.int64)
     if classes == ["Non-tumor", "Tumor"] and table.find("Non-tumor") is None:
         tumor = table.find("Tumor")
         if tumor is None:
-            raise InputError("the run is tumor against non-tumor, but the dataset has no Tumor class")
+            raise InputError("the run is tumor against non-tumor, but the dataset has no Tumor class" + fix)
         for c in table:
             lut[c.label] = 1 if c.label == tumor.label else 0
         return lut, [table.bottom.label, tumor.label]
@@ -96,12 +102,12 @@ def _lut_for(table: ClassTable, classes: list[str]) -> tuple[np.ndarray, list[in
     for index, name in enumerate(classes):
         found = table.find(name)
         if found is None:
-            raise InputError(f"the run's class {name!r} is not a class of the dataset ({', '.join(table.names)})")
+            raise InputError(f"the run's class {name!r} is not a class of the dataset ({', '.join(table.names)})" + fix)
         lut[found.label] = index
         values.append(found.label)
     unknown = [c.name for c in table if lut[c.label] == IGNORE_LABEL]
     if unknown:  # their pixels could be neither predicted nor scored: the figures would leave them out unseen
-        raise InputError(f"the dataset's class(es) {', '.join(unknown)} are not among the run's ({', '.join(classes)})")
+        raise InputError(f"the dataset's class(es) {', '.join(unknown)} are not among the run's ({', '.join(classes)})" + fix)
     return lut, values
 
 
@@ -160,7 +166,7 @@ def evaluate_run(
     if not images:
         raise InputError(f"{dataset_path}: no validation images")
     classes = description["classes"]
-    lut, values = _lut_for(table, classes)
+    lut, values = _lut_for(table, classes, str(Path(description["dataset"]) / "classes.json"))
     if kind == "images":
         _check_split(Path(description["dataset"]), images, config.folds, config.fold)
     runtime = start_runtime(device, config.precision)

@@ -124,3 +124,45 @@ def test_import_masks_with_the_folders_swapped_says_so(tmp_path: Path) -> None:
                        "--out", tmp_path / "p")  # fmt: skip
     assert code == 1 and "the folders look swapped" in output and f"import-masks {labels} --images {images}" in output
     assert not (tmp_path / "p").exists()
+
+
+def test_a_missing_images_folder_is_named_as_such(tmp_path: Path) -> None:
+    """Issue 19: `export-qupath --images sample_data/image` (no such folder) said "3 image file(s)
+    not found". Every --images folder that does not exist is named as such, exit 2, nothing written."""
+    make_dataset(tmp_path)
+    gone = tmp_path / "image"
+    for command in (
+        ["export-qupath", tmp_path / "project", "--images", gone, "--out", tmp_path / "ds"],
+        ["import-masks", tmp_path / "images", "--images", gone, "--values", "1=Tumor", "--out", tmp_path / "p"],
+        ["import-mias", tmp_path / "Info.txt", "--images", gone, "--out", tmp_path / "p"],
+        ["predict", tmp_path / "run", tmp_path / "project", "--images", gone, "--out", tmp_path / "p"],
+    ):
+        code, output = run(*command)
+        assert code == 2 and f"'--images': Directory '{gone}' does not exist" in output, output
+    assert not (tmp_path / "ds").exists() and not (tmp_path / "p").exists()
+    from mammotools.errors import MissingFileError
+    from mammotools.export import export_dataset
+
+    with pytest.raises(MissingFileError, match=f"--images {gone}: no such folder"):
+        export_dataset(tmp_path / "project", tmp_path / "ds", gone)
+
+
+def test_evaluate_on_a_dataset_of_other_classes_says_how_to_fix(tmp_path: Path) -> None:
+    import json
+
+    from mammotools.classes import load_class_table
+    from mammotools.crops import CropSettings, make_crops
+    from mammotools.train.evaluate import _lut_for
+
+    tissue = load_class_table(TISSUE)
+    with pytest.raises(Exception, match=r"not a class of the dataset .*; score the run on a dataset exported with its classes"):
+        _lut_for(tissue, ["Background", "Tumor"], "/runs/crops/classes.json")
+    dataset = make_dataset(tmp_path)
+    make_crops(dataset, tmp_path / "c", CropSettings(size=64, per_image=1))
+    small = ["--width", "0.0625", "--input-size", "64", "--epochs", "1", "--workers", "0"]
+    assert run("train", tmp_path / "c", "--model", "fcn32", "--out", tmp_path / "r", *small)[0] == 0
+    table = json.loads((dataset / "classes.json").read_text())
+    (dataset / "classes.json").write_text(json.dumps([c | {"name": c["name"] + "X"} for c in table]))
+    code, output = run("evaluate", tmp_path / "r", dataset, "--out", tmp_path / "e")
+    assert code == 1 and "--classes " + str((tmp_path / "c" / "classes.json").resolve()) in output, output
+    assert len(output.strip().splitlines()) == 1
