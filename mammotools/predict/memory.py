@@ -4,7 +4,7 @@
 and with ``--probabilities`` one byte per class (mammotools/inference/strips.py); tracing the
 shapes adds the class mask and its region numbers, writing adds the label values and the PNG
 encoder's buffers. BYTES_PER_PIXEL is that, measured (benchmarks/predict_memory.py: peak
-resident memory over the pixels, 2000 x 2000 to 4000 x 4000). An image that would need more
+resident memory per further pixel, 2000 x 2000 to 4000 x 4000), with a margin. An image that would need more
 than the memory available is refused before it is decoded, with one line, instead of failing
 minutes later (a 12000 x 12000 image ran 7.5 minutes, then ran out at the argmax).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mammotools.errors import InputError
 
-BYTES_PER_PIXEL = 16  # beyond the decoded image's own bytes; measured peak 11-12 (benchmarks/predict_memory.py)
+BYTES_PER_PIXEL = 20  # beyond the decoded image: measured 15.9 with 4 classes (benchmarks/predict_memory.py), + the file's bytes
 FIXED_BYTES = 256 * 1024**2  # the model's windows and activations, bands of rows: bounded by the window
 
 
