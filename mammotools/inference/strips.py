@@ -34,6 +34,7 @@ from mammotools.inference.sliding import (
     _pad_axis,
     gaussian_weights,
     tile_starts,
+    windows_per_pass,
 )
 
 
@@ -85,8 +86,8 @@ def sliding_window_strips(
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """The probabilities of :func:`~mammotools.inference.sliding_window_scores`, as bands of rows:
     yields ``(y0, probs)``, probs (num_classes, rows, W) float32 on the compute device, top to
-    bottom, each image row once. Bit for bit the whole-image result when the windows are run in
-    the same batches (``batch_size`` windows per forward call, as given).
+    bottom, each image row once. Bit for bit the whole-image result: the windows run in the same
+    batches (``batch_size``, small windows packed by :func:`~mammotools.inference.sliding.windows_per_pass`).
 
     Same arguments, but ``image`` may be a :class:`RowSource`. The accumulators cover the rows
     the current batch of tiles reaches: ``out`` rows (plus one row of tiles per extra row a batch
@@ -98,6 +99,7 @@ def sliding_window_strips(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     run_on = torch.device(device) if device is not None else _model_device(model)
+    batch_size = windows_per_pass(batch_size, window)
     _, h, w = source.shape
     hh, ww = max(h, out), max(w, out)  # as the whole-image route: an axis shorter than a tile is centred in it
     oy, ox = (hh - h) // 2, (ww - w) // 2

@@ -35,12 +35,6 @@ def image(h: int, w: int, channels: int = 3) -> torch.Tensor:
     return torch.randn((channels, h, w), generator=torch.Generator().manual_seed(1))
 
 
-def per_pass(batch: int, window: int) -> int:
-    """Windows per forward call of the whole-image route (small windows may be packed there)."""
-    packed = getattr(sliding, "windows_per_pass", None)
-    return packed(batch, window) if packed is not None else batch
-
-
 def strips_whole(strips) -> torch.Tensor:
     parts = list(strips)
     assert [y for y, _ in parts] == list(np.cumsum([0] + [p.shape[1] for _, p in parts[:-1]]))  # in order, each row once
@@ -56,12 +50,13 @@ def test_bands_equal_the_whole_image_accumulators_bit_for_bit(
     crop = (window - out) // 2
     model, x = CroppedConv(3, 4, kernel=3 if crop else 1, crop=crop), image(h, w)
     whole = sliding_window_scores(model, x, 4, window, out, 0.5, batch, pad_value=pad_value)
-    bands = strips_whole(sliding_window_strips(model, x, 4, window, out, 0.5, per_pass(batch, window), pad_value=pad_value))
+    bands = strips_whole(sliding_window_strips(model, x, 4, window, out, 0.5, batch, pad_value=pad_value))
     assert bands.shape == whole.shape == (4, h, w)
     assert torch.equal(bands, whole)
 
 
-def test_the_image_is_read_a_band_at_a_time() -> None:
+def test_the_image_is_read_a_band_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sliding, "PACKED_SIDE", 1)  # 2 windows a pass, unpacked
     x, asked = image(400, 50), []
 
     def rows(a: int, b: int) -> torch.Tensor:
@@ -72,15 +67,14 @@ def test_the_image_is_read_a_band_at_a_time() -> None:
     bands = list(sliding_window_strips(model, RowSource((3, 400, 50), rows), 2, 32, 32, 0.5, 2))
     assert max(asked) <= 32 + 16  # a batch of 2 tiles spans at most two rows of tiles
     assert max(b.shape[1] for _, b in bands) <= 32 and sum(b.shape[1] for _, b in bands) == 400
-    whole = sliding_window_scores(model, x, 2, 32, 32, 0.5, 2)  # (small windows may run in other batches there)
-    assert torch.allclose(torch.cat([b for _, b in bands], 1), whole, atol=1e-6, rtol=0)
+    assert torch.equal(torch.cat([b for _, b in bands], 1), sliding_window_scores(model, x, 2, 32, 32, 0.5, 2))
 
 
 @pytest.mark.parametrize(("size_in", "size_out"), [((50, 40), (100, 80)), ((50, 40), (123, 77)), ((64, 64), (31, 45))])
 def test_bands_resized_as_they_come_agree_with_the_whole_resize(size_in: tuple, size_out: tuple) -> None:
     model, x = CroppedConv(3, 4, kernel=1, crop=0), image(*size_in)
     whole = resize_scores(sliding_window_scores(model, x, 4, 16, 16, 0.5, 3), size_out)
-    bands = strips_whole(resized_strips(sliding_window_strips(model, x, 4, 16, 16, 0.5, per_pass(3, 16)), size_in, size_out))
+    bands = strips_whole(resized_strips(sliding_window_strips(model, x, 4, 16, 16, 0.5, 3), size_in, size_out))
     assert bands.shape == whole.shape
     assert torch.allclose(bands, whole, atol=1e-6, rtol=0)
     top2 = whole.topk(2, dim=0).values
@@ -91,7 +85,7 @@ def test_bands_resized_as_they_come_agree_with_the_whole_resize(size_in: tuple, 
 def test_the_label_map_equals_the_argmax_of_the_whole_probabilities() -> None:
     model, x = CroppedConv(3, 4, kernel=3, crop=1), image(150, 110)
     whole = sliding_window_scores(model, x, 4, 20, 18, 0.5, 4).numpy()
-    kept = label_map_by_strips(sliding_window_strips(model, x, 4, 20, 18, 0.5, per_pass(4, 20)), 4, (150, 110), True)
+    kept = label_map_by_strips(sliding_window_strips(model, x, 4, 20, 18, 0.5, 4), 4, (150, 110), True)
     label = whole.argmax(0).astype(np.uint8)  # what predict computed from the whole array
     np.testing.assert_array_equal(kept.label, label)
     np.testing.assert_array_equal(kept.confidence, np.take_along_axis(whole, label[None].astype(np.int64), 0)[0])
