@@ -28,3 +28,5 @@ CLASS_WEIGHTINGS = ("inverse-share", "median-frequency", "none")  # train --clas
 DEVICES = ("auto", "cpu", "cuda")  # --device
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # train --precision
 READERS_OFFERED = ("auto", "qpdata", "geojson", "paquo")  # --reader: auto, then each reader of qupath.source
+DEFAULT_SEED = 0  # train's seed of the weights, windows, flips and order
+DEFAULT_WIDTH = 1.0  # channel width factor of the paper models (1 = the paper's)

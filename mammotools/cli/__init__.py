@@ -20,13 +20,27 @@ from mammotools.cli.qupath import export_qupath, inspect_cmd
 from mammotools.cli.training import evaluate_cmd, train_cmd
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class PipelineGroup(click.Group):
+    """Lists its commands in the order they were added (the pipeline's), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="mammotools")
 def main() -> None:
-    """From QuPath annotations of mammograms to segmentation datasets and benchmarks."""
+    """From QuPath annotations of mammograms to segmentation datasets and benchmarks.
+
+    The commands are listed in pipeline order: existing labels into QuPath, audit and export
+    the annotations, make training data, train and score models, pre-annotate new images for
+    review in QuPath. `mammotools COMMAND --help` shows an example of each.
+    """
 
 
-for command in (
+PIPELINE = (
+    import_masks_cmd,
+    import_mias_cmd,
     inspect_cmd,
     export_qupath,
     make_crops_cmd,
@@ -35,9 +49,8 @@ for command in (
     evaluate_cmd,
     benchmark_cmd,
     predict_cmd,
-    import_masks_cmd,
-    import_mias_cmd,
-):
+)
+for command in PIPELINE:
     main.add_command(command)
 
 __all__ = ["main"]

@@ -9,9 +9,21 @@ from typing import Any
 
 import click
 
-from mammotools.cli.options import FILE, FOLDER, INPUT_SIZE, budget_option, input_size_values, one_writer, user_errors
+from mammotools.cli.options import (
+    FILE,
+    FOLDER,
+    INPUT_SIZE,
+    alias,
+    budget_option,
+    device_option,
+    example,
+    input_size_values,
+    loader_workers_option,
+    one_writer,
+    precision_option,
+    user_errors,
+)
 from mammotools.cli.training import LazyChoice, ProgressReporter, _pct, _recipes
-from mammotools.defaults import DEVICES, PRECISIONS
 
 PATH = click.Path(path_type=Path)
 
@@ -31,10 +43,18 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
     return value if seeds < 2 or row[f"{metric}_std"] is None else f"{value} ±{100 * row[f'{metric}_std']:.1f}"
 
 
-@click.command("benchmark", short_help="Train and compare the paper's models; write a report.")
+@click.command(
+    "benchmark",
+    short_help="Train and compare the paper's models; write a report.",
+    epilog=example(
+        "mammotools benchmark dataset/ crops256-aug/ --quick --out bench-quick/",
+        "mammotools benchmark dataset/ crops256/ crops900/ --models fcn8,unet --budget 10 --out bench/",
+    ),
+)
 @click.argument("dataset", type=PATH)
 @click.argument("more_crops", nargs=-1, type=PATH, metavar="[CROPS]...")
-@click.option("--crops", multiple=True, type=PATH, help="Crop or augmented datasets cut from DATASET (several: --crops A B C).")
+# --crops A B C was a second way to give CROPS (B and C landing in the argument): kept working, unlisted.
+@click.option("--crops", multiple=True, type=PATH, hidden=True)
 @click.option("--out", required=True, type=FOLDER, help="Benchmark folder: the runs, the tables and report.html.")
 @click.option("--models", help="Comma-separated models (default: the paper's eight; any registered model).")
 @click.option(
@@ -50,7 +70,7 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
     "dataset_kind",
     type=click.Choice(["mammography", "cityscapes"]),
     default="mammography",
-    help="cityscapes: DATASET is a Cityscapes folder (leftImg8bit/, gtFine/), trained on whole scenes; no --crops.",
+    help="cityscapes: DATASET is a Cityscapes folder (leftImg8bit/, gtFine/), trained on whole scenes; no CROPS.",
 )
 @click.option("--quick", is_flag=True, help="Small widths, inputs and 2 epochs: minutes on a laptop CPU.")
 @click.option("--recipe", type=LazyChoice(_recipes), default="fast", help="Training recipe for every model.")
@@ -71,9 +91,10 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
 )
 @click.option("--scale", type=click.FloatRange(0.05, 4.0), help="Resize crops and images by this before the models.")
 @click.option("--pretrained", type=FILE, help="Local ImageNet weights for the first stage of every model.")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", help="auto: a GPU when there is one.")
-@click.option("--precision", type=click.Choice(PRECISIONS), help="auto: bf16 (or fp16) on a GPU, fp32 on the CPU.")
-@click.option("--workers", type=click.IntRange(min=0), help="Loader processes (default: one per spare core, at most 8).")
+@device_option()
+@precision_option
+@loader_workers_option
+@alias("--workers", "workers", click.IntRange(min=0))
 @click.option("--pictures", type=click.IntRange(min=0), default=3, help="Validation images shown side by side.")
 @click.option("--overwrite", is_flag=True, help="Train again the runs in --out that have other settings.")
 @user_errors
@@ -94,8 +115,9 @@ def benchmark_cmd(
     overwrite: bool,
     **values: Any,
 ) -> None:
-    """Train every model on the crop datasets by one protocol and score each on the same whole
-    validation images of DATASET (an export-qupath dataset with its split).
+    """Train every model on the CROPS datasets (make-crops or augment folders cut from DATASET) by
+    one protocol and score each on the same whole validation images of DATASET (an export-qupath
+    dataset with its split).
 
     Each model trains on the smallest crop dataset that holds its input; staged models share
     runs (fcn16 is the stage after fcn32). --seeds and --folds (by subject) repeat the protocol.

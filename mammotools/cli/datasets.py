@@ -12,6 +12,7 @@ from mammotools.cli.options import (
     FOLDER,
     Progress,
     cluster_option,
+    example,
     finite,
     one_writer,
     report_failures,
@@ -32,7 +33,11 @@ from mammotools.defaults import (
 )
 
 
-@click.command("make-crops", short_help="Class-balanced crops of a dataset, split by subject.")
+@click.command(
+    "make-crops",
+    short_help="Class-balanced crops of a dataset, split by subject.",
+    epilog=example("mammotools make-crops dataset/ --size 256 --out crops256/"),
+)
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option(
     "--size",
@@ -136,7 +141,14 @@ def _augment_unit(values: dict) -> str:
         return "item"
 
 
-@click.command("augment", short_help="The ten offline variants of every training crop.")
+@click.command(
+    "augment",
+    short_help="The ten offline variants of every training crop.",
+    epilog=example(
+        "mammotools augment crops256/ --out crops256-aug/",
+        "mammotools augment crops256/ --variants flip_lr,flip_ud --out crops256-flips/",
+    ),
+)
 @click.argument("crops", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=FOLDER, help="Folder to write.")
 @click.option(

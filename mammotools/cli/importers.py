@@ -11,6 +11,7 @@ from mammotools.cli.options import (
     INPUT_FOLDER,
     class_pairs,
     classes_option,
+    example,
     finite,
     one_writer,
     overwrite_option,
@@ -37,9 +38,9 @@ def _listed(names: list[str]) -> str:
     short_help="Label images -> a QuPath project for review.",
     epilog=f"\b\nExample (DDSM tissue maps; Adipose and the like are not among the default classes,\n"
     f"so their class table comes with --classes), one line:\n"
-    f"mammotools import-masks labels/ --images images/ --out project/ {VALUES_EXAMPLE}",
+    f"  mammotools import-masks labels/ --images images/ --out project/ {VALUES_EXAMPLE}",
 )
-@click.argument("labels_dir", type=click.Path(path_type=Path))
+@click.argument("labels_dir", type=click.Path(path_type=Path), metavar="LABELS")
 @click.option(
     "--images",
     "images_dir",
@@ -81,7 +82,7 @@ def import_masks_cmd(
     tolerance: float,
     overwrite: bool,
 ) -> None:
-    """Turn existing label images in LABELS_DIR into a QuPath project with GeoJSON annotations.
+    """Turn existing label images (the folder LABELS) into a QuPath project with GeoJSON annotations.
 
     The project opens in QuPath for review (qupath_scripts/import_annotations.groovy loads the
     annotations) and feeds export-qupath like any project.
@@ -116,8 +117,12 @@ def import_masks_cmd(
     click.echo(f"QuPath project: {out / 'project.qpproj'}  (annotations in {out / 'annotations'})")
 
 
-@click.command("import-mias", short_help="The mini-MIAS lesion list -> a QuPath project.")
-@click.argument("info", type=click.Path(path_type=Path))
+@click.command(
+    "import-mias",
+    short_help="The mini-MIAS lesion list -> a QuPath project.",
+    epilog=example("mammotools import-mias all-mias/Info.txt --images all-mias/ --out mias-project/"),
+)
+@click.argument("info", type=click.Path(path_type=Path), metavar="INFO_TXT")
 @click.option("--images", "images_dir", required=True, type=INPUT_FOLDER, help="Folder of the mini-MIAS images (mdbNNN.pgm).")
 @click.option("--out", required=True, type=FOLDER, help="QuPath project folder to create.")
 @classes_option
@@ -141,7 +146,7 @@ def import_mias_cmd(
     class_map: tuple[tuple[str, str], ...],
     overwrite: bool,
 ) -> None:
-    """Turn the mini-MIAS INFO file (Info.txt) into a QuPath project with lesion annotations.
+    """Turn the mini-MIAS lesion list INFO_TXT (its Info.txt) into a QuPath project with lesion annotations.
 
     Lesions become discs (origin bottom-left handled); lines without a centre become image notes.
     """

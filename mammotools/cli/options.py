@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mammotools.defaults import READERS_OFFERED
+from mammotools.defaults import DEVICES, PRECISIONS, READERS_OFFERED
 from mammotools.errors import MammoError, printable
 
 MAX_WARNINGS_SHOWN = 20
@@ -241,6 +241,80 @@ workers_option = click.option(
     help="Worker processes; 0 = as many as the work is worth (at most one per usable CPU core).  [default: 0]",
     show_default=False,
 )
+
+
+def device_option(default: str | None = DEVICES[0]) -> Callable[[F], F]:
+    """``--device``: train passes None (the run's config decides) and shows the same default."""
+    return click.option(
+        "--device",
+        type=click.Choice(DEVICES),
+        default=default,
+        show_default=False,
+        help=f"auto: a GPU when there is one.  [default: {DEVICES[0]}]",
+    )
+
+
+precision_option = click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    help=f"auto: bf16 (or fp16) on a GPU, fp32 on the CPU.  [default: {PRECISIONS[0]}]",
+)
+
+# One name per meaning: --workers is always worker processes of the per-item work (export-qupath,
+# make-crops, augment); training's loader processes are --loader-workers, predict's decoding
+# threads --decode-threads, windows per sliding-window pass --window-batch (train's --batch-size is
+# images per step). The old spellings still work, unlisted (see alias).
+loader_workers_option = click.option(
+    "--loader-workers",
+    "workers",
+    type=click.IntRange(min=0),
+    help="Data loader processes feeding training (0: load in the training process).  [default: one per spare core, at most 8]",
+)
+
+
+def window_batch_option(default: int | None, default_text: str) -> Callable[[F], F]:
+    """``--window-batch``: windows per forward pass of the sliding window (evaluate, predict)."""
+    return click.option(
+        "--window-batch",
+        "batch_size",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=False,
+        help="Windows per forward pass of the sliding window; bounds the memory (windows under 256 px are packed by "
+        f"pixels).  [default: {default_text}]",
+    )
+
+
+overlap_option = click.option(
+    "--overlap",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Sliding-window overlap of neighbouring windows.  [default: the run's, 0.5]",
+)
+
+
+def alias(old: str, name: str, type: Any) -> Callable[[F], F]:
+    """Keep an earlier spelling ``old`` of the parameter ``name`` working, unlisted in --help: it
+    counts where the new spelling is not given."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from click.core import ParameterSource
+
+            value = kwargs.pop(f"alias_{name}", None)
+            source = click.get_current_context().get_parameter_source(name)
+            if value is not None and source in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+                kwargs[name] = value
+            return fn(*args, **kwargs)
+
+        return click.option(old, f"alias_{name}", type=type, hidden=True)(wrapper)  # type: ignore[return-value]
+
+    return decorate
+
+
+def example(*commands: str) -> str:
+    """A command's epilog: its example command lines, kept whole (never rewrapped)."""
+    return "\b\nExample:\n" + "\n".join(f"  {line}" for line in commands)
 
 
 def cluster_option(fn: F) -> F:

@@ -12,20 +12,32 @@ from mammotools.cli.options import (
     FOLDER,
     INPUT_FOLDER,
     Progress,
+    alias,
     cluster_option,
+    device_option,
+    example,
     finite,
     one_writer,
+    overlap_option,
     report_failures,
     report_warnings,
     stops_cleanly,
     user_errors,
+    window_batch_option,
 )
-from mammotools.defaults import DEVICES, PREDICT_MIN_AREA, PREDICT_TOLERANCE
+from mammotools.defaults import PREDICT_MIN_AREA, PREDICT_TOLERANCE
 
 
-@click.command("predict", short_help="Pre-annotate images with a trained run, as a QuPath project.")
+@click.command(
+    "predict",
+    short_help="Pre-annotate images with a trained run, as a QuPath project.",
+    epilog=example(
+        "mammotools predict runs/fcn8/ new-images/ --out predicted/",
+        "mammotools predict runs/fcn8/ project/ --images images/ --out predicted/   # a QuPath project's images",
+    ),
+)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", type=click.Path(path_type=Path), metavar="IMAGES")
 @click.option("--out", required=True, type=FOLDER, help="New folder: a QuPath project with the predicted annotations.")
 @click.option("--images", "images_dir", type=INPUT_FOLDER, help="Where a project's images are (as export-qupath --images).")
 @click.option("--probabilities", is_flag=True, help="Also write each class's probability as an 8-bit PNG.")
@@ -38,15 +50,18 @@ from mammotools.defaults import DEVICES, PREDICT_MIN_AREA, PREDICT_TOLERANCE
     default=PREDICT_MIN_AREA,
     help="Regions smaller than this (px) are dropped as specks.",
 )
-@click.option("--device", type=click.Choice(DEVICES), default="auto", help="auto: a GPU when there is one.")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=4, help="Windows per forward pass.")
-@click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), help="Sliding-window overlap (default: the run's).")
+@device_option()
+@window_batch_option(4, "4")
+@alias("--batch", "batch_size", click.IntRange(min=1))
+@overlap_option
 @click.option(
-    "--workers",
+    "--decode-threads",
+    "workers",
     type=click.IntRange(min=1),
     default=1,
     help="Threads decoding the next images while the model runs (with --scheduler, the cluster's workers do it all).",
 )
+@alias("--workers", "workers", click.IntRange(min=1))
 @click.option(
     "--dicom-voi/--no-dicom-voi", default=True, help="Apply a DICOM's VOI window, as export-qupath does (the run saw that)."
 )
@@ -68,7 +83,7 @@ def predict_cmd(
     workers: int,
     dicom_voi: bool,
 ) -> None:
-    """Predict every image of SOURCE (a folder of images, an image, or a QuPath project) with the
+    """Predict every image of IMAGES (a folder of images, an image, or a QuPath project) with the
     final model of RUN, into --out: label maps, QuPath annotations marked as predictions (with
     their mean probability), and a QuPath project of the images (a project's own annotations kept).
 

@@ -14,6 +14,7 @@ from mammotools.cli.options import (
     class_pairs,
     classes_option,
     cluster_option,
+    example,
     finite,
     one_writer,
     overwrite_option,
@@ -27,14 +28,18 @@ from mammotools.cli.options import (
 from mammotools.defaults import DEFAULT_POINT_RADIUS, DEFAULT_SIGMA, MAX_POINT_RADIUS, MAX_SIGMA
 
 
-@click.command("inspect", short_help="Audit a QuPath project or GeoJSON export before exporting.")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.command(
+    "inspect",
+    short_help="Audit a QuPath project or GeoJSON export before exporting.",
+    epilog=example("mammotools inspect project/", "mammotools inspect project/ --json > audit.json"),
+)
+@click.argument("path", type=click.Path(path_type=Path), metavar="PROJECT")
 @classes_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @reader_option
 @user_errors
 def inspect_cmd(path: Path, classes_file: Path | None, as_json: bool, reader: str) -> None:
-    """Report what PATH holds: a QuPath project, a folder of GeoJSON exports, or one export.
+    """Report what PROJECT holds: a QuPath project folder, a folder of GeoJSON exports, or one export.
 
     Images with sizes, annotation counts per class, classes unknown to the class table, and
     problems (invalid or empty geometries), without needing the image files.
@@ -48,7 +53,11 @@ def inspect_cmd(path: Path, classes_file: Path | None, as_json: bool, reader: st
         raise SystemExit(1)  # no annotations to read, or a file that could not be read at all: the audit failed
 
 
-@click.command("export-qupath", short_help="QuPath annotations -> region maps and label maps.")
+@click.command(
+    "export-qupath",
+    short_help="QuPath annotations -> region maps and label maps.",
+    epilog=example("mammotools export-qupath project/ --images images/ --out dataset/"),
+)
 @click.argument("project", type=click.Path(path_type=Path))
 @click.option(
     "--images",

@@ -14,8 +14,22 @@ from typing import Any
 
 import click
 
-from mammotools.cli.options import FILE, FOLDER, INPUT_SIZE, budget_option, input_size_values, user_errors
-from mammotools.defaults import CLASS_WEIGHTINGS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TASKS
+from mammotools.cli.options import (
+    FILE,
+    FOLDER,
+    INPUT_SIZE,
+    alias,
+    budget_option,
+    device_option,
+    example,
+    input_size_values,
+    loader_workers_option,
+    overlap_option,
+    precision_option,
+    user_errors,
+    window_batch_option,
+)
+from mammotools.defaults import CLASS_WEIGHTINGS, DEFAULT_SEED, DEFAULT_WIDTH, OPTIMIZERS, SCHEDULES, TASKS
 
 TRAIN_DEFAULTS_NOTE = "(default: the recipe's)"
 
@@ -105,7 +119,14 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
-@click.command("train", short_help="Train a model of the paper on a crop dataset.")
+@click.command(
+    "train",
+    short_help="Train a model of the paper on a crop dataset.",
+    epilog=example(
+        "mammotools train crops256-aug/ --model fcn8 --input-size 256 --epochs 20 --out runs/fcn8/",
+        "mammotools train crops256/ --model fcn8 --input-size 256 --out runs/fcn8/ --resume   # after Ctrl-C",
+    ),
+)
 @click.argument("crops", type=click.Path(path_type=Path))
 @click.option("--model", "model_name", required=True, type=LazyChoice(_model_names), help="The model to train (all its stages).")
 @click.option("--out", required=True, type=FOLDER, help="Run folder to write (checkpoints, logs, the best model).")
@@ -120,16 +141,25 @@ def _pct(value: float | None) -> str:
 @click.option("--weight-decay", type=click.FloatRange(min=0), help=f"L2 / weight decay {TRAIN_DEFAULTS_NOTE}.")
 @click.option("--schedule", type=click.Choice(SCHEDULES), help=f"Learning-rate schedule {TRAIN_DEFAULTS_NOTE}.")
 @click.option(
-    "--patience", type=click.IntRange(min=0), help=f"Early stopping: epochs without a better val mIoU {TRAIN_DEFAULTS_NOTE}."
+    "--patience",
+    type=click.IntRange(min=0),
+    help=f"Early stopping: a stage stops after this many epochs without a better val mIoU; 0 = never stop early, "
+    f"train every epoch {TRAIN_DEFAULTS_NOTE}.",
 )
 @click.option(
     "--class-weights",
     type=click.Choice(CLASS_WEIGHTINGS),
     help=f"Loss weights: the paper's w = 1 - x/100, median frequency, or none {TRAIN_DEFAULTS_NOTE}.",
 )
-@click.option("--task", type=click.Choice(TASKS), help="regions: the dataset's classes; tumor: tumor vs non-tumor.")
 @click.option(
-    "--width", type=click.FloatRange(min=0, min_open=True), help="Channel width factor of the paper models (1 = the paper's)."
+    "--task",
+    type=click.Choice(TASKS),
+    help=f"regions: the dataset's classes; tumor: tumor vs non-tumor.  [default: {TASKS[0]}]",
+)
+@click.option(
+    "--width",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"Channel width factor of the paper models (1 = the paper's; 0.0625 for a quick try).  [default: {DEFAULT_WIDTH:g}]",
 )
 @click.option("--encoder", help="smp models: the encoder (e.g. resnet34).")
 @click.option(
@@ -147,9 +177,17 @@ def _pct(value: float | None) -> str:
     help="Resize crops and images by this before the model (0.5: half resolution, twice the context; default 1).",
 )
 @click.option(
-    "--pretrained", type=FILE, help="Local ImageNet weights (torchvision VGG16 / ResNet-18 state dict); nothing is downloaded."
+    "--pretrained",
+    type=FILE,
+    help="Local ImageNet weights, nothing is downloaded: a torchvision VGG16 or ResNet-18 state dict for the paper's "
+    "models, or for the smp models an smp encoder's (torch.save(model.encoder.state_dict(), PATH) of a model built with "
+    "encoder_weights='imagenet').",
 )
-@click.option("--seed", type=click.IntRange(min=0), help="Seed of the weights, windows, flips and order.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    help=f"Seed of the weights, windows, flips and order.  [default: {DEFAULT_SEED}]",
+)
 @click.option(
     "--folds", type=click.IntRange(min=2), help="Cross-validation by subject: K folds of the dataset's subjects (with --fold)."
 )
@@ -157,11 +195,12 @@ def _pct(value: float | None) -> str:
 @click.option(
     "--deterministic", is_flag=True, default=None, help="Deterministic GPU kernels (same seed and device: same weights)."
 )
-@click.option("--device", type=click.Choice(DEVICES), help="auto: a GPU when there is one.")
-@click.option("--precision", type=click.Choice(PRECISIONS), help="auto: bf16 (or fp16) on a GPU, fp32 on the CPU.")
+@device_option(None)
+@precision_option
 @click.option("--channels-last", is_flag=True, default=None, help="Channels-last memory format (faster convolutions on GPUs).")
 @click.option("--compile", "compile_model", is_flag=True, default=None, help="torch.compile the model.")
-@click.option("--workers", type=click.IntRange(min=0), help="Loader processes (default: one per spare core, at most 8).")
+@loader_workers_option
+@alias("--workers", "workers", click.IntRange(min=0))
 @click.option("--resume", is_flag=True, help="Continue a stopped run from its last complete epoch.")
 @click.option("--overwrite", is_flag=True, help="Start the run over if --out holds a run of other settings.")
 @user_errors
@@ -210,15 +249,20 @@ def train_cmd(
     click.echo(f"Run: {out}  (evaluate it: mammotools evaluate {out} DATASET)")
 
 
-@click.command("evaluate", short_help="Score a trained run on a dataset's validation images.")
+@click.command(
+    "evaluate",
+    short_help="Score a trained run on a dataset's validation images.",
+    epilog=example("mammotools evaluate runs/fcn8/ dataset/   # the whole validation images of the export"),
+)
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option(
     "--out", type=FOLDER, help="Folder for metrics.json, confusion.csv, per_image.csv, predictions/ (default: RUN/eval-NAME)."
 )
-@click.option("--device", type=click.Choice(DEVICES), default="auto", help="auto: a GPU when there is one.")
-@click.option("--overlap", type=click.FloatRange(0, 1, max_open=True), help="Sliding-window overlap (default: the run's, 0.5).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Windows per forward pass (memory is bounded by it).")
+@device_option()
+@overlap_option
+@window_batch_option(None, "the run's, 4")
+@alias("--batch-size", "batch_size", click.IntRange(min=1))
 @click.option("--no-predictions", is_flag=True, help="Do not write the predicted label maps.")
 @click.option("--overwrite", is_flag=True, help="Replace an evaluation of another run, stage or dataset in --out.")
 @user_errors

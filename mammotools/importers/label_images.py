@@ -181,7 +181,7 @@ def import_masks(
     A rerun into a project this import wrote from the same files and settings writes nothing
     (``summary.complete``); other inputs or settings are refused unless ``overwrite``."""
     labels_dir, images_dir, out = Path(labels_dir), Path(images_dir), Path(out)
-    for d, opt in ((labels_dir, "LABELS_DIR"), (images_dir, "--images")):
+    for d, opt in ((labels_dir, "LABELS"), (images_dir, "--images")):
         if not d.is_dir():
             raise MissingFileError(f"{d}: not a folder; give {opt} as a folder of image files")
     pairs = match_labels(labels_dir, images_dir, suffix)

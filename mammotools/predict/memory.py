@@ -58,6 +58,6 @@ def check_fits(path: Path, width: int, height: int, needed: int, available: int 
         return
     raise InputError(
         f"{path}: {width} x {height} px ({width * height / 1e6:.0f} Mpx) needs about {needed / 1e9:.1f} GB to predict, "
-        f"{max(available, 0) / 1e9:.1f} GB of memory is available; free memory (fewer --workers decode fewer images at "
+        f"{max(available, 0) / 1e9:.1f} GB of memory is available; free memory (fewer --decode-threads decode fewer images at "
         "once), or predict it on a machine with more"
     )

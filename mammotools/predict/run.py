@@ -411,7 +411,7 @@ class _Job:
         except torch.OutOfMemoryError:
             raise ResourceError(
                 f"the model ran out of GPU memory at {settings.batch_size} window(s) per pass on {item.name}; "
-                f"lower --batch (e.g. --batch {max(1, settings.batch_size // 2)}) and rerun with the same --out, "
+                f"lower --window-batch (e.g. --window-batch {max(1, settings.batch_size // 2)}) and rerun with the same --out, "
                 "or use --device cpu"
             ) from None
         del source, strips, bands, rows

@@ -14,7 +14,16 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from mammotools.defaults import CLASS_WEIGHTINGS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TASKS
+from mammotools.defaults import (
+    CLASS_WEIGHTINGS,
+    DEFAULT_SEED,
+    DEFAULT_WIDTH,
+    DEVICES,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    TASKS,
+)
 from mammotools.errors import InputError, MissingFileError
 from mammotools.files import atomic_write_text
 
@@ -36,19 +45,19 @@ class TrainConfig:
     patience: int = 8  # epochs without a better validation mIoU before stopping; 0 = never stop early
     batch_size: int = 8  # per process
     class_weights: str = "inverse-share"  # the paper's w = 1 - x/100; median-frequency; none
-    task: str = "regions"
-    width: float = 1.0  # channel width factor of the paper models (1 = the paper's)
+    task: str = TASKS[0]
+    width: float = DEFAULT_WIDTH  # channel width factor of the paper models (1 = the paper's)
     encoder: str = "resnet34"  # smp models only
     input_size: int = 0  # input height (or side) in px for every stage; 0: each stage's paper input
     input_width: int = 0  # input width in px when not square (--input-size 1024x1400); 0: = input_size
     budget_minutes: float = 0.0  # wall-clock training minutes for the whole run (all stages); 0: no budget
     scale: float = 1.0  # the model sees crops and images resized by this (0.5: half resolution, twice the context)
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     folds: int = 0  # cross-validation by subject: K folds (0: the dataset's own hold-out)
     fold: int = 0  # which fold (1..folds) is validation
     deterministic: bool = False
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 on a GPU that has it, else fp16 on a GPU, fp32 on the CPU
+    device: str = DEVICES[0]
+    precision: str = PRECISIONS[0]  # auto: bf16 on a GPU that has it, else fp16 on a GPU, fp32 on the CPU
     channels_last: bool = False
     compile: bool = False
     workers: int = -1  # loader processes; -1: chosen from the machine
