@@ -166,3 +166,19 @@ def test_evaluate_on_a_dataset_of_other_classes_says_how_to_fix(tmp_path: Path) 
     code, output = run("evaluate", tmp_path / "r", dataset, "--out", tmp_path / "e")
     assert code == 1 and "--classes " + str((tmp_path / "c" / "classes.json").resolve()) in output, output
     assert len(output.strip().splitlines()) == 1
+
+
+def test_readme_lists_inspects_json_keys_and_says_how_timings_were_taken(tmp_path: Path) -> None:
+    import json
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    make_dataset(tmp_path)
+    code, output = run("inspect", tmp_path / "project", "--json")
+    report = json.loads(output)
+    listed = re.search(r'`\{("qupath_version".*?)"images": \[\{(.*?)\}\]\}`', readme, re.S)
+    assert code == 0 and listed, "README no longer lists inspect's JSON keys"
+    assert set(re.findall(r'"(\w+)"', listed[1])) | {"images"} == set(report)
+    assert set(re.findall(r'"(\w+)"', listed[2])) == set(report["images"][0])  # "predicted" among them
+    words = " ".join(readme.split())
+    assert "otherwise idle 2-core" in words and "may differ in the last digits" in words
