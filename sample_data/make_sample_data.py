@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """(Re)create the synthetic QuPath sample project in this folder.
 
-Three small mammogram-like phantoms (16-bit PNG, 12-bit values) with QuPath 0.4+ GeoJSON
-annotations and a QuPath 0.5-style ``project.qpproj``. Everything is derived from fixed
+A cohort of twelve women, CC and MLO (24 small mammogram-like phantoms, 16-bit PNG, 12-bit
+values) with QuPath 0.4+ GeoJSON annotations and a QuPath 0.5-style ``project.qpproj``. Everything is derived from fixed
 seeds (one ``numpy.random.Generator`` per phantom and purpose, no global seeding), so every
 run writes the same bytes given the same numpy / OpenCV / shapely versions.
 
@@ -297,7 +297,7 @@ class Phantom:
         return np.clip(np.rint(self.img + noise), 0, 4095).astype(np.uint16)
 
 
-# --------------------------------------------------------------------------- the three phantoms
+# --------------------------------------------------------------------------- the three hand-drawn phantoms
 
 
 def phantom_001() -> Phantom:
@@ -465,9 +465,130 @@ def phantom_003() -> Phantom:
     return p
 
 
+# --------------------------------------------------------------------------- the cohort
+
+# Twelve women, CC and MLO each (24 images): the three hand-drawn phantoms above (P001's
+# L CC and R MLO, P002's L MLO) and 21 drawn from per-image random parameters: breast size and
+# shape, density (gland gain), side, a tumour in most, calcifications in some, vessels, the
+# pectoral muscle, lymph node and inframammary fold on MLO views. Enough women that the 70/30
+# subject split leaves several validation women, small enough to train on a laptop CPU.
+WOMEN = 12
+
+
+def cohort_plan() -> list[tuple[int, str, str, str]]:
+    """(index, subject, side, view) of the generated images, after the three hand-drawn ones."""
+    plan = [(4, "P002", "L", "CC")]
+    index = 5
+    for woman in range(3, WOMEN + 1):
+        side = "L" if rng_for(1000 + woman).random() < 0.5 else "R"
+        for view in ("CC", "MLO"):
+            plan.append((index, f"P{woman:03d}", side, view))
+            index += 1
+    return plan
+
+
+def random_inside(p: Phantom, rng: np.random.Generator, margin: float) -> np.ndarray:
+    """A random point at least ``margin`` px inside the breast outline (rejection sampling)."""
+    region = p.outline.buffer(-margin)
+    x0, y0, x1, y1 = region.bounds
+    for _ in range(1000):
+        q = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+        if region.contains(Point(*q)):
+            return q
+    raise RuntimeError(f"{p.stem}: no point {margin} px inside the breast")
+
+
+def cohort_phantom(index: int, side: str, view: str) -> Phantom:
+    """One generated mammogram of the cohort."""
+    shape_rng = rng_for(index, 4)
+    width, height = (640, 800) if shape_rng.random() < 0.6 else (600, 760)
+    p = Phantom(index, f"phantom_{index:03d}", width, height, side, view)
+    H, W = p.H, p.W
+    if view == "CC":
+        p.breast(
+            cy=H / 2 + shape_rng.uniform(-25, 25), a=shape_rng.uniform(360, 450),
+            b_top=shape_rng.uniform(290, 340), b_bot=shape_rng.uniform(300, 350), t_nip=shape_rng.uniform(-0.06, 0.06),
+        )
+    else:
+        p.breast(
+            cy=shape_rng.uniform(350, 400), a=shape_rng.uniform(390, 450),
+            b_top=shape_rng.uniform(480, 560), b_bot=shape_rng.uniform(320, 365), t_nip=shape_rng.uniform(0.24, 0.32),
+        )
+    p.render_breast(gland_gain=shape_rng.uniform(750.0, 1250.0))
+    rng = p.rng_geo
+
+    p.add("Mammary gland", p.outline, name="Breast")
+    p.add("Skin", p.skin_band(shape_rng.uniform(11.0, 15.0)))
+
+    if view == "MLO":
+        # pectoral muscle: the chest-wall corner at the top, a slightly convex front edge
+        top, bottom = shape_rng.uniform(220, 290), shape_rng.uniform(460, 540)
+        edge = bezier((top, 0.0), (shape_rng.uniform(100, 140), 0.45 * bottom), (0.0, bottom), n=48)
+        edge[:, 0] += shape_rng.uniform(8, 16) * np.sin(np.linspace(0, math.pi, len(edge)))
+        edge[:, 0] = p.xc + p.s * edge[:, 0]
+        pect = largest(Polygon([(p.xc, 0.0), *edge[:-1], (p.xc, bottom)]).intersection(p.outline))
+        yy = np.arange(H, dtype=np.float64)[:, None] * np.ones((1, W))
+        p.img += raster(pect, p.hw, 2.5) * (shape_rng.uniform(1050.0, 1200.0) - 0.6 * yy)
+        p.add("Pectoral muscle", pect)
+        if shape_rng.random() < 0.6:
+            c = np.array([p.xc + p.s * shape_rng.uniform(200, 260), shape_rng.uniform(95, 130)])
+            node = p.inside(ellipse(*c, 18.0, 12.0, p.s * -30.0), 4.0)
+            p.paint(node, 700.0, 1.5)
+            p.add("Axillary lymph nodes", node)
+        pts = np.asarray(p.curve.coords)
+        sel = pts[(pts[:, 1] > p.cy + 0.55 * 340.0) & (np.abs(pts[:, 0] - p.xc) < 180.0)]
+        if len(sel) >= 2:
+            band = largest(LineString(sel).buffer(17.0, cap_style="flat").intersection(p.outline.buffer(-0.5)))
+            band = band.simplify(0.2)
+            p.paint(band, 155.0, 3.0)
+            p.add("Submammary tissue", band)
+
+    for _ in range(int(shape_rng.integers(1, 4))):
+        a, b = random_inside(p, rng, 30.0), random_inside(p, rng, 30.0)
+        mid = (a + b) / 2 + rng.normal(0, 40, 2)
+        v = p.inside(tube(bezier(a, mid, b), rng.uniform(10.0, 14.0)), 6.0)
+        p.paint(v, 260.0, 1.0)
+        p.add("Thick vessels", v)
+
+    tip = p.nipple_tip
+    if shape_rng.random() < 0.5:
+        nip = tip + 5.0 * p.inward
+        p.paint(Point(*nip).buffer(7.0, quad_segs=8), 170.0, 1.5)
+        p.add("Nipple", Point(*nip))
+    else:
+        nipple = p.inside(ellipse(*(tip + 3.0 * p.inward), 9.0, 7.0, rng.uniform(0, 180), n=32))
+        p.paint(nipple, 160.0, 1.5)
+        p.add("Nipple", nipple)
+    areola = p.inside(ellipse(*(tip + 15.0 * p.inward), rng.uniform(18, 23), rng.uniform(26, 32), 0.0))
+    p.paint(areola, 90.0, 3.0)
+    p.add("Areola", areola)
+
+    if shape_rng.random() < 0.75:
+        c = random_inside(p, rng, 90.0)
+        tumor = blob(rng, c[0], c[1], rng.uniform(18.0, 32.0))
+        p.paint(tumor, rng.uniform(1150.0, 1400.0), 2.0)
+        p.paint(tumor.buffer(-9), 300.0, 3.0)
+        p.add("Tumor", tumor)
+    if shape_rng.random() < 0.5:
+        c = random_inside(p, rng, 60.0)
+        dots = [ellipse(*(c + rng.normal(0, 9, 2)), rng.uniform(3, 4), rng.uniform(3, 4), 0.0, n=16) for _ in range(4)]
+        cluster = shapely.union_all(dots)
+        for d in dots:
+            p.paint(d, 2300.0, 0.7)
+        p.add("Calcifications", cluster)
+
+    tag = f"{side} {view}"
+    x0 = W - 144.0 if side == "L" else 24.0  # the corner away from the chest wall
+    y0 = 20.0 if view == "CC" else H - 66.0
+    p.add("Text", p.label(x0, y0, x0 + 120, y0 + 42, tag))
+    return p
+
+
 # --------------------------------------------------------------------------- project files
 
-SUBJECTS = {"phantom_001": "P001", "phantom_002": "P001", "phantom_003": "P002"}
+SUBJECTS = {"phantom_001": "P001", "phantom_002": "P001", "phantom_003": "P002"} | {
+    f"phantom_{index:03d}": subject for index, subject, _, _ in cohort_plan()
+}
 
 
 def uri_builder(stem: str, w: int, h: int) -> dict:
@@ -535,22 +656,27 @@ def dump_json(path: Path, obj: dict) -> None:
 README = """\
 # Sample data
 
-A tiny, fully synthetic QuPath project for trying out and testing `mammotools`: three
-mammogram-like phantoms (`images/phantom_00{1,2,3}.png`, 16-bit grayscale PNG holding 12-bit
-values, roughly 640 x 800 px at 0.1 mm/px) and their annotations, exported the way QuPath 0.4+
-writes GeoJSON (`project/annotations/<stem>.geojson`), plus a QuPath 0.5.1-style
-`project/project.qpproj` and the class list `project/classifiers/classes.json`. The phantoms
-are drawn by `make_sample_data.py` from fixed seeds (numpy `Generator`s, no global seeding), so
-they are byte-for-byte reproducible: a breast-shaped half ellipse with smoothed-noise
-fibroglandular tissue, a brighter skin line, a nipple bump, a tumour blob, calcification dots,
-vessels, a pectoral triangle and lymph node on the MLO-like views, a bright text label and, in
-one image, a metal skin marker. No patient data is involved. The project's image URIs point to
-`/Users/radiologist/mammo-study/...` on purpose (another machine), so pass `--images
-sample_data/images` to the toolkit. The annotations also exercise awkward cases: a skin band
-polygon with a hole, a nipple marked as a point, overlapping classes (tumour over gland, over a
-vessel; areola over nipple), a class name in different case (`pectoral muscle`), the paper's
-misspelling `Submammory tissue`, a `detection` object that must be ignored, and an image whose
-server builder is wrapped (`"builderType": "rotated"`).
+A small, fully synthetic QuPath project for trying out and testing `mammotools`: a cohort of
+twelve women, CC and MLO views (24 mammogram-like phantoms, `images/phantom_001.png` ...
+`phantom_024.png`, 16-bit grayscale PNG holding 12-bit values, 640 x 800 or 600 x 760 px at
+0.1 mm/px, about 9 MB in all) and their annotations, exported the way QuPath 0.4+ writes GeoJSON
+(`project/annotations/<stem>.geojson`), plus a QuPath 0.5.1-style `project/project.qpproj`
+(each image's woman in its `subject` metadata, so the split is by woman) and the class list
+`project/classifiers/classes.json`. The phantoms are drawn by `make_sample_data.py` from fixed
+seeds (numpy `Generator`s, no global seeding), so they are byte-for-byte reproducible: a
+breast-shaped half ellipse of random size and density with smoothed-noise fibroglandular
+tissue, a brighter skin line, a nipple and areola, vessels, a tumour blob in most images,
+calcification clusters in some, the pectoral muscle, inframammary fold and often a lymph node on
+the MLO views, a bright text label and, in one image, a metal skin marker. No patient data is
+involved. The large regions (background, mammary gland, pectoral muscle) are what a quick
+benchmark learns in minutes; the small ones (tumour, calcifications, nipple) need real training.
+The project's image URIs point to `/Users/radiologist/mammo-study/...` on purpose (another
+machine), so pass `--images sample_data/images` to the toolkit. The first three phantoms also
+exercise awkward cases: a skin band polygon with a hole, a nipple marked as a point,
+overlapping classes (tumour over gland, over a vessel; areola over nipple), a class name in
+different case (`pectoral muscle`), the paper's misspelling `Submammory tissue`, a `detection`
+object that must be ignored, and an image whose server builder is wrapped (`"builderType":
+"rotated"`).
 
 Regenerate (from the repository root):
 
@@ -610,6 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "images").mkdir(parents=True, exist_ok=True)
 
     phantoms = [phantom_001(), phantom_002(), phantom_003()]
+    phantoms += [cohort_phantom(index, side, view) for index, _, side, view in cohort_plan()]
     for p in phantoms:
         img = p.finish()
         if not cv2.imwrite(str(out / "images" / f"{p.stem}.png"), img, [cv2.IMWRITE_PNG_COMPRESSION, 9]):

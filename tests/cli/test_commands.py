@@ -42,14 +42,10 @@ def test_export_sample_data_then_rerun(tmp_path: Path) -> None:
     ]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "3 exported, 0 skipped" in result.output
-    assert sorted(p.name for p in (tmp_path / "ds" / "labels").iterdir()) == [
-        "phantom_001.png",
-        "phantom_002.png",
-        "phantom_003.png",
-    ]
+    assert "24 exported, 0 skipped" in result.output
+    assert sorted(p.name for p in (tmp_path / "ds" / "labels").iterdir()) == [f"phantom_{i:03d}.png" for i in range(1, 25)]
     again = runner.invoke(main, args)
-    assert again.exit_code == 0 and "0 exported, 3 skipped" in again.output
+    assert again.exit_code == 0 and "0 exported, 24 skipped" in again.output
 
 
 def test_user_mistakes_are_one_line_without_traceback(tmp_path: Path) -> None:

@@ -28,10 +28,10 @@ def export_args(out: Path, *extra: str) -> list[str]:
 
 def test_a_reader_finding_nothing_to_read_is_an_error(tmp_path: Path) -> None:
     code, output = run("export-qupath", SAMPLE / "project", "--reader", "qpdata", "--out", tmp_path / "ds")
-    assert code == 1 and "no data/<id>/data.qpdata for any of its 3 image(s)" in output and "--reader geojson" in output
+    assert code == 1 and "no data/<id>/data.qpdata for any of its 24 image(s)" in output and "--reader geojson" in output
     assert not (tmp_path / "ds").exists()  # nothing written
     code, output = run("inspect", SAMPLE / "project", "--reader", "qpdata")
-    assert code == 1 and "Error: " in output and "3 problem(s)" in output
+    assert code == 1 and "Error: " in output and "24 problem(s)" in output
     code, output = run("inspect", SAMPLE / "project", "--reader", "geojson")
     assert code == 0 and "Error" not in output
 
@@ -41,7 +41,7 @@ def test_ignore_of_a_class_nobody_has_is_refused(tmp_path: Path) -> None:
     assert code == 1 and "--ignore 'Nonsense'" in output and "check the spelling" in output
     assert not (tmp_path / "ds").exists()
     code, output = run(*export_args(tmp_path / "ds", "--ignore", "calcifications", "--workers", "1"))
-    assert code == 0 and "3 exported" in output  # a class of the annotations (any case) is fine
+    assert code == 0 and "24 exported" in output  # a class of the annotations (any case) is fine
 
 
 def test_wrong_out_is_refused_before_any_progress(tmp_path: Path) -> None:
@@ -181,7 +181,7 @@ def test_a_dataset_inside_the_images_is_not_searched_later(tmp_path: Path) -> No
     project = ["export-qupath", SAMPLE / "project", "--images", images, "--workers", "1"]
     assert run(*project, "--out", images / "dataset")[0] == 0
     code, output = run(*project, "--out", tmp_path / "other")  # must not find the dataset's PNGs as images
-    assert code == 0 and "3 exported" in output
+    assert code == 0 and "24 exported" in output
 
 
 def test_augment_of_crops_without_their_split_is_one_line(tmp_path: Path) -> None:
