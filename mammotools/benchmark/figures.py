@@ -21,6 +21,7 @@ from mammotools.files import atomic_write_bytes
 
 DPI = 110
 PICTURE_SIDE = 420  # px: the longer side each panel of a side-by-side picture is drawn at
+PANELS_PER_ROW = 5  # image, truth and three models on the first row of a side-by-side picture
 
 
 def _pyplot() -> Any:
@@ -204,23 +205,35 @@ def side_by_side(
     name: str, image: Path, truth: Path, predictions: dict[str, Path], table: ClassTable, path: Path, quick: bool
 ) -> Path:
     """One validation image: the image, the truth and every model's prediction, with a legend."""
+    panels = [("image", _display(image, True)), ("truth", _display(truth, False, table.palette()))]
+    panels += [(model, _display(p, False)) for model, p in predictions.items()]
+    return _save(panel_grid(panels, table, ("QUICK benchmark: " if quick else "") + name), path)
+
+
+def panel_grid(panels: list[tuple[str, np.ndarray]], table: ClassTable, title: str) -> Any:
+    """The figure of side_by_side: titled panels on a grid of PANELS_PER_ROW columns, any number
+    of rows, the class legend below."""
     plt = _pyplot()
     from matplotlib.patches import Patch
 
-    panels = [("image", _display(image, True)), ("truth", _display(truth, False, table.palette()))]
-    panels += [(model, _display(p, False)) for model, p in predictions.items()]
-    columns = min(len(panels), 5)
+    columns = min(len(panels), PANELS_PER_ROW)
     rows = -(-len(panels) // columns)
+    height, width = panels[0][1].shape[:2]
+    panel_w = 2.6
+    panel_h = panel_w * height / max(width, 1) + 0.35  # the picture at its own aspect, plus its title
     legend_rows = -(-len(table.classes) // 5)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.2 * rows + 0.3 * legend_rows), squeeze=False)
+    # Constrained layout keeps every title above its own panel and the legend below the grid,
+    # whatever the number of models (rows of PANELS_PER_ROW panels).
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(panel_w * columns, panel_h * rows + 0.25 * legend_rows + 0.4),
+        squeeze=False, layout="constrained",
+    )
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (title, pixels) in zip(axes.ravel(), panels, strict=False):
+    for ax, (heading, pixels) in zip(axes.ravel(), panels, strict=False):
         ax.imshow(pixels)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(heading, fontsize=9)
     handles = [Patch(facecolor=_rgb(c.color), edgecolor="black", label=c.name) for c in table]
-    fig.suptitle(("QUICK benchmark: " if quick else "") + name, fontsize=10)
-    legend_share = min(0.4, 0.3 * legend_rows / fig.get_figheight() + 0.02)
-    fig.tight_layout(rect=(0, legend_share, 1, 0.96))
-    fig.legend(handles=handles, loc="lower center", ncols=min(5, len(handles)), fontsize=7, bbox_to_anchor=(0.5, 0.0))
-    return _save(fig, path)
+    fig.suptitle(title, fontsize=10)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(5, len(handles)), fontsize=7)
+    return fig

@@ -34,6 +34,7 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
        color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+.wide { overflow-x: auto; max-width: 100%; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 .quick { background: #fff3cd; border: 1px solid #e0b300; padding: 0.6em 1em; font-weight: bold; }
@@ -41,7 +42,8 @@ th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 .flag { background: #f8d7da; border: 1px solid #c0392b; color: #7b1f1f; padding: 0.6em 1em; }
 td.flagged { background: #f8d7da; color: #7b1f1f; font-weight: bold; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
-.grid { display: flex; flex-wrap: wrap; gap: 1em; } .grid figure { margin: 0; width: 340px; }
+details.matrix summary { cursor: pointer; font-weight: bold; margin: 0.4em 0; }
+details.matrix img { display: block; }
 figcaption { font-size: 0.8em; color: #555; }
 """
 
@@ -60,7 +62,8 @@ def _cell(text: str) -> str:
 def _table(header: list[str], body: list[list[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     rows = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in body)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    # A wide table (a column per class) scrolls on its own instead of widening the page.
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
 
 
 def report_page(
@@ -183,10 +186,11 @@ def report_page(
     for name, path in pictures.items():
         parts.append(f"<figure>{_img(path, name)}<figcaption>{escape(name)}: image, truth and each model's prediction"
                      "</figcaption></figure>")  # fmt: skip
-    parts.append('<h2>Confusion matrices</h2><div class="grid">')
-    for key, path in confusions.items():
-        parts.append(f"<figure>{_img(path, key)}<figcaption>{escape(key)} (rows: truth, % of its pixels)</figcaption></figure>")
-    parts.append("</div>")
+    parts.append('<h2>Confusion matrices</h2><p class="note">Rows: truth, % of its pixels. Click a model to show '
+                 "or hide its matrix, drawn at full size.</p>")  # fmt: skip
+    for i, (key, path) in enumerate(confusions.items()):
+        opened = " open" if i == 0 else ""
+        parts.append(f'<details class="matrix"{opened}><summary>{escape(key)}</summary>{_img(path, key)}</details>')
     parts.append(banner)
     parts.append('<p class="note">Written by mammotools benchmark. The tables as text: results.md, results.csv, '
                  "results.json; the matrices: confusion/*.csv.</p></body></html>")  # fmt: skip
