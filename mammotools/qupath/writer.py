@@ -38,7 +38,8 @@ def check_new_project(out: Path, recorded: dict | None = None, overwrite: bool =
         if earlier.get("settings") == recorded:
             return earlier
         if not overwrite:
-            theirs = earlier.get("settings") if isinstance(earlier.get("settings"), dict) else {}
+            settings = earlier.get("settings")
+            theirs: dict = settings if isinstance(settings, dict) else {}
             changed = [k for k in recorded if theirs.get(k) != recorded[k]] or ["its record"]
             raise InputError(
                 f"{out}: holds a project imported from other inputs or settings ({', '.join(changed)} differ); pass "
