@@ -52,7 +52,7 @@ def name_problem(path: str | os.PathLike[str]) -> str | None:
     would not lead back to it. The item is refused alone with this line."""
     name = os.fspath(path)
     try:
-        name.encode("utf-8")
+        Path(name).name.encode("utf-8")  # the name alone: the folder names no output
     except UnicodeEncodeError:
         shown = printable(Path(name).name)
         return (

@@ -80,7 +80,9 @@ def kept_features(item: PredictInput) -> tuple[list[dict[str, Any]], dict[str, l
 
     if item.entry is None:
         return [], {}, []
-    kept, classes, notes = [], {}, []
+    kept: list[dict[str, Any]] = []
+    classes: dict[str, list[int]] = {}
+    notes: list[str] = []
     for ann in read_annotations(item.entry):
         if not ann.is_annotation:
             continue
