@@ -10,5 +10,16 @@ torch and matplotlib are imported only when a benchmark runs.
 from mammotools.benchmark.protocol import PAPER_MODELS, parse_models
 from mammotools.benchmark.results import flags
 from mammotools.benchmark.run import BenchmarkResult, BenchmarkSettings, Entry, Events, run_benchmark
+from mammotools.benchmark.settings import epochs_words
 
-__all__ = ["PAPER_MODELS", "BenchmarkResult", "BenchmarkSettings", "Entry", "Events", "flags", "parse_models", "run_benchmark"]
+__all__ = [
+    "PAPER_MODELS",
+    "BenchmarkResult",
+    "BenchmarkSettings",
+    "Entry",
+    "Events",
+    "epochs_words",
+    "flags",
+    "parse_models",
+    "run_benchmark",
+]

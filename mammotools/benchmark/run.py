@@ -27,7 +27,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mammotools.benchmark.protocol import QUICK_BATCH, QUICK_EPOCHS, QUICK_SMP_WIDTH, QUICK_WIDTH, Job, plan_jobs
+from mammotools.benchmark.protocol import (
+    QUICK_BATCH,
+    QUICK_EPOCH_CROPS,
+    QUICK_EPOCHS,
+    QUICK_SMP_WIDTH,
+    QUICK_WIDTH,
+    Job,
+    plan_jobs,
+)
 from mammotools.benchmark.sources import MAMMOGRAPHY, open_sources
 from mammotools.errors import InputError, MammoError
 from mammotools.files import atomic_write_text
@@ -124,7 +132,8 @@ def job_config(job: Job, seed: int, settings: BenchmarkSettings, fold: int = 0) 
     values: dict[str, Any] = {}
     if settings.quick:
         smp = MODELS[job.chain].family == "smp"
-        values.update(width=QUICK_SMP_WIDTH if smp else QUICK_WIDTH, epochs=QUICK_EPOCHS, batch_size=QUICK_BATCH, patience=0,
+        values.update(width=QUICK_SMP_WIDTH if smp else QUICK_WIDTH, epochs=QUICK_EPOCHS, epoch_crops=QUICK_EPOCH_CROPS,
+                      batch_size=QUICK_BATCH, patience=0,
                       warmup_epochs=0.0)  # fmt: skip
         if smp:
             values["encoder"] = "resnet18"

@@ -16,7 +16,7 @@ def settings_line(record: dict[str, Any]) -> str:
         f"{first['optimizer']} lr {first['lr']:g}",
         budget_words(first, record)
         if first.get("budget_minutes")
-        else f"{first['epochs']} epoch(s) per stage ("
+        else f"{epochs_words(first)} ("
         + (f"patience {first['patience']})" if first["patience"] else "no early stopping)"),
         f"batch {first['batch_size']}",
         f"width {first['width']:g}",
@@ -64,3 +64,9 @@ def epochs_cell(row: dict[str, Any]) -> str:
     seen, stopped = row.get("images_seen") or 0, row.get("stopped_by") or ""
     details = ", ".join(part for part in (f"{seen:,} windows" if seen else "", stopped) if part)
     return f"{row['epochs']}" + (f" ({details})" if details else "")
+
+
+def epochs_words(config: dict[str, Any]) -> str:
+    """``2 epoch(s) per stage`` or, with epoch_crops, ``2 epoch(s) of 400 crops per stage``."""
+    crops = config.get("epoch_crops") or 0
+    return f"{config['epochs']} epoch(s)" + (f" of {crops:,} crops" if crops else "") + " per stage"

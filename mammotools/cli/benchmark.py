@@ -75,6 +75,11 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
 @click.option("--quick", is_flag=True, help="Small widths, inputs and 2 epochs: minutes on a laptop CPU.")
 @click.option("--recipe", type=LazyChoice(_recipes), default="fast", help="Training recipe for every model.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs per stage, every model (default: the recipe's).")
+@click.option(
+    "--epoch-crops",
+    type=click.IntRange(min=1),
+    help="Training crops per epoch, a fresh random draw each epoch (default: every training crop; --quick 400).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch per process (default: the recipe's).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate (default: the recipe's).")
 @click.option("--width", type=click.FloatRange(min=0, min_open=True), help="Channel width of the paper models.")
@@ -125,7 +130,7 @@ def benchmark_cmd(
     A rerun reuses finished runs; a killed one resumes.
     Writes results.md/.csv/.json, confusion matrices, figures and report.html into --out.
     """
-    from mammotools.benchmark import BenchmarkSettings, Events, flags, parse_models, run_benchmark
+    from mammotools.benchmark import BenchmarkSettings, Events, epochs_words, flags, parse_models, run_benchmark
     from mammotools.models import MODELS
 
     if values.get("pretrained") is not None:
@@ -148,7 +153,7 @@ def benchmark_cmd(
         def run_start(self, job: Any, repeat: str, config: dict[str, Any]) -> None:
             inputs = f"each stage's paper input (up to {job.input_size} px)" if job.per_stage else f"{job.input_size} px inputs"
             budget = config.get("budget_minutes") or 0
-            length = f"a budget of {budget:g} min" if budget else f"{config['epochs']} epoch(s) per stage"
+            length = f"a budget of {budget:g} min" if budget else epochs_words(config)
             click.echo(
                 f"== {job.chain} (scores {', '.join(job.scored)}), {repeat}: {inputs} from "
                 f"{job.crops} ({job.crop_size} px crops), width {config['width']:g}, {length}",

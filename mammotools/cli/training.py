@@ -135,6 +135,11 @@ def _pct(value: float | None) -> str:
 )
 @click.option("--config", "config_file", type=FILE, help="A run's config.json: its settings (then the options below) are used.")
 @click.option("--epochs", type=click.IntRange(min=1), help=f"Maximum epochs per stage {TRAIN_DEFAULTS_NOTE}.")
+@click.option(
+    "--epoch-crops",
+    type=click.IntRange(min=1),
+    help="Training crops per epoch, a fresh random draw each epoch (default: every training crop).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), help=f"Images per step and process {TRAIN_DEFAULTS_NOTE}.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help=f"Learning rate {TRAIN_DEFAULTS_NOTE}.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), help=f"Optimizer {TRAIN_DEFAULTS_NOTE}.")

@@ -42,6 +42,7 @@ class TrainConfig:
     gamma: float = 0.3
     warmup_epochs: float = 1.0  # linear warm-up from lr/100
     epochs: int = 30
+    epoch_crops: int = 0  # training crops per epoch, a fresh random draw each epoch; 0: every training crop
     patience: int = 8  # epochs without a better validation mIoU before stopping; 0 = never stop early
     batch_size: int = 8  # per process
     class_weights: str = "inverse-share"  # the paper's w = 1 - x/100; median-frequency; none
@@ -166,7 +167,10 @@ def check_config(config: TrainConfig) -> None:
         raise InputError("patience, warmup_epochs and weight_decay must be >= 0, step_epochs >= 1")
     if config.seed > MAX_SEED:
         raise InputError(f"seed {config.seed}: give a seed from 0 to {MAX_SEED:,}")
-    for key in ("epochs", "batch_size", "patience", "step_epochs", "val_batch", "input_size", "input_width", "folds", "fold"):
+    if config.epoch_crops < 0:
+        raise InputError(f"epoch_crops {config.epoch_crops}: give a number of crops >= 1 (or 0: every training crop)")
+    for key in ("epochs", "epoch_crops", "batch_size", "patience", "step_epochs", "val_batch", "input_size", "input_width",
+                "folds", "fold"):  # fmt: skip
         if getattr(config, key) > MAX_INT:
             raise InputError(f"{key} {getattr(config, key)}: give at most {MAX_INT:,}")
     if config.workers > MAX_WORKERS:

@@ -92,22 +92,26 @@ class StageSize:
 class EpochSampler(Sampler[tuple[int, int]]):
     """(epoch, index) pairs in an order drawn from (seed, epoch): the dataset reads the epoch from
     the key, so persistent loader workers need no message. Under torchrun each rank takes every
-    world_size-th item of the same order (padded to equal shares, as DistributedSampler does)."""
+    world_size-th item of the same order (padded to equal shares, as DistributedSampler does).
 
-    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    ``per_epoch`` (0: all): an epoch is the first ``per_epoch`` items of its order, so each epoch
+    draws a fresh subset (nnU-Net's fixed-length epochs; --quick trains on a sample this way)."""
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1, per_epoch: int = 0) -> None:
         self.size, self.seed, self.rank, self.world = size, seed, rank, world_size
+        self.drawn = min(per_epoch, size) if per_epoch else size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(self.size / self.world)
+        return math.ceil(self.drawn / self.world)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        order = torch.randperm(self.size, generator=generator).tolist()
-        order += order[: len(self) * self.world - self.size]
+        order = torch.randperm(self.size, generator=generator).tolist()[: self.drawn]
+        order += order[: len(self) * self.world - self.drawn]
         return iter((self.epoch, i) for i in order[self.rank :: self.world])
 
 
@@ -187,7 +191,7 @@ def train_stage(
         model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(config, params)
-    sampler = EpochSampler(len(train_set), config.seed, runtime.rank, runtime.world_size)
+    sampler = EpochSampler(len(train_set), config.seed, runtime.rank, runtime.world_size, config.epoch_crops)
     drop_last = drops_last_batch(len(sampler), config.batch_size)
     steps_per_epoch = len(sampler) // config.batch_size if drop_last else math.ceil(len(sampler) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))

@@ -299,3 +299,33 @@ def test_a_refused_start_writes_nothing(crops: Path, tmp_path: Path) -> None:
         with pytest.raises(InputError, match=r"the training crops hold a single class .*: nothing to learn"):
             train_run(crops, "fcn32", tmp_path / "one", make_config("fast", None, epochs=1, **TINY), start_runtime("cpu", "fp32"))
     assert not (tmp_path / "one").exists()
+
+
+def test_epoch_crops_draws_a_fresh_subset_each_epoch_and_resumes_exactly() -> None:
+    from mammotools.train.loop import EpochSampler
+
+    def drawn(sampler: EpochSampler, epoch: int) -> list[int]:
+        sampler.set_epoch(epoch)
+        return [i for _, i in sampler]
+
+    sampler = EpochSampler(100, seed=3, per_epoch=10)
+    first, second = drawn(sampler, 0), drawn(sampler, 1)
+    assert len(sampler) == 10 and len(first) == len(set(first)) == 10 and first != second
+    assert drawn(EpochSampler(100, seed=3, per_epoch=10), 1) == second  # (seed, epoch) alone decide: a resume repeats it
+    whole = EpochSampler(100, seed=3)
+    assert sorted(drawn(whole, 0)) == list(range(100)) and drawn(whole, 0)[:10] == first  # the head of the full order
+    ranks = [EpochSampler(100, seed=3, rank=r, world_size=3, per_epoch=10) for r in range(3)]
+    shares = [drawn(s, 0) for s in ranks]
+    assert all(len(s) == 4 for s in shares) and set().union(*shares) == set(first)  # the same draw, shared by the ranks
+    assert len(EpochSampler(5, seed=0, per_epoch=10)) == 5  # never more than there are
+
+
+def test_a_run_with_epoch_crops_trains_on_that_many_per_epoch(crops: Path, tmp_path: Path) -> None:
+    import json
+
+    config = make_config("fast", None, epochs=2, patience=0, epoch_crops=4, **TINY)
+    train_run(crops, "fcn32", tmp_path / "r", config, start_runtime("cpu", "fp32"))
+    done = json.loads((tmp_path / "r" / "stages" / "fcn32" / "done.json").read_text())
+    assert done["images_seen"] == 2 * 4
+    with pytest.raises(Exception, match="epoch_crops -1"):
+        make_config("fast", None, epoch_crops=-1)
