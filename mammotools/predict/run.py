@@ -103,8 +103,13 @@ def _prepare(out: Path, record: dict[str, Any]) -> tuple[bool, bool]:
     if settings_file.is_file():
         try:
             earlier = json.loads(settings_file.read_text("utf-8"))
-        except ValueError:
-            earlier = {}
+        except (ValueError, OSError):
+            earlier = None
+        if not isinstance(earlier, dict):
+            raise InputError(
+                f"{settings_file}: damaged (not the settings predict writes), so the predictions in {out} cannot be "
+                "trusted; choose a new --out, or delete that folder and predict again"
+            )
         differ = [k for k in record if earlier.get(k) != record[k]]
         if differ:
             raise InputError(

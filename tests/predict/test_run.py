@@ -267,6 +267,24 @@ def test_a_rerun_redoes_outputs_deleted_cut_short_or_damaged(trained: Path, tmp_
     assert sorted(redone) == sorted(clean)
 
 
+def test_a_damaged_prediction_json_is_one_line_and_its_advice_works(trained: Path, tmp_path: Path) -> None:
+    """Issue 20, item 10: prediction.json of ``[]`` was a traceback (``earlier.get`` on a list)."""
+    out = tmp_path / "out"
+    settings = PredictSettings(device="cpu", min_area=4)
+    predict_images(trained / "run", trained / "images", out, settings)
+    clean = digest(out)
+    for damage in ("[]", "{not json", ""):
+        (out / "prediction.json").write_text(damage)
+        with pytest.raises(InputError, match=r"prediction\.json: damaged .* delete that folder and predict again"):
+            predict_images(trained / "run", trained / "images", out, settings)
+    shutil.rmtree(out)  # the advice
+    predict_images(trained / "run", trained / "images", out, settings)
+    timed = ("records/", "predictions.csv")
+    assert {k: v for k, v in digest(out).items() if not k.startswith(timed)} == {
+        k: v for k, v in clean.items() if not k.startswith(timed)
+    }
+
+
 def test_a_file_name_that_is_not_utf8_fails_alone_with_one_line(trained: Path, tmp_path: Path) -> None:
     """Issue 20, item 6: cv2.imread of such a name crashed predict (a segmentation fault)."""
     import os
