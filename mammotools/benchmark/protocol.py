@@ -10,7 +10,6 @@ carry its subject split, so every model is scored on the same whole validation i
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +101,7 @@ def source_dataset(crops: CropDataset) -> Path | None:
 def open_crop_sets(paths: list[Path], dataset: ExportDataset) -> list[CropDataset]:
     """The crop datasets, smallest crops first, checked to come from ``dataset`` with its split."""
     if not paths:
-        raise InputError("--crops: give at least one crop or augmented dataset cut from DATASET (make-crops, augment)")
+        raise InputError("CROPS: give at least one crop or augmented dataset cut from DATASET after it (make-crops, augment)")
     if dataset.split is None:
         raise InputError(f"{dataset.path}: no split.csv; cut the crops with `mammotools make-crops {dataset.path} ...` first")
     opened = []
@@ -111,7 +110,7 @@ def open_crop_sets(paths: list[Path], dataset: ExportDataset) -> list[CropDatase
         source = source_dataset(crops)
         if source is None or source.resolve() != dataset.path.resolve():
             raise InputError(
-                f"{path}: cut from {source or 'an unknown dataset'}, not from {dataset.path}; every --crops dataset must "
+                f"{path}: cut from {source or 'an unknown dataset'}, not from {dataset.path}; every CROPS dataset must "
                 "come from the benchmark's export dataset, so that every model is scored on the same validation images"
             )
         split_file = path / SPLIT_FILE
@@ -148,16 +147,16 @@ def choose_crops(crop_sets: list[CropDataset], model: str, input_size: int, scal
     else:
         sizes = ", ".join(f"{c.size} px, {round((c.size or 0) * scale)} px at --scale {scale:g}" for c in crop_sets)
     raise InputError(
-        f"{model} takes {input_size} px inputs, larger than every --crops dataset's crops ({sizes}); "
+        f"{model} takes {input_size} px inputs, larger than every CROPS dataset's crops ({sizes}); "
         f"make crops that hold it: `mammotools make-crops DATASET --size {make_hint} --out CROPS`"
     )
 
 
 def _make_hint(input_size: int, scale: float) -> int:
-    from mammotools.defaults import CROP_SIZES
+    """The crop size to suggest: the one rule of data.crops.crop_size_needed."""
+    from mammotools.data.crops import crop_size_needed
 
-    need = math.ceil(input_size / scale)
-    return next((s for s in CROP_SIZES if s >= need), need)
+    return crop_size_needed(input_size, scale)[1]
 
 
 def quick_input(chain: str, crop_sets: list[CropDataset], scale: float) -> int:

@@ -48,7 +48,7 @@ def open_sources(kind: str, dataset_path: Path, crop_paths: list[Path], folds: i
     from mammotools.data import is_cityscapes
 
     if is_cityscapes(dataset_path):
-        raise InputError(f"{dataset_path}: a Cityscapes folder; add --dataset cityscapes (and leave out --crops)")
+        raise InputError(f"{dataset_path}: a Cityscapes folder; add --dataset cityscapes (and leave out CROPS)")
     dataset = open_export_dataset(dataset_path)
     crop_sets = open_crop_sets(crop_paths, dataset)
     files = {n: (dataset.image_path(n), dataset.label_path(n)) for n in dataset.names_in(TRAIN) + dataset.names_in(VAL)}
@@ -75,7 +75,7 @@ def _cityscapes(path: Path, crop_paths: list[Path], folds: int) -> ScoredImages:
 
     if crop_paths:
         raise InputError(
-            "--dataset cityscapes trains on random windows of the whole scenes (the paper's random crop); leave out --crops"
+            "--dataset cityscapes trains on random windows of the whole scenes (the paper's random crop); leave out CROPS"
         )
     if folds:
         raise InputError("--dataset cityscapes: Cityscapes has its own validation cities; leave out --folds")

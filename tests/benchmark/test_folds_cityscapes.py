@@ -91,7 +91,7 @@ def test_cityscapes_benchmark_beside_the_papers_table_9(tmp_path: Path) -> None:
         "frankfurt_000000_000019",
         "frankfurt_000001_000019",
     ]
-    with pytest.raises(InputError, match="leave out --crops"):
+    with pytest.raises(InputError, match="leave out CROPS"):
         run_benchmark(root, [tmp_path / "c"], tmp_path / "b2", _quick(dataset="cityscapes"))
     with pytest.raises(InputError, match="leave out --folds"):
         run_benchmark(root, [], tmp_path / "b3", _quick(dataset="cityscapes", folds=2))

@@ -58,7 +58,7 @@ def test_each_run_gets_the_smallest_crops_that_hold_its_input(data: Path) -> Non
     assert choose_crops(crop_sets, "fcn8", 128, 0.5, 256).size == 256  # 256 px crops at half scale: 128
     with pytest.raises(InputError, match=r"\(64 px, 6 px at --scale 0.1, 256 px, 26 px at --scale 0.1\)"):
         choose_crops(crop_sets, "fcn8", 32, 0.1, 320)
-    with pytest.raises(InputError, match=r"572 px inputs, larger than every --crops dataset's crops \(64 px, 256 px\)"):
+    with pytest.raises(InputError, match=r"572 px inputs, larger than every CROPS dataset's crops \(64 px, 256 px\)"):
         choose_crops(crop_sets, "unet", 572, 1.0, 700)
     jobs = plan_jobs(["fcn32", "fcn16", "unet"], crop_sets, 0, 1.0, quick=True)
     assert [(j.chain, j.scored, j.crop_size, j.input_size) for j in jobs] == [
@@ -73,7 +73,7 @@ def test_crops_of_another_dataset_or_split_are_refused(data: Path, tmp_path: Pat
     dataset = open_export_dataset(data / "dataset")
     other = make_dataset(tmp_path)
     make_crops(other, tmp_path / "other", CropSettings(size=64, per_image=1))
-    with pytest.raises(InputError, match=r"not from .*every --crops dataset must come from the benchmark's export dataset"):
+    with pytest.raises(InputError, match=r"not from .*every CROPS dataset must come from the benchmark's export dataset"):
         open_crop_sets([data / "c64", tmp_path / "other"], dataset)
     # the same crops with one subject moved to the other side of the split
     split = data / "c64" / "split.csv"
