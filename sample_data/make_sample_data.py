@@ -527,8 +527,12 @@ def cohort_phantom(index: int, side: str, view: str) -> Phantom:
         edge[:, 0] += shape_rng.uniform(8, 16) * np.sin(np.linspace(0, math.pi, len(edge)))
         edge[:, 0] = p.xc + p.s * edge[:, 0]
         pect = largest(Polygon([(p.xc, 0.0), *edge[:-1], (p.xc, bottom)]).intersection(p.outline))
+        # dense, homogeneous muscle in front of the gland (as on a real MLO view): it replaces the
+        # tissue, fading downwards, with a faint texture of its own
         yy = np.arange(H, dtype=np.float64)[:, None] * np.ones((1, W))
-        p.img += raster(pect, p.hw, 2.5) * (shape_rng.uniform(1050.0, 1200.0) - 0.6 * yy)
+        muscle = shape_rng.uniform(2350.0, 2650.0) - 0.8 * yy + 35.0 * smooth_noise(p.rng_img, p.hw, 6.0)
+        m = raster(pect, p.hw, 2.5)
+        p.img = p.img * (1 - m) + muscle * m
         p.add("Pectoral muscle", pect)
         if shape_rng.random() < 0.6:
             c = np.array([p.xc + p.s * shape_rng.uniform(200, 260), shape_rng.uniform(95, 130)])

@@ -33,12 +33,12 @@ PAPER_MODELS = (
 # --quick: minutes on a laptop CPU. Widths keep each architecture (strides, skips, dilations)
 # at 1/8 of the paper's channels (at 1/16 U-Net's last level has 4 channels for 14 classes and
 # learns nothing in minutes); inputs at most 128 px (the unpadded U-Net: the largest it takes
-# inside the crops); each epoch a fresh draw of 400 training crops; no warm-up.
+# inside the crops); each epoch a fresh draw of 800 training crops; no warm-up.
 QUICK_WIDTH = 0.125
 QUICK_SMP_WIDTH = 0.25
 QUICK_INPUT = 128
 QUICK_EPOCHS = 2
-QUICK_EPOCH_CROPS = 400
+QUICK_EPOCH_CROPS = 800
 QUICK_BATCH = 4
 
 

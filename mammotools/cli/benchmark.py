@@ -78,7 +78,7 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
 @click.option(
     "--epoch-crops",
     type=click.IntRange(min=1),
-    help="Training crops per epoch, a fresh random draw each epoch (default: every training crop; --quick 400).",
+    help="Training crops per epoch, a fresh random draw each epoch (default: every training crop; --quick 800).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch per process (default: the recipe's).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate (default: the recipe's).")

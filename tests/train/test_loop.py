@@ -329,3 +329,18 @@ def test_a_run_with_epoch_crops_trains_on_that_many_per_epoch(crops: Path, tmp_p
     assert done["images_seen"] == 2 * 4
     with pytest.raises(Exception, match="epoch_crops -1"):
         make_config("fast", None, epoch_crops=-1)
+
+
+def test_the_dilation10_global_stage_fine_tunes_at_a_tenth_of_the_rate(crops: Path, tmp_path: Path) -> None:
+    """The joint stage fine-tunes a trained front and context: at the full rate it undid them."""
+    import json
+
+    config = make_config("fast", None, epochs=1, schedule="step", step_epochs=10, warmup_epochs=0.0, lr=2e-3, **TINY)
+    train_run(crops, "dilation10-global", tmp_path / "d", config, start_runtime("cpu", "fp32"))
+
+    def lr(stage: str) -> float:
+        return json.loads((tmp_path / "d" / "stages" / stage / "log.jsonl").read_text().splitlines()[0])["lr"]
+
+    assert lr("dilation10-front") == lr("dilation10-context") == pytest.approx(2e-3)
+    assert lr("dilation10-global") == pytest.approx(2e-4)
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["lr"] == 2e-3  # the run's setting is unchanged
