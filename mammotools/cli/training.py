@@ -164,7 +164,7 @@ def _pct(value: float | None) -> str:
 @click.option(
     "--width",
     type=click.FloatRange(min=0, min_open=True),
-    help=f"Channel width factor of the paper models (1 = the paper's; 0.0625 for a quick try).  [default: {DEFAULT_WIDTH:g}]",
+    help=f"Channel width factor of the paper models (1 = the paper's; 0.125 for a quick try).  [default: {DEFAULT_WIDTH:g}]",
 )
 @click.option("--encoder", help="smp models: the encoder (e.g. resnet34).")
 @click.option(
