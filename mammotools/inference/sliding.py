@@ -128,6 +128,25 @@ def _evaluating(model: nn.Module, device: torch.device, dtype: torch.dtype | Non
         model.train(was_training)
 
 
+def _model_input(windows: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Windows (B, C, h, w) as the model gets them: on ``device``, and channels-last on the CPU.
+
+    A CPU convolution (oneDNN) runs faster on channels-last input, and an NCHW model follows its
+    input's layout without being converted. Measured (2-core x86_64 CPU, 4 windows of 512 px,
+    median of 3): smp-unet width 0.25 5.6 -> 4.1 s a pass, fcn8 width 0.25 2.0 -> 1.4 s; the
+    label maps equal. Left as it is on a GPU (untested there; see ``train --channels-last``)."""
+    windows = windows.to(device, non_blocking=True)
+    if device.type == "cpu" and windows.dim() == 4:
+        windows = windows.contiguous(memory_format=torch.channels_last)
+    return windows
+
+
+def _blend_probabilities(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Softmax over classes times the tile weights, (B, num_classes, out, out) float32 in the
+    standard layout, so that the per-tile sums read it contiguously."""
+    return torch.softmax(logits.float().contiguous(), dim=1) * weights
+
+
 def windows_per_pass(batch_size: int, window: int) -> int:
     """Windows per forward call: ``batch_size`` windows of ``window`` px, or for a window smaller
     than ``PACKED_SIDE`` as many as hold the pixels of ``batch_size`` windows of ``PACKED_SIDE``
@@ -177,14 +196,14 @@ def _sliding_window(
             batch_positions = positions[first : first + batch_size]
             # Tile (y, x) of the output region is window (y, x) of the padded image.
             windows = torch.stack([padded[:, y : y + window, x : x + window] for y, x in batch_positions])
-            logits = _logits(model(windows.to(run_on, non_blocking=True)))
+            logits = _logits(model(_model_input(windows, run_on)))
             expected = (len(batch_positions), num_classes, out, out)
             if tuple(logits.shape) != expected:
                 raise ValueError(
                     f"the model returned {tuple(logits.shape)} for {tuple(windows.shape)} windows, expected {expected}: "
                     "check num_classes, window and out"
                 )
-            probs = torch.softmax(logits.float(), dim=1) * weights
+            probs = _blend_probabilities(logits, weights)
             for (y, x), p in zip(batch_positions, probs, strict=True):
                 scores[:, y : y + out, x : x + out] += p
                 total_weight[y : y + out, x : x + out] += weights
@@ -301,7 +320,7 @@ def whole_image_scores(
     padded = _pad_axis(image, 1, margin, sh - h - margin)
     padded = _pad_axis(padded, 2, margin, sw - w - margin)
     with _evaluating(model, run_on, dtype):
-        logits = _logits(model(padded.unsqueeze(0).to(run_on)))
+        logits = _logits(model(_model_input(padded.unsqueeze(0), run_on)))
     expected = (1, num_classes, sh - 2 * margin, sw - 2 * margin)
     if tuple(logits.shape) != expected:
         raise ValueError(

@@ -26,11 +26,13 @@ from torch import nn
 from mammotools.inference.sliding import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_OVERLAP,
+    _blend_probabilities,
     _check_image,
     _check_window,
     _evaluating,
     _logits,
     _model_device,
+    _model_input,
     _pad_axis,
     gaussian_weights,
     tile_starts,
@@ -122,14 +124,14 @@ def sliding_window_strips(
                 band = _pad_axis(band, 2, margin + ox, margin + ww - w - ox, pad_value)
                 band_rows = (y_lo, y_hi)
             windows = torch.stack([band[:, y - y_lo : y - y_lo + window, x : x + window] for y, x in batch])
-            logits = _logits(model(windows.to(run_on, non_blocking=True)))
+            logits = _logits(model(_model_input(windows, run_on)))
             expected = (len(batch), num_classes, out, out)
             if tuple(logits.shape) != expected:
                 raise ValueError(
                     f"the model returned {tuple(logits.shape)} for {tuple(windows.shape)} windows, expected {expected}: "
                     "check num_classes, window and out"
                 )
-            probs = torch.softmax(logits.float(), dim=1) * weights
+            probs = _blend_probabilities(logits, weights)
             del logits, windows
             grow = y_hi + out - base - total_weight.shape[0]
             if grow > 0:
