@@ -174,6 +174,11 @@ def test_report_html_is_self_contained(bench: tuple) -> None:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing outside the file
+    # Each confusion matrix drawn at its own size (no thumbnail), one click to show or hide.
+    matrices = re.findall(r'<details class="matrix"( open)?><summary>([^<]+)</summary><img', page)
+    assert [name for _, name in matrices] == [f"{m}-seed{s}" for m in MODELS for s in SEEDS]
+    assert [bool(o) for o, _ in matrices] == [True] + [False] * (len(matrices) - 1)
+    assert "width: 340px" not in page
 
 
 def test_report_renders_in_headless_chromium(bench: tuple, tmp_path: Path) -> None:
@@ -192,6 +197,17 @@ def test_report_renders_in_headless_chromium(bench: tuple, tmp_path: Path) -> No
     # The quick banner's yellow and the charts' colours are on the page, not a blank one.
     assert ((pixels == (255, 243, 205)).all(axis=2)).sum() > 5000
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200
+    # At 900 px the page does not scroll sideways: the 15-column per-class tables scroll on their own.
+    page = tmp_path / "measured.html"
+    script = "<script>document.title = 'W' + document.documentElement.scrollWidth;</script></body>"
+    page.write_text((out / "report.html").read_text().replace("</body>", script))
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=900,2000", "--dump-dom", page.as_uri()],
+        check=True, capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+    width = int(re.search(r"<title>W(\d+)</title>", dom).group(1))  # type: ignore[union-attr]
+    assert width <= 900, f"the page is {width} px wide at 900 px"
+    assert '<div class="wide"><table>' in (out / "report.html").read_text()
 
 
 def test_a_tiny_budget_stops_training_and_the_report_states_it(tmp_path: Path) -> None:
