@@ -17,6 +17,7 @@ from conftest import make_dataset
 from PIL import Image
 
 from mammotools.benchmark import BenchmarkSettings, run_benchmark
+from mammotools.benchmark.protocol import QUICK_WIDTH
 from mammotools.benchmark.results import flags
 from mammotools.benchmark.stats import MIN_WILCOXON_PAIRS, model_cis
 from mammotools.crops import CropSettings, make_crops
@@ -65,7 +66,7 @@ def test_every_file_is_written(bench: tuple) -> None:
     assert run["split"]["val_images"] == sorted(val) or sorted(run["split"]["val_images"]) == sorted(val)
     assert {"torch", "mammotools"} <= set(run["versions"]) and run["hardware"]["cores"]
     assert set(run["configs"]) == {"fcn16-seed0", "fcn16-seed1", "deeplabv3-r18-seed0", "deeplabv3-r18-seed1"}
-    assert run["configs"]["fcn16-seed1"]["seed"] == 1 and run["configs"]["fcn16-seed1"]["width"] == 0.0625
+    assert run["configs"]["fcn16-seed1"]["seed"] == 1 and run["configs"]["fcn16-seed1"]["width"] == QUICK_WIDTH
     md = (out / "results.md").read_text()
     assert md.startswith("**QUICK BENCHMARK**") and "| fcn16 |" in md and "Table 10" in md
     assert len(result.entries) == len(MODELS) * len(SEEDS)
