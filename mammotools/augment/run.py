@@ -29,6 +29,8 @@ from mammotools.classes import ClassTable
 from mammotools.crops import (
     AUGMENT_FIELDS,
     check_split_folder,
+    mark_finished,
+    mark_unfinished,
     missing_files,
     open_crop_dataset,
     prepare_split_folder,
@@ -121,6 +123,8 @@ def augment_dataset(
     if on_plan:
         on_plan(len(todo), len(summary.skipped))
 
+    if todo or missing:  # until every crop is done: a stopped or partly failed folder is refused by train
+        mark_unfinished(out, "augmented", [job.crop for job in jobs])
     try:
         pixels = {item.crop: item.pixels for item in items}
         megapixels = sum(pixels[job.crop] * (len(job.variants) + 1) for job in todo) / 1e6
@@ -133,6 +137,8 @@ def augment_dataset(
     for row in outputs:
         summary.files[row["split"]] += 1
     write_class_weights(out, table, outputs)
+    if not summary.failed:
+        mark_finished(out)
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -125,6 +125,35 @@ class CropDataset:
         return settings.size if settings else None
 
 
+UNFINISHED = "unfinished.json"  # while a make-crops or augment run is under way, or when some of its items failed
+MADE_BY = {"crops": "make-crops", "augmented": "augment"}
+
+
+def mark_unfinished(out: Path, kind: str, items: list[str]) -> None:
+    """Record that a run writing ``items`` into ``out`` is under way (removed by :func:`mark_finished`
+    once every item is complete): a stopped or partly failed folder is refused by its readers."""
+    atomic_write_text(out / UNFINISHED, json.dumps({"command": MADE_BY[kind], "items": sorted(items)}, indent=1))
+
+
+def mark_finished(out: Path) -> None:
+    """Every item of the run is complete."""
+    if (out / UNFINISHED).exists():
+        (out / UNFINISHED).unlink()
+
+
+def _refuse_unfinished(path: Path, kind: str) -> None:
+    if not (path / UNFINISHED).is_file():
+        return
+    try:
+        count = f" ({len(json.loads((path / UNFINISHED).read_text('utf-8'))['items'])} item(s) planned)"
+    except (OSError, ValueError, KeyError, TypeError):
+        count = ""
+    raise InputError(
+        f"{path}: its {MADE_BY[kind]} run was stopped before it finished, or some of its items failed{count}; "
+        f"run the same {MADE_BY[kind]} command again to finish it (fixing what failed), then use the folder"
+    )
+
+
 def open_crop_dataset(path: str | Path) -> CropDataset:
     """Open a make-crops or augment folder; :class:`InputError` naming the fix if ``path`` is not one.
 
@@ -142,6 +171,7 @@ def open_crop_dataset(path: str | Path) -> CropDataset:
     kind = folder_kind(settings)
     if kind not in ("crops", "augmented") or not isinstance(settings, dict):
         raise InputError(f"{path / 'settings.json'}: not the settings of a crop or augmented dataset; {MAKE_ONE}")
+    _refuse_unfinished(path, kind)
     table = load_class_table(path / "classes.json")
     files = _read_manifest(path, kind, table)
     weights_file = path / "class_weights.json"

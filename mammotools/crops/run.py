@@ -19,6 +19,8 @@ from mammotools.crops.layout import (
     CROP_FIELDS,
     CropSettings,
     check_split_folder,
+    mark_finished,
+    mark_unfinished,
     prepare_split_folder,
     two_class_table,
     write_class_weights,
@@ -113,6 +115,8 @@ def make_crops(
         on_plan(len(todo), len(summary.skipped))
 
     args = (out, dataset.table, out_table, lut, sorted(common), settings)
+    if todo:  # until every image is cropped: a stopped or partly failed folder is refused by augment and train
+        mark_unfinished(out, "crops", [job.name for job in jobs])
     try:
         sizes = {image.name: image.width * image.height for image in dataset.images}
         megapixels = sum(sizes.get(job.name, 0) for job in todo) / 1e6
@@ -128,6 +132,8 @@ def make_crops(
     for row in rows:
         summary.crops[row["split"]] += 1
     write_class_weights(out, out_table, rows)
+    if not summary.failed:
+        mark_finished(out)
     summary.seconds = time.perf_counter() - start
     return summary
 

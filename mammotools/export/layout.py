@@ -140,8 +140,9 @@ def unfinished_message(path: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         counts = ""
     return (
-        f"{path}: its export-qupath run was stopped before it finished{counts}; run the same export-qupath "
-        "command again to finish it, then use the dataset"
+        f"{path}: its export-qupath run was stopped before it finished, or some of its images failed{counts}; run "
+        "the same export-qupath command again to finish it (fixing or removing from the project the images that "
+        "failed), then use the dataset"
     )
 
 

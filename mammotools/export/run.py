@@ -94,8 +94,8 @@ def export_dataset(
 
     args = (out, table, settings)
     current = {j.name for j in todo} | {j.name for j in done} | {name for name, _ in summary.failed}
-    if todo:  # until the run's end: a stopped export is refused by make-crops (a split drawn over part of it)
-        mark_unfinished(out, sorted(current))
+    if todo or summary.failed:  # until every image is exported: a stopped or partly failed export is refused by
+        mark_unfinished(out, sorted(current))  # make-crops (a split drawn over part of it would not fit the rest)
     try:
         megapixels = sum(job.width * job.height for job in todo) / 1e6
         n = choose_workers(workers, len(todo), megapixels * SECONDS_PER_MEGAPIXEL)
@@ -103,7 +103,8 @@ def export_dataset(
         summary.warnings.extend(_leftovers(out, current, overwrite))
     finally:  # also after Ctrl-C: the manifest lists what is complete
         write_manifest(out, table, current)
-    mark_finished(out)
+    if not summary.failed:
+        mark_finished(out)
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -39,12 +39,68 @@ def test_make_crops_refuses_an_export_that_was_stopped(tmp_path: Path, monkeypat
     crops = ["make-crops", tmp_path / "ds", "--size", "32", "--per-image", "1", "--out", tmp_path / "c"]
     for command in (crops, ["augment", tmp_path / "ds", "--out", tmp_path / "a"]):
         code, output = run(*command)
-        assert code == 1 and "export-qupath run was stopped before it finished (2 of 6 images exported)" in output
+        assert code == 1 and "export-qupath run was stopped before it finished, or some of its images failed (2 of 6" in output
         assert "run the same export-qupath command again" in output and len(output.strip().splitlines()) == 1
     assert not (tmp_path / "ds" / "split.csv").exists() and not (tmp_path / "c").exists() and not (tmp_path / "a").exists()
     assert run(*export)[0] == 0  # finished: the dataset is whole
     code, output = run(*crops)
     assert code == 0 and "6 image(s) cropped" in output
+
+
+def test_an_export_with_failed_images_is_refused_until_they_are_exported(tmp_path: Path) -> None:
+    """Review of issue 19: an export where an image failed was accepted by make-crops, which drew the
+    split without that subject; once the image was fixed and exported, make-crops refused it."""
+    make_dataset(tmp_path)
+    image = next((tmp_path / "images").iterdir())
+    good = image.read_bytes()
+    image.write_bytes(good[: len(good) // 3])  # cut short: its export fails
+    export = ["export-qupath", tmp_path / "project", "--images", tmp_path / "images", "--out", tmp_path / "ds", "--workers", "1"]
+    assert run(*export)[0] == 1
+    crops = ["make-crops", tmp_path / "ds", "--size", "32", "--per-image", "1", "--out", tmp_path / "c"]
+    code, output = run(*crops)
+    assert code == 1 and "or some of its images failed (5 of 6 images exported)" in output
+    assert not (tmp_path / "ds" / "split.csv").exists() and not (tmp_path / "c").exists()
+    image.write_bytes(good)  # fixed
+    assert run(*export)[0] == 0
+    code, output = run(*crops)
+    assert code == 0 and "6 image(s) cropped" in output
+
+
+@pytest.mark.parametrize("command", ["make-crops", "augment"])
+def test_a_stopped_crop_folder_is_refused_until_finished(tmp_path: Path, command: str) -> None:
+    """Review of issue 19: a stopped make-crops or augment folder was used by augment, train and
+    benchmark without a word (a part of the crops)."""
+    import mammotools.augment.crop as augment_crop
+    import mammotools.crops.image as crops_image
+
+    dataset = make_dataset(tmp_path)
+    make = ["make-crops", dataset, "--size", "32", "--per-image", "2", "--out", tmp_path / "c", "--workers", "1"]
+    aug = ["augment", tmp_path / "c", "--out", tmp_path / "a", "--variants", "flip_lr", "--workers", "1"]
+    module, name = (crops_image, "cut_image_crops") if command == "make-crops" else (augment_crop, "write_crop_variants")
+    if command == "augment":
+        assert run(*make)[0] == 0
+    real, calls = getattr(module, name), []
+
+    def stop_at_third(*args: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, name, stop_at_third)
+        assert run(*(make if command == "make-crops" else aug))[0] == 130
+    stopped = tmp_path / ("c" if command == "make-crops" else "a")
+    train = ["train", stopped, "--model", "fcn32", "--width", "0.0625", "--input-size", "32", "--out", tmp_path / "r"]
+    for use in ([aug] if command == "make-crops" else []) + [train]:
+        code, output = run(*use)
+        assert code == 1 and f"its {command} run was stopped before it finished" in output, output
+        assert f"run the same {command} command again" in output and len(output.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+    assert run(*(make if command == "make-crops" else aug))[0] == 0  # finished: the folder is whole
+    from mammotools.crops import open_crop_dataset
+
+    assert open_crop_dataset(stopped).files
 
 
 def test_crops_larger_than_the_images_are_warned_once(tmp_path: Path) -> None:
