@@ -21,6 +21,7 @@ from mammotools.cli.options import (
     loader_workers_option,
     one_writer,
     precision_option,
+    stops_saying,
     user_errors,
 )
 from mammotools.cli.training import LazyChoice, ProgressReporter, _pct, _recipes
@@ -105,6 +106,9 @@ def _spread(row: dict[str, Any], metric: str, seeds: int) -> str:
 @click.option("--pictures", type=click.IntRange(min=0), default=3, help="Validation images shown side by side.")
 @click.option("--overwrite", is_flag=True, help="Train again the runs in --out that have other settings.")
 @user_errors
+@stops_saying(
+    "the runs keep their last complete epoch; run the same benchmark command again to resume (finished runs are reused)."
+)
 @one_writer
 def benchmark_cmd(
     dataset: Path,

@@ -15,6 +15,7 @@ from mammotools.cli.options import (
     finite,
     one_writer,
     overwrite_option,
+    stops_saying,
     user_errors,
 )
 from mammotools.defaults import DEFAULT_TOLERANCE
@@ -71,6 +72,7 @@ def _listed(names: list[str]) -> str:
 )
 @overwrite_option
 @user_errors
+@stops_saying("no project was written; run the same command again.")
 @one_writer
 def import_masks_cmd(
     labels_dir: Path,
@@ -137,6 +139,7 @@ def import_masks_cmd(
 )
 @overwrite_option
 @user_errors
+@stops_saying("no project was written; run the same command again.")
 @one_writer
 def import_mias_cmd(
     info: Path,

@@ -142,6 +142,24 @@ def stops_cleanly(unit: str | Callable[[dict[str, Any]], str]) -> Callable[[F], 
     return decorate
 
 
+def stops_saying(message: str) -> Callable[[F], F]:
+    """Ctrl-C of a command that is not per item (benchmark, evaluate, the importers): ``message``
+    (what is kept and how to go on) and exit status 130, not click's bare "Aborted!"."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                click.echo(f"\nStopped: {message}", err=True)
+                raise SystemExit(130) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 def one_writer(fn: F) -> F:
     """Hold ``--out``'s lock while the command runs: a second run into the same folder is refused
     (naming the process that writes there) instead of racing it."""

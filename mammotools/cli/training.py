@@ -26,6 +26,7 @@ from mammotools.cli.options import (
     loader_workers_option,
     overlap_option,
     precision_option,
+    stops_saying,
     user_errors,
     window_batch_option,
 )
@@ -271,6 +272,7 @@ def train_cmd(
 @click.option("--no-predictions", is_flag=True, help="Do not write the predicted label maps.")
 @click.option("--overwrite", is_flag=True, help="Replace an evaluation of another run, stage or dataset in --out.")
 @user_errors
+@stops_saying("the evaluation was not finished; run the same evaluate command again.")
 def evaluate_cmd(
     run: Path,
     dataset: Path,

@@ -238,3 +238,33 @@ def test_readme_lists_inspects_json_keys_and_says_how_timings_were_taken(tmp_pat
     assert set(re.findall(r'"(\w+)"', listed[2])) == set(report["images"][0])  # "predicted" among them
     words = " ".join(readme.split())
     assert "otherwise idle 2-core" in words and "may differ in the last digits" in words
+
+
+@pytest.mark.parametrize(
+    ("module", "function", "args", "said"),
+    [
+        ("mammotools.benchmark", "run_benchmark", ["benchmark", "DS", "DS", "--out", "OUT"], "the same benchmark command"),
+        ("mammotools.train", "evaluate_run", ["evaluate", "RUN", "DS"], "run the same evaluate command again"),
+        ("mammotools.importers", "import_masks", ["import-masks", "DS", "--images", "DS", "--values", "1=Tumor", "--out", "OUT"],
+         "no project was written"),
+    ],
+)  # fmt: skip
+def test_ctrl_c_of_every_command_is_one_line_and_exit_130(
+    tmp_path: Path, module: str, function: str, args: list[str], said: str
+) -> None:
+    """Review of issue 19: evaluate, benchmark and import-masks printed click's bare "Aborted!" (exit 1)."""
+    import importlib
+
+    dataset = make_dataset(tmp_path)
+    (tmp_path / "RUN").mkdir()
+
+    def interrupted(*a: object, **k: object) -> None:
+        raise KeyboardInterrupt
+
+    names = {"DS": str(dataset), "OUT": str(tmp_path / "out"), "RUN": str(tmp_path / "RUN")}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(importlib.import_module(module), function, interrupted)
+        result = CliRunner().invoke(main, [names.get(a, a) for a in args])
+    assert result.exit_code == 130, result.output
+    assert "Aborted!" not in result.output and "Traceback" not in result.output
+    assert "Stopped: " in result.output and said in result.output
