@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -366,23 +367,45 @@ def cluster_option(fn: F) -> F:
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace outputs made earlier from other inputs or settings.")
 
 
+PLAIN_QUIET_SECONDS, PLAIN_EVERY_SECONDS = 10.0, 60.0  # without a terminal: see Progress
+
+
 class Progress:
-    """(on_plan, on_item) callbacks drawing a progress bar on stderr; ``close()`` ends it."""
+    """(on_plan, on_item) callbacks drawing a progress bar on stderr; ``close()`` ends it.
+
+    Where stderr is not a terminal (a log file, CI, a job queue) click's bar shows only its label,
+    so a plain line says how far the run is instead: at each further 10% of the items once 10 s
+    have passed since the last line, and at least every minute (a run of a few seconds prints none)."""
 
     def __init__(self, label: str, unit: str = "", skipped: str = "already complete, skipped") -> None:
         self.label, self.unit, self.skipped = label, unit, skipped
         self.bar: Any = None
+        self.plain = not sys.stderr.isatty()
+        self.total = self.count = 0
+        self.last_time, self.last_share = 0.0, 0.0
 
     def on_plan(self, todo: int, done: int) -> None:
         if done:
             click.echo(f"{done} {self.skipped}", err=True)
         label = f"{self.label} {todo}{self.unit}"
+        if self.plain:
+            click.echo(label, err=True)
+            self.total, self.last_time = todo, time.monotonic()
+            return
         bar = click.progressbar(length=todo, label=label, file=sys.stderr, show_pos=True, show_eta=True)
         self.bar = bar.__enter__()
 
     def on_item(self, name: str) -> None:
         if self.bar is not None:
             self.bar.update(1)
+        if not self.plain or not self.total:
+            return
+        self.count += 1
+        now, share = time.monotonic(), self.count / self.total
+        quiet = now - self.last_time
+        if (share - self.last_share >= 0.1 - 1e-9 and quiet >= PLAIN_QUIET_SECONDS) or quiet >= PLAIN_EVERY_SECONDS:
+            click.echo(f"{self.label} {self.count} of {self.total}{self.unit} done ({share:.0%})", err=True)
+            self.last_time, self.last_share = now, share
 
     def close(self) -> None:
         if self.bar is not None:

@@ -125,7 +125,7 @@ def _pct(value: float | None) -> str:
     short_help="Train a model of the paper on a crop dataset.",
     epilog=example(
         "mammotools train crops256-aug/ --model fcn8 --input-size 256 --epochs 20 --out runs/fcn8/",
-        "mammotools train crops256/ --model fcn8 --input-size 256 --out runs/fcn8/ --resume   # after Ctrl-C",
+        "mammotools train crops256-aug/ --model fcn8 --input-size 256 --epochs 20 --out runs/fcn8/ --resume   # after Ctrl-C",
     ),
 )
 @click.argument("crops", type=click.Path(path_type=Path))

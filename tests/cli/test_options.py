@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from click.testing import CliRunner
 
 from mammotools.augment import VARIANTS, parse_variants
@@ -102,3 +103,30 @@ def test_train_shows_its_defaults_and_explains_patience_and_pretrained() -> None
                           ("--width", f"{config.width:g}"), ("--task", config.task)):  # fmt: skip
         assert re.search(rf"{option} \S+ .*?\[default: {value}\]", text), option
     assert "0 = never stop early" in text and "smp encoder" in text
+
+
+def test_progress_without_a_terminal_prints_plain_lines_on_long_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review of issue 19: export-qupath, make-crops, augment and predict showed only their label
+    when stderr was a log file (click's bar draws nothing there): 185 s of predict without a word."""
+    from mammotools.cli import options
+
+    clock = [0.0]
+    monkeypatch.setattr(options.time, "monotonic", lambda: clock[0])
+    progress = options.Progress("Predicting", " image(s)")
+    assert progress.plain  # pytest's stderr is not a terminal
+    progress.on_plan(60, 0)
+    for i in range(60):
+        clock[0] += 3.0  # 3 s an image: 180 s in all
+        progress.on_item(f"i{i}")
+    progress.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "Predicting 60 image(s)"
+    assert lines[1:] == [f"Predicting {n} of 60 image(s) done ({n / 60:.0%})" for n in range(6, 61, 6)]
+    quick = options.Progress("Exporting", " image(s)")
+    quick.on_plan(24, 0)
+    for i in range(24):
+        clock[0] += 0.02  # a run of half a second: only its label
+        quick.on_item(f"i{i}")
+    assert capsys.readouterr().err.splitlines() == ["Exporting 24 image(s)"]
