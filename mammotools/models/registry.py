@@ -149,7 +149,7 @@ def build_model(name: str, num_classes: int, *, width: float = 1.0, encoder: str
     if spec.family == "smp":
         return smp_wrappers.SMP_BUILDERS[name](num_classes, width, encoder)
     if encoder != smp_wrappers.DEFAULT_ENCODER:
-        raise InputError(f"encoder= applies to the smp models only; {name} has a fixed backbone ({spec.backbone or 'none'})")
+        raise InputError(f"--encoder applies to the smp models only; {name} has a fixed backbone ({spec.backbone or 'none'})")
     return _PAPER_BUILDERS[name](num_classes, width)
 
 

@@ -42,7 +42,7 @@ def check_new_project(out: Path, recorded: dict | None = None, overwrite: bool =
             theirs: dict = settings if isinstance(settings, dict) else {}
             changed = [k for k in recorded if theirs.get(k) != recorded[k]] or ["its record"]
             raise InputError(
-                f"{out}: holds a project imported from other inputs or settings ({', '.join(changed)} differ); pass "
+                f"{out}: holds a project imported from other inputs or settings (changed: {', '.join(changed)}); pass "
                 "--overwrite to replace it (edits made in QuPath are lost), or choose a new --out"
             )
         return None

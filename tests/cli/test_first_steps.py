@@ -148,7 +148,7 @@ def test_a_rerun_of_an_import_completes_as_every_command_does(tmp_path: Path) ->
     assert code == 0 and "complete, imported earlier from the same files with the same settings (3 image(s))" in output
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing rewritten
     code, output = run(*args, "--out", out, "--tolerance", "0")
-    assert code == 1 and "other inputs or settings (tolerance differ)" in output and "--overwrite" in output
+    assert code == 1 and "other inputs or settings (changed: tolerance)" in output and "--overwrite" in output
     code, output = run(*args, "--out", out, "--tolerance", "0", "--overwrite")
     assert code == 0 and "3 image(s) imported" in output
     code, output = run(*args, "--out", out, "--tolerance", "0")
@@ -171,7 +171,7 @@ def test_a_rerun_of_an_import_completes_as_every_command_does(tmp_path: Path) ->
     code, output = run(*mias)
     assert code == 0 and "complete" in output and "1 image(s)" in output
     code, output = run(*mias, "--map", "CIRC=ignore")
-    assert code == 1 and "(map differ)" in output
+    assert code == 1 and "(changed: map)" in output
 
 
 def test_import_masks_with_the_folders_swapped_says_so(tmp_path: Path) -> None:
