@@ -163,9 +163,11 @@ def run_all(fn: Callable[..., Any], items: Sequence[Any], args: tuple, workers: 
         with _ctrl_c_to_main_only():  # the first `workers` submissions start the processes
             futures = {pool.submit(call_checked, fn, item, *args): item for item in items[:workers]}
         futures |= {pool.submit(call_checked, fn, item, *args): item for item in items[workers:]}
+        reported: set[Any] = set()
         try:
             for fut in as_completed(futures):
                 result, error = fut.result()
+                reported.add(fut)
                 done(futures[fut], result, error)
         except BrokenProcessPool:
             raise ResourceError(
@@ -174,6 +176,10 @@ def run_all(fn: Callable[..., Any], items: Sequence[Any], args: tuple, workers: 
             ) from None
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
+            # items the workers finished while the pool wound down (Ctrl-C) are complete too: counted
+            for fut, item in futures.items():
+                if fut not in reported and fut.done() and not fut.cancelled() and fut.exception() is None:
+                    done(item, *fut.result())
             raise
 
 

@@ -67,3 +67,27 @@ def test_ctrl_c_while_workers_start_is_one_line(tmp_path: Path) -> None:
     assert len(stopped) == 1 and "image(s) are complete" in stopped[0] and "run the same command again" in stopped[0]
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=120)  # the same command finishes the rest
     assert rerun.returncode == 0 and "0 failed" in rerun.stdout, rerun.stderr
+
+
+def _write_after_a_while(item: str, folder: Path) -> str:
+    import time
+
+    time.sleep(0.3)
+    (folder / item).write_text("done")
+    return item
+
+
+def test_items_finished_while_the_pool_winds_down_are_counted(tmp_path: Path) -> None:
+    """Review of issue 19: after Ctrl-C the "N of M complete" line left out the items the workers
+    finished while the pool shut down (0 said, 3 records on disk)."""
+    reported: list[str] = []
+
+    def done(item: str, result: object, error: str | None) -> None:
+        reported.append(item)
+        if len(reported) == 1:
+            raise KeyboardInterrupt  # Ctrl-C as the first result comes in: the others are in flight
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_all(_write_after_a_while, [f"i{n}" for n in range(6)], (tmp_path,), 2, done)
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert len(written) >= 2 and sorted(reported) == written  # every item written is reported, none twice
