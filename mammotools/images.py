@@ -42,6 +42,9 @@ _DECODER_ERRORS: tuple[type[BaseException], ...] = (
 )  # fmt: skip
 
 
+MAX_NAME_BYTES = 200  # an output's name: this stem, a suffix (".json", "_probabilities.png"), a temporary's ".tmp-PID"
+
+
 def name_problem(path: str | os.PathLike[str]) -> str | None:
     """Why a file's name cannot name outputs, or None when it can.
 
@@ -52,13 +55,20 @@ def name_problem(path: str | os.PathLike[str]) -> str | None:
     would not lead back to it. The item is refused alone with this line."""
     name = os.fspath(path)
     try:
-        Path(name).name.encode("utf-8")  # the name alone: the folder names no output
+        size = len(Path(name).stem.encode("utf-8"))  # the name alone: the folder names no output
     except UnicodeEncodeError:
         shown = printable(Path(name).name)
         return (
             f"{printable(name)}: the file name '{shown}' is not valid UTF-8 (a name from another system's "
             "encoding); outputs, QuPath projects and QuPath itself need UTF-8 names: rename the file "
             "(e.g. convmv -f latin1 -t utf8 --notest FILE)"
+        )
+    if size > MAX_NAME_BYTES:
+        return (
+            f"{printable(Path(name).name)[:48]}...: the file name is {size} bytes long; outputs named after it "
+            "(with their suffixes and "
+            f"temporary names) must stay under the 255 bytes a file system allows: rename it to at most "
+            f"{MAX_NAME_BYTES} bytes"
         )
     return None
 

@@ -38,7 +38,7 @@ from mammotools.benchmark.protocol import (
 )
 from mammotools.benchmark.sources import MAMMOGRAPHY, open_sources
 from mammotools.errors import InputError, MammoError
-from mammotools.files import atomic_write_text
+from mammotools.files import atomic_write_text, remove_dead_temporaries
 
 BUDGET_EPOCH_CAP = 10_000  # epochs per stage under --budget without --epochs: the budget stops training first
 RUN_FILE = "run.json"
@@ -171,6 +171,7 @@ def _prepare_out(out: Path) -> None:
         probe.unlink()
     except OSError as error:
         raise InputError(f"--out {out}: cannot write there ({error.strerror}); choose a folder you can write to") from None
+    remove_dead_temporaries(out)  # a report file a killed benchmark was writing
 
 
 def _pretrained_fits(jobs: list[Job], configs: dict[tuple[str, int, int], Any], path: str) -> dict[str, bool]:

@@ -33,7 +33,7 @@ import numpy as np
 
 from mammotools.classes import ClassTable, RegionClass
 from mammotools.errors import InputError, MammoError, ResourceError
-from mammotools.files import atomic_write_bytes, atomic_write_text
+from mammotools.files import atomic_write_bytes, atomic_write_text, remove_dead_temporaries
 from mammotools.images import encode_png, image_bits, read_image
 from mammotools.palette import encode_label_png
 from mammotools.predict.inputs import PredictInput, find_inputs
@@ -116,6 +116,7 @@ def _prepare(out: Path, record: dict[str, Any]) -> tuple[bool, bool]:
                 f"--out {out}: holds predictions of another {' and '.join(differ)}; choose a new --out "
                 "(or give the same run, images and settings to finish it)"
             )
+        remove_dead_temporaries(out)  # files a killed run was writing
         return True, False
     if out.is_dir() and any(out.iterdir()):
         raise InputError(f"--out {out}: not empty; choose a new --out (the input is never written to)")

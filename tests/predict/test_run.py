@@ -302,6 +302,29 @@ def test_a_file_name_that_is_not_utf8_fails_alone_with_one_line(trained: Path, t
     json.loads((out / "project.qpproj").read_text("utf-8"))
 
 
+def test_a_file_name_too_long_for_its_outputs_fails_alone(trained: Path, tmp_path: Path) -> None:
+    """Review of issue 20: a 251-byte name stopped the whole run (its record's temporary name passed
+    the file system's 255 bytes) with advice to check the disk; only the first images were done."""
+    images = tmp_path / "images"
+    shutil.copytree(trained / "images", images)
+    long = "L" * 251
+    (images / f"{long}.png").write_bytes((images / "s1_R_CC.png").read_bytes())
+    summary = predict_images(trained / "run", images, tmp_path / "out", SETTINGS)
+    assert len(summary.done) == 6 and list(summary.failed) == [long]
+    assert "251 bytes long" in summary.failed[long] and "rename it to at most 200 bytes" in summary.failed[long]
+
+
+def test_a_rerun_removes_the_temporaries_of_a_killed_run(trained: Path, tmp_path: Path) -> None:
+    """Review of issue 20: predict never removed the `.NAME.tmp-PID` files a killed run left."""
+    out = tmp_path / "out"
+    predict_images(trained / "run", trained / "images", out, SETTINGS)
+    stale = [out / "labels" / ".s0_L_CC.png.tmp-999999", out / ".project.qpproj.tmp-999998"]
+    for path in stale:
+        path.write_bytes(b"x" * 1000)
+    predict_images(trained / "run", trained / "images", out, SETTINGS)
+    assert not any(path.exists() for path in stale)
+
+
 def test_invalid_annotations_of_the_input_are_repaired_and_their_classes_listed(trained: Path, tmp_path: Path) -> None:
     """Issue 20, item 16: a self-intersecting annotation was copied as it was, its class missing
     from the output's classes.json."""
