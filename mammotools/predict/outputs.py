@@ -3,7 +3,7 @@ image from one whose outputs were deleted, cut short or damaged since.
 
 An image is complete when its record (``records/<name>.json``, written last) has the shape
 below and every file it stands for is there and whole: the label map and probability PNGs end
-with their IEND chunk (:func:`mammotools.records.pngs_complete`), the GeoJSON parses as a
+with their IEND chunk (:func:`mammotools.records.pngs_complete`), are of the recorded size with every chunk's CRC intact (:func:`png_fits`), the GeoJSON parses as a
 FeatureCollection. Anything else is redone: its record goes first, then its files
 (:func:`mammotools.records.forget`), as export-qupath, make-crops and augment do.
 """
@@ -50,19 +50,49 @@ def complete_record(out: Path, name: str, probabilities: list[str] | None) -> di
     pngs = [out / "labels" / f"{name}.png"]
     if probabilities is not None:
         pngs += [out / "probabilities" / name / f"{slug}.png" for slug in probabilities]
-    if not pngs_complete(pngs) or not geojson_complete(out / "annotations" / f"{name}.geojson"):
+    if not pngs_complete(pngs) or not all(png_fits(p, record["width"], record["height"]) for p in pngs):
+        return None
+    features = sum(record["shapes"].values()) + record["kept"]
+    if not geojson_complete(out / "annotations" / f"{name}.geojson", features):
         return None
     return record
 
 
-def geojson_complete(path: Path) -> bool:
-    """Whether ``path`` is a whole FeatureCollection (a file cut short, emptied or edited into
-    something else is not)."""
+def png_fits(path: Path, width: int, height: int) -> bool:
+    """Whether the PNG at ``path`` is ``width`` x ``height`` and every chunk's CRC holds (a map of
+    another image copied over it, or bytes overwritten inside, is not; nothing is decompressed)."""
+    import struct
+    import zlib
+
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    at, size = 8, None
+    while at + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        if len(body) != length or data[at + 8 + length : at + 12 + length] != struct.pack(">I", zlib.crc32(kind + body)):
+            return False
+        if kind == b"IHDR":
+            size = struct.unpack(">II", body[:8])
+        if kind == b"IEND":
+            return size == (width, height)
+        at += 12 + length
+    return False
+
+
+def geojson_complete(path: Path, features: int) -> bool:
+    """Whether ``path`` is a whole FeatureCollection of ``features`` features (a file cut short,
+    emptied or edited into something else is not)."""
     try:
         value = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return False
-    return isinstance(value, dict) and isinstance(value.get("features"), list)
+    if not isinstance(value, dict) or not isinstance(value.get("features"), list):
+        return False
+    found = value["features"]
+    return len(found) == features and all(isinstance(f, dict) and isinstance(f.get("geometry"), dict) for f in found)
 
 
 def forget_prediction(out: Path, name: str) -> None:

@@ -285,6 +285,33 @@ def test_a_damaged_prediction_json_is_one_line_and_its_advice_works(trained: Pat
     }
 
 
+def test_a_rerun_redoes_a_label_map_of_another_image_or_overwritten_inside(trained: Path, tmp_path: Path) -> None:
+    """Review of issue 20: a label map copied from another image (another size), one with bytes
+    overwritten inside (signature and IEND kept), or a GeoJSON edited to other features were
+    skipped as complete."""
+    out = tmp_path / "out"
+    settings = PredictSettings(device="cpu", min_area=4)
+    predict_images(trained / "run", trained / "images", out, settings)
+    clean = digest(out)
+    labels = out / "labels"
+    sizes = {p.name: Image.open(p).size for p in labels.iterdir()}
+    (labels / "s0_L_CC.png").write_bytes(b"")  # emptied
+    other = next(n for n in sizes if sizes[n] != sizes.get("s1_L_CC.png"))
+    (labels / "s1_L_CC.png").write_bytes((labels / other).read_bytes())  # another image's map
+    data = bytearray((labels / "s1_R_CC.png").read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])  # overwritten inside
+    (labels / "s1_R_CC.png").write_bytes(bytes(data))
+    geojson = out / "annotations" / "s2_L_CC.geojson"
+    geojson.write_text(json.dumps({"type": "FeatureCollection", "features": [1]}))
+    again = predict_images(trained / "run", trained / "images", out, settings)
+    assert {"s0_L_CC", "s1_L_CC", "s1_R_CC", "s2_L_CC"} <= set(again.done)
+    timed = ("records/", "predictions.csv")
+    assert {k: v for k, v in digest(out).items() if not k.startswith(timed)} == {
+        k: v for k, v in clean.items() if not k.startswith(timed)
+    }
+
+
 def test_a_file_name_that_is_not_utf8_fails_alone_with_one_line(trained: Path, tmp_path: Path) -> None:
     """Issue 20, item 6: cv2.imread of such a name crashed predict (a segmentation fault)."""
     import os
