@@ -311,9 +311,9 @@ def _per_image_whole(path: Path, classes: list[str], expected: list[list[str]]) 
                 return False
             names.append(row[0])
             int(row[1])
-            for value in row[2 : 5 + len(classes)]:
-                if value:
-                    float(value)
+            for value in row[2 : 5 + len(classes)]:  # shares: a number from 0 to 1 (empty: class absent)
+                if value and not 0.0 <= float(value) <= 1.0:  # NaN fails this too
+                    return False
             if any(int(v) < 0 for v in row[5 + len(classes) :]):
                 return False
     except (OSError, ValueError, UnicodeDecodeError, csv.Error):

@@ -3,8 +3,9 @@ image from one whose outputs were deleted, cut short or damaged since.
 
 An image is complete when its record (``records/<name>.json``, written last) has the shape
 below and every file it stands for is there and whole: the label map and probability PNGs end
-with their IEND chunk (:func:`mammotools.records.pngs_complete`), are of the recorded size with every chunk's CRC intact (:func:`png_fits`), the GeoJSON parses as a
-FeatureCollection. Anything else is redone: its record goes first, then its files
+with their IEND chunk (:func:`mammotools.records.pngs_complete`) and are of the recorded size
+with every chunk's CRC intact (:func:`png_fits`); the GeoJSON parses as a FeatureCollection of
+the recorded number of features. Anything else is redone: its record goes first, then its files
 (:func:`mammotools.records.forget`), as export-qupath, make-crops and augment do.
 """
 

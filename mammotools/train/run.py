@@ -225,6 +225,25 @@ def _train_stages(
         previous = checkpoint.load(stage_dir / checkpoint.BEST)["model"]  # every rank: written before the last barrier
 
 
+def _whole_log(records: list[Any], stage_dir: Path) -> bool:
+    """Whether a log's records are the stage's: one per epoch in order (as many as done.json says
+    when the stage is done), each with its finite loss and seconds (an emptied, doubled or edited
+    log is not)."""
+    import math
+
+    numbers = ("train_loss", "seconds")
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or r.get("epoch") != i:
+            return False
+        if not all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k]) and r[k] >= 0 for k in numbers):
+            return False
+    try:
+        done = json.loads((stage_dir / DONE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return bool(records)
+    return not isinstance(done, dict) or done.get("epochs") in (None, len(records))
+
+
 def stage_log(stage_dir: Path) -> list[dict[str, Any]]:
     """A stage's epoch records (its log.jsonl). A log that is missing or has a line that is not a
     record (edited, or cut short) is rewritten from the records its checkpoint.pt keeps; without
@@ -232,7 +251,7 @@ def stage_log(stage_dir: Path) -> list[dict[str, Any]]:
     path = stage_dir / LOG
     try:
         records = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-        if all(isinstance(r, dict) and isinstance(r.get("seconds"), (int, float)) for r in records):
+        if _whole_log(records, stage_dir):
             return records
     except (OSError, ValueError):
         pass

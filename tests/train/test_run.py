@@ -205,3 +205,26 @@ def test_a_last_batch_of_one_crop_is_left_out(crops: Path, tmp_path: Path) -> No
     from mammotools.train.loop import drops_last_batch
 
     assert drops_last_batch(9, 4) and not drops_last_batch(1, 4) and not drops_last_batch(8, 4) and not drops_last_batch(10, 4)
+
+
+@pytest.mark.parametrize("damage", ["empty", "doubled", "nan seconds", "no loss"])
+def test_a_damaged_log_is_rewritten_from_the_checkpoint(trained: Path, tmp_path: Path, damage: str) -> None:
+    """Review of issue 20: the benchmark took times and curves from an emptied or doubled log, or
+    one with NaN seconds (results.json then held NaN), or failed on a record without its loss."""
+    from mammotools.train.run import stage_log
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    stage = next(p for p in (run / "stages").iterdir() if (p / "log.jsonl").is_file())
+    log = stage / "log.jsonl"
+    clean = log.read_text()
+    lines = clean.splitlines()
+    log.write_text({
+        "empty": "",
+        "doubled": clean + clean,
+        "nan seconds": lines[0].replace('"seconds": ', '"seconds": NaN, "was": ') + "\n",
+        "no loss": '{"epoch": 0, "seconds": 1}\n',
+    }[damage])  # fmt: skip
+    records = stage_log(stage)
+    assert [r["epoch"] for r in records] == list(range(len(lines)))
+    assert log.read_text() == clean  # rewritten from the checkpoint's records
