@@ -20,6 +20,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -460,6 +461,8 @@ def run_benchmark(
                     try:
                         fresh = _current(eval_dir, best, expected)
                         if not fresh:  # the benchmark owns its runs' evaluation folders: a stale one is replaced
+                            if eval_dir.is_dir():  # whatever is in it (a damaged or missing evaluation.json too)
+                                shutil.rmtree(eval_dir)
                             evaluate_run(run_dir, scored.path, eval_dir, device=settings.device, stage=model, overwrite=True)
                         metrics = json.loads(metrics_file.read_text("utf-8"))
                         cost = training_cost(run_dir, stages, model)

@@ -250,6 +250,10 @@ def test_damaged_evaluations_and_logs_are_redone_not_dropped(bench: tuple, tmp_p
     lines = per_image.read_text().splitlines()
     per_image.write_text("\n".join([lines[0], "garbage," + lines[1].split(",", 1)[1].replace("0", "x"), *lines[2:]]) + "\n")
     (runs / "fcn16-seed1" / "eval-fcn32" / "metrics.json").write_text("[]")
+    (runs / "fcn16-seed1" / "eval-fcn32" / "evaluation.json").unlink()  # the marker gone too: still redone
+    other = runs / "fcn16-seed1" / "eval-fcn16"
+    (other / "evaluation.json").write_text("[]")
+    (other / "per_image.csv").write_text((other / "per_image.csv").read_text().replace(",0.", ",-5.", 1))  # out of range
     cut = runs / "deeplabv3-r18-seed0" / "eval-deeplabv3-r18" / "metrics.json"
     cut.write_text(cut.read_text()[: len(cut.read_text()) // 2])
     metrics = json.loads((runs / "deeplabv3-r18-seed1" / "eval-deeplabv3-r18" / "metrics.json").read_text())
