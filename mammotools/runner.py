@@ -99,11 +99,18 @@ def _ctrl_c_to_main_only() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
+    # Blocked as well as ignored: Linux keeps a blocked signal pending even while it is ignored, so
+    # a Ctrl-C during the start is not lost; it reaches the main process once its handler is back.
+    blocking = hasattr(signal, "pthread_sigmask")
+    if blocking:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, before)
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def call_checked(fn: Callable[..., Any], item: Any, *args: Any) -> tuple[Any, str | None]:

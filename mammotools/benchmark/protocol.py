@@ -154,7 +154,7 @@ def choose_crops(crop_sets: list[CropDataset], model: str, input_size: int, scal
 
 def _make_hint(input_size: int, scale: float) -> int:
     """The crop size to suggest: the one rule of data.crops.crop_size_needed."""
-    from mammotools.data.crops import crop_size_needed
+    from mammotools.data import crop_size_needed
 
     return crop_size_needed(input_size, scale)[1]
 

@@ -8,7 +8,14 @@ only training and inference import this package.
 """
 
 from mammotools.data.cityscapes import is_cityscapes, open_cityscapes, open_training_data
-from mammotools.data.crops import CropSegmentationSet, TaskClasses, check_crop_size, task_classes, training_sets
+from mammotools.data.crops import (
+    CropSegmentationSet,
+    TaskClasses,
+    check_crop_size,
+    crop_size_needed,
+    task_classes,
+    training_sets,
+)
 from mammotools.data.folds import fold_crops
 from mammotools.data.transforms import OUTSIDE_IMAGE, Augment, Size, as_shape, resize_image, scale_image
 
@@ -20,6 +27,7 @@ __all__ = [
     "TaskClasses",
     "as_shape",
     "check_crop_size",
+    "crop_size_needed",
     "fold_crops",
     "is_cityscapes",
     "open_cityscapes",

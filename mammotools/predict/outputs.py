@@ -15,6 +15,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,23 @@ from mammotools.files import atomic_write_text
 from mammotools.qupath import project_entry, read_annotations, write_project
 from mammotools.records import forget, pngs_complete, read_record
 
+
+@dataclass
+class PredictSummary:
+    """What a predict run did: images done, skipped (complete earlier) and failed, shapes per class."""
+
+    out: Path
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # complete from an earlier run
+    failed: dict[str, str] = field(default_factory=dict)
+    shapes: dict[str, int] = field(default_factory=dict)
+    kept: int = 0  # annotations of the input project carried over
+    warnings: list[str] = field(default_factory=list)  # input annotations repaired or left out, by image
+    seconds: float = 0.0
+
+
 if TYPE_CHECKING:
     from mammotools.predict.inputs import PredictInput
-    from mammotools.predict.run import PredictSummary
 
 # A record of another shape (edited, damaged, or from before kept_classes was recorded) counts as
 # missing: its image is predicted again.

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,14 @@ from mammotools.files import atomic_write_bytes, atomic_write_text, remove_dead_
 from mammotools.images import encode_png, image_bits, read_image
 from mammotools.palette import encode_label_png
 from mammotools.predict.inputs import PredictInput, find_inputs
-from mammotools.predict.outputs import complete_record, finish, forget_prediction, kept_features, write_prediction_project
+from mammotools.predict.outputs import (
+    PredictSummary,
+    complete_record,
+    finish,
+    forget_prediction,
+    kept_features,
+    write_prediction_project,
+)
 from mammotools.predict.shapes import DEFAULT_MIN_AREA, DEFAULT_TOLERANCE, label_map_features
 from mammotools.qupath import write_annotations
 
@@ -59,18 +66,6 @@ class PredictSettings:
     dicom_voi: bool = True
     images_dir: str | None = None  # where a project's images are (as export-qupath --images)
     workers: int = 1  # threads decoding the next images while the model runs
-
-
-@dataclass
-class PredictSummary:
-    out: Path
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # complete from an earlier run
-    failed: dict[str, str] = field(default_factory=dict)
-    shapes: dict[str, int] = field(default_factory=dict)
-    kept: int = 0  # annotations of the input project carried over
-    warnings: list[str] = field(default_factory=list)  # input annotations repaired or left out, by image
-    seconds: float = 0.0
 
 
 def run_classes(run: Path, description: dict[str, Any]) -> list[RegionClass]:
@@ -391,7 +386,7 @@ class _Job:
         import torch
 
         from mammotools.data import OUTSIDE_IMAGE, resize_image, scale_image
-        from mammotools.inference.strips import RowSource, label_map_by_strips, resized_strips, sliding_window_strips
+        from mammotools.inference import RowSource, label_map_by_strips, resized_strips, sliding_window_strips
 
         t = time.perf_counter()
         out, settings, classes = self.out, self.settings, self.classes

@@ -68,6 +68,7 @@ class TrainConfig:
 
 
 MIN_SCALE, MAX_SCALE = 0.05, 4.0
+MAX_WIDTH = 8.0  # channels x 8 (a VGG16 of 4096-channel convs): beyond, a typo that asks for terabytes
 MAX_BUDGET_MINUTES = 525_600
 MAX_SEED = 2**32 - 1  # numpy's seeds stop there; torch's at 2**64 - 1 (a larger one was an OverflowError traceback)
 MAX_INT = 2**31 - 1  # epochs, batches, sizes: beyond this a value is a typo, and torch's int32 arguments overflow
@@ -177,6 +178,8 @@ def check_config(config: TrainConfig) -> None:
         raise InputError(f"workers {config.workers}: give at most {MAX_WORKERS} loader processes")
     if config.seed < 0 or config.momentum < 0 or config.val_batch < 1 or config.workers < -1 or config.input_size < 0:
         raise InputError("seed, momentum and input_size must be >= 0, val_batch >= 1, workers >= 0 (or -1: chosen)")
+    if config.width > MAX_WIDTH:
+        raise InputError(f"width {config.width:g}: give at most {MAX_WIDTH:g} (1 = the paper's channels)")
     if not MIN_SCALE <= config.scale <= MAX_SCALE:
         raise InputError(f"scale {config.scale}: give {MIN_SCALE} <= scale <= {MAX_SCALE} (1 = the images' own resolution)")
     if config.folds != 0 and config.fold == 0:
@@ -195,5 +198,11 @@ def save_config(config: TrainConfig, path: Path) -> None:
 
 
 def read_config(path: Path) -> TrainConfig:
-    """A run's config.json."""
-    return replace(TrainConfig(), **_read_values(path))
+    """A run's config.json, its values checked as the options' are (an edited or damaged file is one
+    line naming it, not a traceback where a value is first used)."""
+    config = replace(TrainConfig(), **_read_values(path))
+    try:
+        check_config(config)
+    except InputError as error:
+        raise InputError(f"{path}: {error}; correct it, or train the run again") from None
+    return config

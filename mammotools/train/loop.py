@@ -192,6 +192,13 @@ def train_stage(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(config, params)
     sampler = EpochSampler(len(train_set), config.seed, runtime.rank, runtime.world_size, config.epoch_crops)
+    batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if batch_norm and min(len(sampler), config.batch_size) < 2:
+        raise InputError(
+            f"{stage}: its BatchNorm layers cannot train on batches of one crop (batch size {config.batch_size}, "
+            f"{len(sampler)} crop(s) per epoch and process); give --batch-size 2 or more and at least 2 crops per "
+            "epoch and process (--epoch-crops)"
+        )
     drop_last = drops_last_batch(len(sampler), config.batch_size)
     steps_per_epoch = len(sampler) // config.batch_size if drop_last else math.ceil(len(sampler) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
