@@ -115,7 +115,20 @@ def load_weights(model: torch.nn.Module, weights: dict[str, Any], path: Path) ->
             f"{path}: weights of another model, width or class count than the run's run.json and config.json describe "
             f"({why}); {RETRAIN}"
         )
+    check_finite(weights, path)
     model.load_state_dict(weights)
+
+
+def check_finite(weights: dict[str, Any], path: Path) -> None:
+    """One :class:`InputError` naming ``path`` when a weight is NaN or inf (a run that diverged
+    before NaN was caught: older versions kept such weights as best)."""
+    floats = {k: v for k, v in weights.items() if torch.is_tensor(v) and v.is_floating_point()}
+    broken = [k for k, v in floats.items() if not bool(torch.isfinite(v).all())]
+    if broken:
+        raise InputError(
+            f"{path}: non-finite weights (NaN or inf in {broken[0]}{' and more' if len(broken) > 1 else ''}: the training "
+            f"diverged); {RETRAIN} with a lower --lr"
+        )
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

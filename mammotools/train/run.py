@@ -422,4 +422,5 @@ def final_model(run: Path, stage: str | None = None) -> tuple[dict[str, Any], di
             f"{best}: weights of another model, width or class count than {run_file} and {CONFIG_FILE} describe ({why}); "
             f"{checkpoint.RETRAIN}"
         )
+    checkpoint.check_finite(state["model"], best)
     return description, state, config

@@ -143,6 +143,21 @@ def test_weights_of_another_width_are_one_line_in_evaluate(trained: Path, tmp_pa
     assert not (tmp_path / "e").exists()
 
 
+def test_non_finite_weights_are_one_line_not_a_model_scored(trained: Path, tmp_path: Path, crops: Path) -> None:
+    """Review of issue 20: a best.pt with NaN weights (a run older than the NaN checks) was scored
+    as a normal model (IoU 0%, exit 0) and predicted nothing."""
+    run = copy_of(trained, tmp_path)
+    best = next((run / "stages").iterdir()) / "best.pt"
+    state = torch.load(best, weights_only=False)
+    key = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][key] = torch.full_like(state["model"][key], float("nan"))
+    torch.save(state, best)
+    with pytest.raises(InputError, match=r"best\.pt: non-finite weights \(NaN or inf in .*the training diverged\)"):
+        final_model(run)
+    with pytest.raises(InputError, match="non-finite weights"):
+        evaluate_run(run, crops, tmp_path / "e", "cpu")
+
+
 @pytest.mark.parametrize("content", ["[]", "{}", "no json", "without input_size"])
 def test_a_damaged_run_json_is_one_line(trained: Path, tmp_path: Path, crops: Path, content: str) -> None:
     run = copy_of(trained, tmp_path)
