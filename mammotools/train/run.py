@@ -215,6 +215,11 @@ def _train_stages(
             stage, stage_dir, model, train_sets[stage], val_images, classes.names, classes.lut, weights, stage_config,
             runtime, sizes[stage], stage_resume, reporter, normalization, budget,
         )  # fmt: skip
+        if not (stage_dir / checkpoint.BEST).is_file():  # not one step fitted the budget (or its share of it)
+            raise InputError(
+                f"{stage}: the budget ran out before its first step ({budget:.3g} s, the stage's share of --budget); "
+                "give a larger --budget"
+            )
         summary.stages.append(result)
         if runtime.is_main:
             done: dict[str, Any] = {"best_epoch": result.best_epoch, "best_mean_iou": result.best_miou}

@@ -344,3 +344,45 @@ def test_the_dilation10_global_stage_fine_tunes_at_a_tenth_of_the_rate(crops: Pa
     assert lr("dilation10-front") == lr("dilation10-context") == pytest.approx(2e-3)
     assert lr("dilation10-global") == pytest.approx(2e-4)
     assert json.loads((tmp_path / "d" / "config.json").read_text())["lr"] == 2e-3  # the run's setting is unchanged
+
+
+@pytest.mark.parametrize("small", [{"batch_size": 1}, {"epoch_crops": 1}])
+def test_batches_of_one_crop_are_refused_for_batchnorm_models(crops: Path, tmp_path: Path, small: dict) -> None:
+    """Review of issue 20: smp-deeplabv3plus crashed on --batch-size 1 or --epoch-crops 1 (BatchNorm:
+    "Expected more than 1 value per channel") with a traceback."""
+    from mammotools.errors import InputError
+
+    config = make_config("fast", None, epochs=1, **{**TINY, "encoder": "resnet18", **small})
+    with pytest.raises(InputError, match=r"BatchNorm layers cannot train on batches of one crop.*--batch-size 2"):
+        train_run(crops, "smp-deeplabv3plus", tmp_path / "r", config, start_runtime("cpu", "fp32"))
+    plain = make_config("fast", None, epochs=1, **{**TINY, **small})
+    train_run(crops, "fcn32", tmp_path / "f", plain, start_runtime("cpu", "fp32"))  # no BatchNorm: trains
+
+
+def test_config_json_values_are_checked_when_read_back(tmp_path: Path) -> None:
+    """Review of issue 20: an edited config.json (overlap 1.5, val_batch 0, device tpu, width 1e6)
+    was a traceback where the value was first used, or accepted."""
+    import json
+
+    from mammotools.errors import InputError
+    from mammotools.train.config import TrainConfig, read_config, save_config
+
+    for key, value in (("overlap", 1.5), ("val_batch", 0), ("device", "tpu"), ("precision", "fp8"), ("width", 1e6)):
+        path = tmp_path / "config.json"
+        save_config(TrainConfig(), path)
+        data = json.loads(path.read_text())
+        data[key] = value
+        path.write_text(json.dumps(data))
+        with pytest.raises(InputError, match=rf"config\.json: .*{key}.*; correct it, or train the run again"):
+            read_config(path)
+
+
+def test_a_budget_too_small_for_one_step_is_one_line_and_no_stage_done(crops: Path, tmp_path: Path) -> None:
+    """Review of issue 20: --budget 0.000001 wrote done.json for a stage without a model, then said
+    "best.pt: no checkpoint; train the run first" on every --resume."""
+    from mammotools.errors import InputError
+
+    config = make_config("fast", None, epochs=1, budget_minutes=1e-9, **TINY)
+    with pytest.raises(InputError, match=r"fcn32: the budget ran out before its first step .* give a larger --budget"):
+        train_run(crops, "fcn8", tmp_path / "r", config, start_runtime("cpu", "fp32"))
+    assert not (tmp_path / "r" / "stages" / "fcn32" / "done.json").exists()
