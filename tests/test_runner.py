@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,20 @@ import mammotools.runner as runner
 from mammotools.export import export_dataset
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@pytest.fixture
+def ctrl_c_default() -> Iterator[None]:
+    """Ctrl-C as a terminal's process has it: an earlier test of the session (a Dask cluster's
+    start, say) may leave SIGINT ignored in this process, and a child started from it would
+    inherit that and never stop."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_choose_workers() -> None:
@@ -35,7 +50,7 @@ def test_sample_export_runs_in_this_process_by_default(tmp_path: Path, monkeypat
     assert summary.exported and used == [1]
 
 
-def test_ctrl_c_while_workers_start_is_one_line(tmp_path: Path) -> None:
+def test_ctrl_c_while_workers_start_is_one_line(tmp_path: Path, ctrl_c_default: None) -> None:
     """Issue 19: Ctrl-C while the pool's workers were starting printed a KeyboardInterrupt traceback
     per worker (SpawnProcess) before click's "Aborted!". The workers now ignore it; the main
     process stops the queue and says how far the run got, exit status 130."""
@@ -93,7 +108,7 @@ def test_items_finished_while_the_pool_winds_down_are_counted(tmp_path: Path) ->
     assert len(written) >= 2 and sorted(reported) == written  # every item written is reported, none twice
 
 
-def test_ctrl_c_while_the_workers_start_is_not_lost() -> None:
+def test_ctrl_c_while_the_workers_start_is_not_lost(ctrl_c_default: None) -> None:
     """The full suite under load: a Ctrl-C that came while the workers were being started (SIGINT
     ignored in the main process then) was dropped, and the command ran to its end (exit 0)."""
     import signal
