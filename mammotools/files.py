@@ -217,3 +217,13 @@ def read_csv_rows(path: Path, fix: str) -> tuple[list[str], list[dict[str, str]]
             return list(reader.fieldnames or []), list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: not a readable CSV file ({exc}); {fix}") from None
+
+
+def disk_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has under 1 MB left for this user (a write that
+    failed there failed for want of space)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1_000_000

@@ -56,16 +56,6 @@ def _written(out: Any) -> str:
     return f"; {count} file(s) ({size / 1e6:.1f} MB) are complete in {out}"
 
 
-def _disk_full(folder: Path) -> bool:
-    import os
-
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < 1_000_000
-
-
 def os_error_line(exc: OSError, out: Any = None) -> str:
     """One line for a failure of the machine rather than of the input: a full disk, a read-only
     or forbidden folder, a lost mount."""
@@ -80,10 +70,12 @@ def os_error_line(exc: OSError, out: Any = None) -> str:
         where = path.with_name(real.group(1)) if real else path
     reason = exc.strerror or exc.__class__.__name__
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        from mammotools.files import disk_full
+
         inside = out is not None and str(Path(str(where)).resolve()).startswith(str(Path(out).resolve()))
         # A copy names its source on failure, so a file outside --out is blamed only when its own disk is full
         # (make-crops records split.csv beside the dataset).
-        if out is None or (not inside and _disk_full(Path(str(where)).parent)):
+        if out is None or (not inside and disk_full(Path(str(where)).parent)):
             return f"{where}: {reason}; free some space on that disk and run the same command again"
         return (
             f"--out {out}: {reason}{_written(out)}; free some space (or choose an --out on another disk) and run the "

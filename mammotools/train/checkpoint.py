@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from mammotools.errors import InputError
-from mammotools.files import atomic_path
+from mammotools.files import atomic_path, disk_full
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -57,18 +57,10 @@ def save(path: Path, state: dict[str, Any]) -> None:
                     raise OSError(writer.error.errno, writer.error.strerror, str(tmp)) from None
                 if isinstance(error, OSError):
                     raise
-                if _disk_full(path.parent):  # torch's own writer failed, not ours: blame the disk only when it is full
+                if disk_full(path.parent):  # torch's own writer failed, not ours: blame the disk only when it is full
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp)) from None
                 first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
                 raise OSError(errno.EIO, f"writing the checkpoint failed ({first})", str(tmp)) from None
-
-
-def _disk_full(folder: Path) -> bool:
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < 1_000_000
 
 
 def load(path: Path, resumable: bool = False) -> dict[str, Any]:

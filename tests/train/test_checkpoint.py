@@ -58,7 +58,7 @@ def test_torchs_own_write_error_is_a_full_disk_only_when_it_is_full(tmp_path: Pa
 
     monkeypatch.setattr(torch, "save", failing)
     for full, code in ((True, errno.ENOSPC), (False, errno.EIO)):
-        monkeypatch.setattr(checkpoint, "_disk_full", lambda folder, full=full: full)
+        monkeypatch.setattr(checkpoint, "disk_full", lambda folder, full=full: full)
         with pytest.raises(OSError) as failed:
             checkpoint.save(tmp_path / "best.pt", {"model": {}})
         assert failed.value.errno == code and not list(tmp_path.iterdir())
